@@ -1,0 +1,54 @@
+# One quality gate (`make test`) and the main job (`make up`). See README.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+DOCKERFILES := $(shell find . -path ./$(VENV) -prune -o \( -name 'Dockerfile' -o -name '*.Dockerfile' \) -print)
+
+.PHONY: setup test lint typecheck dockerfiles schema pytest up lock clean
+
+setup: $(VENV)/.installed
+
+# Reinstall whenever the declared or locked dependencies change.
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+## The gate: lint, types, Dockerfiles, project schema, tests.
+test: lint typecheck dockerfiles schema pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy depot tests
+
+dockerfiles: setup
+	$(BIN)/hadolint --config .hadolint.yaml $(DOCKERFILES)
+
+schema: setup
+	$(BIN)/python -m depot.tools.check_project_schema Pulumi.yaml schemas/pulumi-project.json
+
+pytest: setup
+	$(BIN)/pytest
+
+## The main job: `pulumi up` of $(STACK) against the local Docker daemon.
+up: setup
+	STACK=$(STACK) scripts/up.sh
+
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet ".[dev]"
+	{ echo "# Exact versions for reproducible installs (make setup). Regenerate after changing"; \
+	  echo "# pyproject.toml: make lock"; \
+	  .lock-venv/bin/pip freeze | grep -iv '^depot-infra'; } > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,5 @@
+"""Pulumi entry point: the depot for the selected stack (see depot/program.py)."""
+
+from depot.program import deploy
+
+deploy()

@@ -1,0 +1,221 @@
+"""The depot's services as the reference deploys them: one ``ServiceSpec`` each.
+
+This is the only place that knows what each service *is* (image, port, probe, networks, mounts,
+start order). What differs between stacks (restart, limits, profiles, ports, log level) lives in
+``DepotSettings``; ``depot.components`` turns a spec plus settings into resources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from depot.types import Profile, ServiceName
+
+NetworkName = Literal["depot-network", "database-network"]
+DEPOT_NETWORK: NetworkName = "depot-network"
+DATABASE_NETWORK: NetworkName = "database-network"
+
+POSTGRES_DATA_VOLUME = "postgres-data"
+LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}  # json-file rotation, reference "Logging"
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    """A Docker healthcheck; durations in seconds."""
+
+    test: tuple[str, ...]
+    interval: int
+    timeout: int
+    retries: int
+    start_period: int = 0
+
+    @property
+    def worst_case_seconds(self) -> int:
+        """How long Docker may take to call the container unhealthy after it starts."""
+        return self.start_period + self.retries * (self.interval + self.timeout)
+
+    @property
+    def wait_timeout(self) -> int:
+        """Seconds ``pulumi up`` waits for healthy: the worst case plus one probe of slack.
+
+        The provider's default (60 s) is shorter than discovery's worst case (69 s), so a
+        slow but healthy start would fail the deployment.
+        """
+        return self.worst_case_seconds + self.interval
+
+
+def http_probe(port: int, path: str = "/health") -> tuple[str, ...]:
+    """An exec-form probe with busybox wget, present in every Alpine-based depot image."""
+    return ("CMD", "wget", "-q", "-O-", f"http://localhost:{port}{path}")
+
+
+# busybox `pgrep -x` compares argv[0] (the full path) and never the process name, so the
+# anchored pattern is what finds the entrypoint in both busybox and procps.
+WORKER_PROBE = ("CMD", "pgrep", "^depot-service$")
+
+RUST_SERVICE_PROBE_TIMING = {"interval": 10, "timeout": 3, "retries": 3, "start_period": 30}
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """Built from ``docker/rust-service.Dockerfile`` with ``BINARY`` set to ``binary``."""
+
+    binary: str
+
+
+@dataclass(frozen=True)
+class PulledImage:
+    """A third-party image, pinned to an exact version (overridable by ``depot:images``)."""
+
+    reference: str
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A secret delivered as a file under /run/secrets, readable only by ``owner``."""
+
+    secret: Literal["database_password", "grafana_admin_password"]
+    env: str  # the image's ``*_FILE`` variable that points at the file
+    owner: int
+
+    @property
+    def path(self) -> str:
+        return f"/run/secrets/{self.secret}"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What one depot service is, independent of the stack it runs in."""
+
+    name: ServiceName
+    image: BuiltImage | PulledImage
+    healthcheck: Healthcheck
+    networks: tuple[NetworkName, ...]
+    port: int | None = None
+    profile: Profile | None = None
+    waits_for: tuple[ServiceName, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    log_target: str | None = None  # the RUST_LOG target, for the Rust services
+    extra_log_directives: str = ""
+    secret_files: tuple[SecretFile, ...] = ()
+    tmpfs: tuple[str, ...] = ()
+    metrics: bool = False
+    gpu: bool = False
+    stop_grace_seconds: int = 10
+    data_mount: str | None = None  # where ``postgres-data`` is mounted
+    console_mounts: bool = False
+    database_url: bool = False
+
+    @property
+    def container_name(self) -> str:
+        return f"depot-{self.name}"
+
+
+DISCOVERY = ServiceSpec(
+    name="discovery",
+    image=BuiltImage(binary="discovery"),
+    healthcheck=Healthcheck(test=http_probe(4860), **RUST_SERVICE_PROBE_TIMING),
+    networks=(DEPOT_NETWORK,),
+    port=4860,
+    env=(("PORT", "4860"),),
+    log_target="discovery",
+    tmpfs=("/tmp", "/var/run"),  # noqa: S108 - in-memory scratch space, as in the reference
+    metrics=True,
+)
+
+POSTGRES = ServiceSpec(
+    name="postgres",
+    image=PulledImage(reference="postgres:17.2-alpine"),
+    healthcheck=Healthcheck(
+        test=("CMD", "pg_isready", "-U", "postgres"), interval=5, timeout=3, retries=5
+    ),
+    networks=(DATABASE_NETWORK,),
+    port=5432,
+    env=(("POSTGRES_DB", "dispatch"),),
+    # uid 70 is the postgres user of the Alpine image; its entrypoint reads the file as that user
+    secret_files=(SecretFile("database_password", "POSTGRES_PASSWORD_FILE", owner=70),),
+    stop_grace_seconds=30,  # let postgres finish a clean shutdown instead of being killed
+    data_mount="/var/lib/postgresql/data",
+)
+
+DISPATCH = ServiceSpec(
+    name="dispatch",
+    image=BuiltImage(binary="dispatch"),
+    healthcheck=Healthcheck(test=http_probe(4890), **RUST_SERVICE_PROBE_TIMING),
+    networks=(DEPOT_NETWORK, DATABASE_NETWORK),
+    port=4890,
+    waits_for=("postgres",),
+    env=(("PORT", "4890"),),
+    log_target="dispatch",
+    extra_log_directives=",sqlx=warn",
+    metrics=True,
+    database_url=True,
+)
+
+GRAFANA = ServiceSpec(
+    name="grafana",
+    image=PulledImage(reference="grafana/grafana:11.4.0"),
+    healthcheck=Healthcheck(
+        test=http_probe(3000, "/api/health"), interval=10, timeout=3, retries=3, start_period=30
+    ),
+    networks=(DEPOT_NETWORK,),
+    port=3000,
+    env=(("GF_SECURITY_ADMIN_USER", "admin"),),
+    # uid 472 is the grafana user of the official image
+    secret_files=(
+        SecretFile("grafana_admin_password", "GF_SECURITY_ADMIN_PASSWORD__FILE", owner=472),
+    ),
+)
+
+CONSOLE = ServiceSpec(
+    name="console",
+    image=PulledImage(reference="nginx:1.27.3-alpine"),
+    healthcheck=Healthcheck(
+        test=("CMD", "wget", "-q", "-O-", "http://127.0.0.1:80/"),
+        interval=10,
+        timeout=3,
+        retries=3,
+        start_period=10,
+    ),
+    networks=(DEPOT_NETWORK,),
+    port=80,
+    waits_for=("discovery", "dispatch", "grafana"),
+    console_mounts=True,
+)
+
+SPLAT_WORKER = ServiceSpec(
+    name="splat-worker",
+    image=BuiltImage(binary="splat-worker"),
+    # A worker without an HTTP port: the probe checks that its process is alive.
+    healthcheck=Healthcheck(test=WORKER_PROBE, **RUST_SERVICE_PROBE_TIMING),
+    networks=(DEPOT_NETWORK,),
+    profile="gpu",
+    log_target="splat_worker",
+    gpu=True,
+)
+
+RTK_BASE = ServiceSpec(
+    name="rtk-base",
+    image=BuiltImage(binary="rtk-base"),
+    healthcheck=Healthcheck(test=WORKER_PROBE, **RUST_SERVICE_PROBE_TIMING),
+    networks=(DEPOT_NETWORK,),
+    profile="rtk",
+    log_target="rtk_base",
+)
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    POSTGRES,
+    DISCOVERY,
+    DISPATCH,
+    GRAFANA,
+    CONSOLE,
+    SPLAT_WORKER,
+    RTK_BASE,
+)
+"""In dependency order: every service comes after those it waits for."""
+
+
+def service(name: ServiceName) -> ServiceSpec:
+    """The spec of ``name``."""
+    return next(spec for spec in SERVICES if spec.name == name)

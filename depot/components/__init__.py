@@ -1,0 +1,1 @@
+"""Pulumi components: each turns part of the resolved depot model into resources."""

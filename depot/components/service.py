@@ -1,0 +1,176 @@
+"""One depot service: its image and its container, wired to networks, data and secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_docker_build as docker_build
+
+from depot.catalog import LOG_OPTIONS, BuiltImage, Healthcheck, NetworkName
+from depot.components.images import ServiceImage
+from depot.model import ServiceDeployment
+
+
+@dataclass(frozen=True)
+class ServiceWiring:
+    """What a container is attached to: the stack's shared resources."""
+
+    networks: Mapping[NetworkName, docker.Network]
+    data_volume: docker.Volume
+    secrets: Mapping[str, pulumi.Output[str]]
+    waits_for: Sequence[docker.Container]
+
+
+class DepotService(pulumi.ComponentResource):
+    """A service's image and its ``depot-<service>`` container."""
+
+    container: docker.Container
+    container_name: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        deployment: ServiceDeployment,
+        wiring: ServiceWiring,
+        docker_provider: docker.Provider,
+        build_provider: docker_build.Provider,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("depot:services:Service", name, None, opts)
+        image = ServiceImage(
+            f"{name}-image",
+            deployment=deployment,
+            docker_provider=docker_provider,
+            build_provider=build_provider,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.container = docker.Container(
+            f"{name}-container",
+            args=to_container_args(deployment, image.image_id, wiring),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=docker_provider,
+                # Health-gated start order: those containers are created with `wait`, so
+                # they are healthy before this one is created.
+                depends_on=list(wiring.waits_for),
+                # A fixed container name (and host port) cannot exist twice: replace by
+                # deleting first, or the create fails on the conflict.
+                delete_before_replace=True,
+            ),
+        )
+        self.container_name = self.container.name
+        self.register_outputs({"container_name": self.container_name})
+
+
+def to_container_args(
+    deployment: ServiceDeployment, image_id: pulumi.Input[str], wiring: ServiceWiring
+) -> docker.ContainerArgs:
+    """The provider's arguments for one service's container: the model, mapped one to one."""
+    spec = deployment.spec
+    limits = deployment.limits
+    restart = deployment.restart
+    return docker.ContainerArgs(
+        name=spec.container_name,
+        image=image_id,
+        envs=_environment(deployment, wiring.secrets),
+        healthcheck=_healthcheck(spec.healthcheck),
+        wait=True,
+        wait_timeout=spec.healthcheck.wait_timeout,
+        restart=restart.name,
+        max_retry_count=restart.max_retries,
+        memory=limits.memory if limits else None,
+        memory_reservation=limits.memory_reservation if limits else None,
+        cpus=f"{limits.cpus:g}" if limits else None,
+        log_driver="json-file",
+        log_opts=dict(LOG_OPTIONS),
+        labels=[
+            docker.ContainerLabelArgs(label=key, value=value)
+            for key, value in sorted(deployment.labels.items())
+        ],
+        # The first network is the container's own; it joins the others after creation.
+        network_mode=wiring.networks[spec.networks[0]].name,
+        networks_advanced=[
+            docker.ContainerNetworksAdvancedArgs(
+                name=wiring.networks[network].name, aliases=[spec.name]
+            )
+            for network in spec.networks
+        ],
+        ports=(
+            [
+                docker.ContainerPortArgs(
+                    internal=deployment.published.internal,
+                    external=deployment.published.external,
+                    ip=deployment.published.address,
+                    protocol="tcp",
+                )
+            ]
+            if deployment.published
+            else None
+        ),
+        volumes=(
+            [
+                docker.ContainerVolumeArgs(
+                    volume_name=wiring.data_volume.name, container_path=spec.data_mount
+                )
+            ]
+            if spec.data_mount
+            else None
+        ),
+        mounts=[
+            docker.ContainerMountArgs(
+                type="bind", source=mount.source, target=mount.target, read_only=mount.read_only
+            )
+            for mount in deployment.bind_mounts
+        ]
+        or None,
+        tmpfs=dict.fromkeys(spec.tmpfs, "rw,noexec,nosuid") or None,
+        uploads=[
+            docker.ContainerUploadArgs(
+                file=secret.path,
+                content=wiring.secrets[secret.secret],
+                owner=str(secret.owner),
+                group=str(secret.owner),
+                permissions="0400",
+            )
+            for secret in spec.secret_files
+        ]
+        or None,
+        gpus="all" if spec.gpu else None,
+        # Our Rust binaries run as PID 1 without default signal handlers; an init forwards
+        # SIGTERM so `docker stop` is a clean stop, not a kill after the grace period.
+        init=True if isinstance(spec.image, BuiltImage) else None,
+        destroy_grace_seconds=spec.stop_grace_seconds,
+        stop_timeout=spec.stop_grace_seconds,
+        # Anonymous volumes go with the container; the named data volume never does.
+        remove_volumes=spec.data_mount is None,
+    )
+
+
+def _healthcheck(check: Healthcheck) -> docker.ContainerHealthcheckArgs:
+    return docker.ContainerHealthcheckArgs(
+        tests=list(check.test),
+        interval=f"{check.interval}s",
+        timeout=f"{check.timeout}s",
+        retries=check.retries,
+        start_period=f"{check.start_period}s",
+    )
+
+
+def _environment(
+    deployment: ServiceDeployment, secrets: Mapping[str, pulumi.Output[str]]
+) -> pulumi.Input[Sequence[str]]:
+    plain = [f"{key}={value}" for key, value in deployment.env]
+    if not deployment.spec.database_url:
+        return plain
+    # The URL carries the password, so the whole list becomes a secret (masked in diffs).
+    url = secrets["database_password"].apply(
+        lambda password: f"postgres://postgres:{quote(password, safe='')}@postgres:5432/dispatch"
+    )
+    return pulumi.Output.secret(
+        pulumi.Output.from_input(url).apply(lambda u: sorted([*plain, f"DATABASE_URL={u}"]))
+    )

@@ -1,0 +1,183 @@
+"""The stack's settings: one typed model per concern, validated once before any resource exists.
+
+Field aliases are the keys users write in ``Pulumi.<stack>.yaml`` under the ``depot:`` namespace
+(camelCase, as Pulumi config keys usually are); README "Configuration" documents each of them.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from depot.catalog import SERVICES, BuiltImage
+from depot.types import (
+    BuiltServiceName,
+    Cpus,
+    DockerHost,
+    LogLevel,
+    Megabytes,
+    PinnedImage,
+    Port,
+    Profile,
+    PulledServiceName,
+    ServiceName,
+)
+
+
+class SettingsModel(BaseModel):
+    """Base for every settings model: immutable, camelCase keys, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+RestartName = Literal["no", "always", "unless-stopped", "on-failure"]
+
+
+class RestartPolicy(SettingsModel):
+    """Docker's restart policy, written as in Compose: ``unless-stopped`` or ``on-failure:3``."""
+
+    name: RestartName
+    max_retries: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        name, _, retries = value.partition(":")
+        allowed = ("no", "always", "unless-stopped", "on-failure")
+        if name not in allowed or (retries and (name != "on-failure" or not retries.isdigit())):
+            raise PydanticCustomError(
+                "restart_policy",
+                "is not a restart policy; use no, always, unless-stopped, on-failure "
+                "or on-failure:N",
+            )
+        return {"name": name, "max_retries": int(retries) if retries else None}
+
+
+class ServiceLimits(SettingsModel):
+    """Resource limits of one container (Compose ``mem_limit``, ``cpus``, ``mem_reservation``)."""
+
+    memory: Megabytes
+    cpus: Cpus
+    memory_reservation: Megabytes | None = None
+
+    @model_validator(mode="after")
+    def _reservation_below_limit(self) -> Self:
+        if self.memory_reservation is not None and self.memory_reservation > self.memory:
+            raise PydanticCustomError(
+                "memory_reservation",
+                "memoryReservation is larger than memory; a reservation must not exceed the limit",
+            )
+        return self
+
+
+class DockerSettings(SettingsModel):
+    """Which Docker daemon the stack deploys to."""
+
+    host: DockerHost = "unix:///var/run/docker.sock"
+    ssh_opts: tuple[str, ...] = ()
+
+
+class BuildSettings(SettingsModel):
+    """Where the Rust services' sources are, and whether previews build them."""
+
+    contexts: dict[BuiltServiceName, str] = Field(
+        default_factory=dict, description="a map of built service to its source directory"
+    )
+    on_preview: bool = False
+
+
+class ConsoleSettings(SettingsModel):
+    """Host paths bind-mounted into the console (nginx)."""
+
+    dist_path: str = "../console/dist"
+    sessions_path: str = "/data/sessions"
+
+
+class PublishSettings(SettingsModel):
+    """Which services publish a port on the Docker host, and on which address."""
+
+    address: IPv4Address = IPv4Address("127.0.0.1")
+    ports: dict[ServiceName, Port] = Field(
+        default_factory=dict, description="a map of service to a host port, 1-65535"
+    )
+
+    @model_validator(mode="after")
+    def _database_stays_private(self) -> Self:
+        if "postgres" in self.ports:
+            raise PydanticCustomError(
+                "postgres_published",
+                "publishes postgres, which must stay on the internal database network; "
+                "remove ports.postgres",
+            )
+        return self
+
+
+class DataSettings(SettingsModel):
+    """How stateful resources are guarded. They are always retained on delete."""
+
+    protect: bool = True
+
+
+SecretSetting = Annotated[SecretStr | None, Field(default=None)]
+
+
+class DepotSettings(SettingsModel):
+    """Everything a stack can set, keyed as in ``Pulumi.<stack>.yaml`` (without ``depot:``)."""
+
+    stack: str = Field(exclude=True)
+    docker: DockerSettings = DockerSettings()
+    profiles: list[Profile] = Field(default_factory=list, description="a list of gpu, rtk")
+    restart: RestartPolicy = RestartPolicy(name="unless-stopped")
+    limits: dict[ServiceName, ServiceLimits] = Field(
+        default_factory=dict, description="a map of service to {memory, cpus, memoryReservation}"
+    )
+    log_level: LogLevel = "info"
+    publish: PublishSettings = PublishSettings()
+    build: BuildSettings = BuildSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    images: dict[PulledServiceName, PinnedImage] = Field(
+        default_factory=dict, description="a map of console, grafana, postgres to an image"
+    )
+    data: DataSettings = DataSettings()
+    database_password: SecretSetting
+    grafana_admin_password: SecretSetting
+
+    @model_validator(mode="after")
+    def _profiles_unique(self) -> Self:
+        if len(set(self.profiles)) != len(self.profiles):
+            raise PydanticCustomError("profiles", "lists a profile twice; list each once")
+        return self
+
+    @model_validator(mode="after")
+    def _every_enabled_build_has_a_context(self) -> Self:
+        missing = [
+            spec.name
+            for spec in SERVICES
+            if isinstance(spec.image, BuiltImage)
+            and self.enabled(spec.profile)
+            and spec.name not in self.build.contexts
+        ]
+        if missing:
+            raise PydanticCustomError(
+                "build_context",
+                "has no source directory for {services}; add depot:build.contexts.<service> "
+                "(a path to the service's crate, relative to this project)",
+                {"services": ", ".join(missing), "key": "build.contexts"},
+            )
+        return self
+
+    def enabled(self, profile: Profile | None) -> bool:
+        """True when a service in ``profile`` (None: always-on) is part of this stack."""
+        return profile is None or profile in self.profiles
+
+
+SECRET_KEYS = ("databasePassword", "grafanaAdminPassword")
+"""Keys that must be set with ``pulumi config set --secret``."""

@@ -1,0 +1,99 @@
+"""The depot program: a function of validated settings. ``__main__.py`` only calls ``deploy``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_docker_build as docker_build
+
+from depot.components.data import DepotData
+from depot.components.networks import DepotNetworks
+from depot.components.secrets import GeneratedOrGivenPassword
+from depot.components.service import DepotService, ServiceWiring
+from depot.config import DepotSettings, load_stack_settings
+from depot.model import deployments
+from depot.types import ServiceName
+
+
+@dataclass(frozen=True)
+class Depot:
+    """What the program built, for stack outputs and for tests."""
+
+    services: dict[ServiceName, DepotService]
+    networks: DepotNetworks
+    data: DepotData
+    database_password: pulumi.Output[str]
+    grafana_admin_password: pulumi.Output[str]
+    endpoints: dict[ServiceName, str]
+
+    def outputs(self) -> dict[str, object]:
+        """Stack outputs; passwords stay secret (read them with ``--show-secrets``)."""
+        return {
+            "containers": {name: svc.container_name for name, svc in self.services.items()},
+            "networks": {name: net.name for name, net in self.networks.networks.items()},
+            "dataVolume": self.data.volume.name,
+            "endpoints": self.endpoints,
+            "databasePassword": self.database_password,
+            "grafanaAdminPassword": self.grafana_admin_password,
+        }
+
+
+def build_depot(settings: DepotSettings) -> Depot:
+    """Register every resource of the depot for ``settings``."""
+    docker_provider = docker.Provider(
+        "docker", host=settings.docker.host, ssh_opts=list(settings.docker.ssh_opts) or None
+    )
+    build_provider = docker_build.Provider("docker-build", host=settings.docker.host)
+    on_docker = pulumi.ResourceOptions(providers=[docker_provider])
+
+    networks = DepotNetworks("networks", opts=on_docker)
+    data = DepotData("data", protect=settings.data.protect, opts=on_docker)
+    database_password = GeneratedOrGivenPassword(
+        "database-password", given=settings.database_password
+    ).value
+    grafana_admin_password = GeneratedOrGivenPassword(
+        "grafana-admin-password", given=settings.grafana_admin_password
+    ).value
+    secrets = {
+        "database_password": database_password,
+        "grafana_admin_password": grafana_admin_password,
+    }
+
+    planned = deployments(settings)
+    services: dict[ServiceName, DepotService] = {}
+    for deployment in planned:
+        wiring = ServiceWiring(
+            networks=networks.networks,
+            data_volume=data.volume,
+            secrets=secrets,
+            waits_for=[services[name].container for name in deployment.spec.waits_for],
+        )
+        services[deployment.spec.name] = DepotService(
+            deployment.spec.name,
+            deployment=deployment,
+            wiring=wiring,
+            docker_provider=docker_provider,
+            build_provider=build_provider,
+        )
+
+    return Depot(
+        services=services,
+        networks=networks,
+        data=data,
+        database_password=database_password,
+        grafana_admin_password=grafana_admin_password,
+        endpoints={
+            d.spec.name: f"http://{d.published.address}:{d.published.external}"
+            for d in planned
+            if d.published is not None
+        },
+    )
+
+
+def deploy() -> None:
+    """Entry point of ``pulumi up``: validate the stack's config, then build and export."""
+    settings = load_stack_settings()  # raises before any resource is registered
+    for key, value in build_depot(settings).outputs().items():
+        pulumi.export(key, value)

@@ -1,0 +1,217 @@
+"""Run the real program under the Pulumi SDK's mocks and record every registration in full.
+
+The stock ``MockMonitor`` hands ``Mocks.new_resource`` only type, name and inputs: it drops the
+resource options (protect, retainOnDelete, deleteBeforeReplace, dependencies) and does not mark
+``additionalSecretOutputs`` secret the way the engine does. ``RecordingMonitor`` keeps the whole
+``RegisterResourceRequest`` and honours ``additionalSecretOutputs``, so what is recorded is what
+the engine would see: inputs keyed by engine property names (camelCase), secrets still marked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from depot.config.loader import RawConfig
+
+PROJECT = "depot"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value the engine would hold encrypted."""
+
+    value: Any
+
+
+class Unknown:
+    """A value not known until the resource exists (only in previews)."""
+
+    def __repr__(self) -> str:
+        return "Unknown"
+
+
+UNKNOWN = Unknown()
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One ``RegisterResource`` call as the engine would receive it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    provider: str
+    inputs: dict[str, Any]
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    dependencies: tuple[str, ...]
+    property_dependencies: dict[str, tuple[str, ...]]
+    additional_secret_outputs: tuple[str, ...]
+
+
+@dataclass
+class Recording:
+    """Everything one run of the program registered."""
+
+    stack: str
+    registrations: list[Registration] = field(default_factory=list)
+    stack_outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == type_]
+
+    def named(self, name: str, type_: str | None = None) -> Registration:
+        """The single registration called ``name`` (of ``type_``, when names repeat)."""
+        found = [
+            r for r in self.registrations if r.name == name and (type_ is None or r.type == type_)
+        ]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} registrations named {name!r} (type {type_})")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        return next(r for r in self.registrations if r.urn == urn)
+
+
+def decode(value: Any) -> Any:
+    """Wire-format property value → Python, keeping secrets and unknowns visible."""
+    if isinstance(value, dict):
+        return _decode_object(value)
+    if isinstance(value, list):
+        return [decode(item) for item in value]
+    if value == rpc.UNKNOWN:
+        return UNKNOWN
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf's Struct has only doubles; the engine shows integers
+    return value
+
+
+def _decode_object(value: dict[str, Any]) -> Any:
+    signature = value.get(rpc._special_sig_key)
+    if signature == rpc._special_secret_sig:
+        return Secret(decode(value.get("value")))
+    if signature == rpc._special_resource_sig:
+        return value.get("urn")
+    return {key: decode(item) for key, item in value.items()}
+
+
+class DepotMocks(pulumi.runtime.Mocks):
+    """Deterministic stand-ins for what the providers compute (IDs, digests, passwords)."""
+
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        token = hashlib.sha256(f"{args.typ}/{args.name}/{sorted(args.inputs.items())}".encode())
+        digest = f"sha256:{token.hexdigest()}"
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = f"generated-{hashlib.sha256(args.name.encode()).hexdigest()[:24]}"
+        elif args.typ == "docker-build:index:Image":
+            outputs["digest"] = digest
+            outputs["ref"] = (args.inputs.get("tags") or [""])[0]
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            outputs["imageId"] = digest
+            outputs["repoDigest"] = f"{args.inputs.get('name')}@{digest}"
+        return f"{args.name}-id", outputs
+
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """A ``MockMonitor`` that keeps every request whole (see module docstring)."""
+
+    def __init__(self, recording: Recording) -> None:
+        super().__init__(DepotMocks())
+        self.recording = recording
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        wire = json_format.MessageToDict(request.object)
+        self.recording.registrations.append(
+            Registration(
+                type=request.type,
+                name=request.name,
+                urn=urn,
+                parent=request.parent,
+                custom=request.custom,
+                provider=request.provider,
+                inputs=decode(wire),
+                protect=request.protect,
+                retain_on_delete=request.retainOnDelete,
+                delete_before_replace=request.deleteBeforeReplace,
+                dependencies=tuple(request.dependencies),
+                property_dependencies={
+                    key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
+                },
+                additional_secret_outputs=tuple(request.additionalSecretOutputs),
+            )
+        )
+        _ensure_event_loop()  # type: ignore[no-untyped-call]  # as upstream: refs need a loop
+        inputs = rpc.deserialize_properties(request.object)
+        resource_id, state = self.mocks.new_resource(
+            mocks.MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=inputs,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
+            )
+        )
+        # The engine encrypts these outputs (e.g. RandomPassword.result); so must we.
+        for key in request.additionalSecretOutputs:
+            if key in state:
+                state[key] = pulumi.Output.secret(state[key])
+        wire_state = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, resource_id or "", state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id or "", object=wire_state)
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        if request.urn.endswith(f"::{PROJECT}-{self.recording.stack}"):
+            self.recording.stack_outputs = decode(json_format.MessageToDict(request.outputs))
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
+
+
+def record(
+    program: Callable[[], None],
+    *,
+    stack: str,
+    config: RawConfig,
+    preview: bool = True,
+    into: Recording | None = None,
+) -> Recording:
+    """Run ``program`` as ``pulumi preview`` (or ``up``) of ``stack`` would, under mocks.
+
+    Registrations go to ``into`` when given, so a caller can inspect them after a failure.
+    """
+    recording = into if into is not None else Recording(stack=stack)
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(
+        DepotMocks(),
+        project=PROJECT,
+        stack=stack,
+        preview=preview,
+        monitor=RecordingMonitor(recording),
+    )
+    pulumi.runtime.set_all_config(dict(config.values), sorted(config.secret_keys))
+    settings.ROOT.set(None)  # run_in_stack makes the stack resource, as `pulumi up` does
+    _sync_await(run_in_stack(program))
+    return recording

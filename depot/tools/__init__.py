@@ -1,0 +1,1 @@
+"""Small command-line checks run by the quality gate."""

@@ -1,0 +1,90 @@
+"""Shared fixtures: the program run under mocks for each shipped stack, and with edited config.
+
+Every run goes through ``depot.recording.record``, which records each ``RegisterResource``
+request whole (options included) — see that module for why the stock mock monitor is not enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from depot.config.loader import RawConfig
+from depot.config.stack_file import encode, read_stack_file
+from depot.program import deploy
+from depot.recording import Recording, Registration, Secret, record
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+STACKS = ("dev", "prod")
+CONTAINER = "docker:index/container:Container"
+BUILD = "docker-build:index:Image"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+
+Run = Callable[..., Recording]
+
+
+def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> RawConfig:
+    """A shipped stack's config with ``overrides`` ({"depot:key": value}) applied on top."""
+    shipped = read_stack_file(stack, PROJECT_DIR)
+    values = dict(shipped.values)
+    values.update({key: encode(value) for key, value in (overrides or {}).items()})
+    return RawConfig(values, shipped.secret_keys)
+
+
+def run_stack(
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    preview: bool = True,
+    secrets: Mapping[str, str] | None = None,
+) -> Recording:
+    """Run the real entry point for ``stack`` with config edits and secret config values."""
+    config = stack_config(stack, overrides)
+    if secrets:
+        config = RawConfig({**config.values, **secrets}, config.secret_keys | frozenset(secrets))
+    return record(deploy, stack=stack, config=config, preview=preview)
+
+
+@pytest.fixture(scope="session")
+def shipped() -> dict[str, Recording]:
+    """Each shipped stack, run once per session (the runs are read-only to tests)."""
+    return {stack: run_stack(stack) for stack in STACKS}
+
+
+@pytest.fixture(params=STACKS)
+def stack(request: pytest.FixtureRequest, shipped: dict[str, Recording]) -> Recording:
+    """Each shipped stack in turn."""
+    recording: Recording = shipped[request.param]
+    return recording
+
+
+def containers(recording: Recording) -> dict[str, Registration]:
+    """Containers by service name (``depot-discovery`` → ``discovery``)."""
+    return {r.inputs["name"].removeprefix("depot-"): r for r in recording.of_type(CONTAINER)}
+
+
+def env_of(container: Registration) -> dict[str, str]:
+    """A container's environment as a dict, unwrapping a secret list."""
+    envs = container.inputs.get("envs", [])
+    envs = envs.value if isinstance(envs, Secret) else envs
+    return dict(entry.split("=", 1) for entry in envs)
+
+
+def walk(value: Any, *, inside_secret: bool = False) -> Iterator[tuple[Any, bool]]:
+    """Every leaf of a recorded value, with whether a secret marker encloses it."""
+    if isinstance(value, Secret):
+        yield from walk(value.value, inside_secret=True)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from walk(item, inside_secret=inside_secret)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk(item, inside_secret=inside_secret)
+    else:
+        yield value, inside_secret

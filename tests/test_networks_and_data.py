@@ -1,0 +1,124 @@
+"""Networks, volumes, mounts and what keeps data safe across ``up`` and ``destroy``."""
+
+from __future__ import annotations
+
+import pytest
+
+from depot.recording import Recording
+from tests.conftest import CONTAINER, NETWORK, VOLUME, containers, run_stack
+
+
+def test_depot_network_is_a_plain_bridge(stack: Recording) -> None:
+    network = stack.named("depot-network", NETWORK)
+    assert network.inputs == {"name": "depot-network", "driver": "bridge", "internal": False}
+
+
+def test_database_network_is_an_internal_bridge(stack: Recording) -> None:
+    network = stack.named("database-network", NETWORK)
+    assert network.inputs == {"name": "database-network", "driver": "bridge", "internal": True}
+
+
+def _networks(recording: Recording, service: str) -> list[str]:
+    return [n["name"] for n in containers(recording)[service].inputs["networksAdvanced"]]
+
+
+def test_postgres_is_only_on_the_internal_network(stack: Recording) -> None:
+    assert _networks(stack, "postgres") == ["database-network"]
+    assert containers(stack)["postgres"].inputs["networkMode"] == "database-network"
+
+
+def test_dispatch_is_on_both_networks(stack: Recording) -> None:
+    assert _networks(stack, "dispatch") == ["depot-network", "database-network"]
+
+
+def test_every_other_service_is_on_the_depot_network_only(stack: Recording) -> None:
+    for service in set(containers(stack)) - {"postgres", "dispatch"}:
+        assert _networks(stack, service) == ["depot-network"], service
+        assert containers(stack)[service].inputs["networkMode"] == "depot-network"
+
+
+def test_services_answer_to_their_compose_name_on_each_network(stack: Recording) -> None:
+    # DATABASE_URL says `postgres`, as in the reference: the alias makes that name resolve.
+    for service, container in containers(stack).items():
+        for network in container.inputs["networksAdvanced"]:
+            assert network["aliases"] == [service]
+
+
+def test_postgres_data_volume_is_mounted_at_the_data_directory(stack: Recording) -> None:
+    volume = stack.named("postgres-data", VOLUME)
+    assert volume.inputs == {"name": "postgres-data"}
+    postgres = containers(stack)["postgres"]
+    assert postgres.inputs["volumes"] == [
+        {"volumeName": "postgres-data", "containerPath": "/var/lib/postgresql/data"}
+    ]
+    assert volume.urn in postgres.dependencies
+    assert postgres.inputs["removeVolumes"] is False
+
+
+def test_postgres_data_is_protected_in_prod(shipped: dict[str, Recording]) -> None:
+    assert shipped["prod"].named("postgres-data", VOLUME).protect is True
+
+
+def test_postgres_data_is_retained_on_delete_in_every_stack(stack: Recording) -> None:
+    assert stack.named("postgres-data", VOLUME).retain_on_delete is True
+
+
+def test_dev_may_destroy_but_still_keeps_the_volume(shipped: dict[str, Recording]) -> None:
+    volume = shipped["dev"].named("postgres-data", VOLUME)
+    assert (volume.protect, volume.retain_on_delete) == (False, True)
+
+
+def test_no_other_container_mounts_the_data_volume(stack: Recording) -> None:
+    for service, container in containers(stack).items():
+        if service != "postgres":
+            assert "volumes" not in container.inputs, service
+
+
+def test_postgres_gets_at_least_30_seconds_to_stop(stack: Recording) -> None:
+    postgres = containers(stack)["postgres"]
+    assert postgres.inputs["destroyGraceSeconds"] >= 30
+    assert postgres.inputs["stopTimeout"] >= 30
+
+
+def test_every_fixed_name_resource_is_replaced_delete_first(stack: Recording) -> None:
+    fixed_names = [*stack.of_type(CONTAINER), *stack.of_type(NETWORK), *stack.of_type(VOLUME)]
+    assert len(fixed_names) >= 8
+    for resource in fixed_names:
+        assert resource.delete_before_replace is True, resource.name
+
+
+def test_console_serves_the_built_dist_read_only(stack: Recording) -> None:
+    mounts = containers(stack)["console"].inputs["mounts"]
+    dist = next(m for m in mounts if m["target"] == "/usr/share/nginx/html")
+    assert dist["type"] == "bind"
+    assert dist["readOnly"] is True
+    assert dist["source"].endswith("/console/dist")
+    assert dist["source"].startswith("/"), "Docker needs an absolute host path"
+
+
+def test_console_writes_sessions_to_the_host(stack: Recording) -> None:
+    mounts = containers(stack)["console"].inputs["mounts"]
+    sessions = next(m for m in mounts if m["target"] == "/data/sessions")
+    assert sessions == {
+        "type": "bind",
+        "source": "/data/sessions",
+        "target": "/data/sessions",
+        "readOnly": False,
+    }
+
+
+def test_console_host_paths_come_from_stack_config() -> None:
+    recording = run_stack(
+        "dev", {"depot:console": {"distPath": "/srv/console", "sessionsPath": "/srv/sessions"}}
+    )
+    sources = {m["target"]: m["source"] for m in containers(recording)["console"].inputs["mounts"]}
+    assert sources == {"/usr/share/nginx/html": "/srv/console", "/data/sessions": "/srv/sessions"}
+
+
+def test_discovery_has_tmpfs_at_tmp_and_var_run(stack: Recording) -> None:
+    assert set(containers(stack)["discovery"].inputs["tmpfs"]) == {"/tmp", "/var/run"}
+
+
+@pytest.mark.parametrize("service", ["dispatch", "console", "grafana", "postgres"])
+def test_only_discovery_has_tmpfs(stack: Recording, service: str) -> None:
+    assert "tmpfs" not in containers(stack)[service].inputs
