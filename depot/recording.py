@@ -182,7 +182,9 @@ class RecordingMonitor(mocks.MockMonitor):
                 state[key] = pulumi.Output.secret(state[key])
         wire_state = _sync_await(rpc.serialize_properties(state, {}))
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, resource_id or "", state)
-        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id or "", object=wire_state)
+        return resource_pb2.RegisterResourceResponse(
+            urn=urn, id=resource_id or "", object=wire_state
+        )
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         if request.urn.endswith(f"::{PROJECT}-{self.recording.stack}"):
