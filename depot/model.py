@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -72,9 +73,11 @@ class ServiceDeployment:
         }
 
 
-def deployments(settings: DepotSettings) -> tuple[ServiceDeployment, ...]:
+def deployments(
+    settings: DepotSettings, services: Sequence[ServiceSpec] = SERVICES
+) -> tuple[ServiceDeployment, ...]:
     """The enabled services of this stack, in dependency order."""
-    enabled = [spec for spec in SERVICES if settings.enabled(spec.profile)]
+    enabled = [spec for spec in services if settings.enabled(spec.profile)]
     return tuple(_deploy(spec, settings) for spec in enabled)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
+from depot.catalog import SERVICES, ServiceSpec
 from depot.components.data import DepotData
 from depot.components.networks import DepotNetworks
 from depot.components.secrets import GeneratedOrGivenPassword
@@ -40,8 +42,8 @@ class Depot:
         }
 
 
-def build_depot(settings: DepotSettings) -> Depot:
-    """Register every resource of the depot for ``settings``."""
+def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVICES) -> Depot:
+    """Register every resource of the depot for ``settings`` (``catalog``: what to deploy)."""
     docker_provider = docker.Provider(
         "docker", host=settings.docker.host, ssh_opts=list(settings.docker.ssh_opts) or None
     )
@@ -61,7 +63,7 @@ def build_depot(settings: DepotSettings) -> Depot:
         "grafana_admin_password": grafana_admin_password,
     }
 
-    planned = deployments(settings)
+    planned = deployments(settings, catalog)
     services: dict[ServiceName, DepotService] = {}
     for deployment in planned:
         wiring = ServiceWiring(

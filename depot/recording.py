@@ -60,6 +60,7 @@ class Registration:
     dependencies: tuple[str, ...]
     property_dependencies: dict[str, tuple[str, ...]]
     additional_secret_outputs: tuple[str, ...]
+    replace_on_changes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -162,6 +163,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
                 },
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
+                replace_on_changes=tuple(request.replaceOnChanges),
             )
         )
         _ensure_event_loop()  # type: ignore[no-untyped-call]  # as upstream: refs need a loop

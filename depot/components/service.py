@@ -61,6 +61,9 @@ class DepotService(pulumi.ComponentResource):
                 # A fixed container name (and host port) cannot exist twice: replace by
                 # deleting first, or the create fails on the conflict.
                 delete_before_replace=True,
+                # The Docker provider stores changes to these but never applies them to a
+                # running container (see depot/review/replacements.py): recreate instead.
+                replace_on_changes=["healthcheck", "init", "tmpfs"],
             ),
         )
         self.container_name = self.container.name

@@ -1,0 +1,159 @@
+"""The ``depot`` command: a thin layer over ``depot.review``.
+
+Exit status: ``plan`` and ``graph`` 0, or 2 on error; ``diff`` like ``git diff --exit-code``:
+0 no changes, 1 changes, 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from io import BytesIO
+from pathlib import Path
+
+from depot.config.loader import ConfigError
+from depot.model import PROJECT_ROOT
+from depot.review.diff import diff_plans
+from depot.review.graph import build_graph, to_dot, to_mermaid
+from depot.review.plan import Plan, plan_stack
+from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
+
+EXIT_ERROR = 2
+
+
+class UsageError(Exception):
+    """A problem with what was asked (unknown ref, missing program at a ref)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``depot``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        output, status = args.run(args)
+    except (ConfigError, UsageError) as error:
+        print(f"depot {args.command}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    sys.stdout.write(output)
+    return int(status)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="depot", description="Review the depot's infrastructure without the Pulumi engine."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    plan = commands.add_parser("plan", help="every resource a stack registers")
+    plan.add_argument("--stack", required=True)
+    _profiles(plan)
+    plan.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    plan.set_defaults(run=_plan)
+
+    diff = commands.add_parser("diff", help="what changes between two plans")
+    which = diff.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stacks", nargs=2, metavar=("A", "B"), help="compare stack A with B")
+    which.add_argument("--base", metavar="REF", help="compare --stack at a git ref with now")
+    diff.add_argument("--stack", default="dev", help="the stack for --base (default dev)")
+    _profiles(diff)
+    diff.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    diff.set_defaults(run=_diff)
+
+    graph = commands.add_parser("graph", help="the dependency graph of a stack")
+    graph.add_argument("--stack", required=True)
+    _profiles(graph)
+    graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    graph.set_defaults(run=_graph)
+    return parser
+
+
+def _profiles(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--profile",
+        dest="profiles",
+        action="append",
+        default=[],
+        metavar="P",
+        help="enable an optional profile (gpu, rtk) on top of the stack's; repeatable",
+    )
+
+
+def _plan(args: argparse.Namespace) -> tuple[str, int]:
+    plan = plan_stack(args.stack, args.profiles)
+    render = {"json": lambda p: dumps(p.to_json()), "markdown": plan_markdown, "text": plan_text}
+    return render[args.format](plan), 0
+
+
+def _diff(args: argparse.Namespace) -> tuple[str, int]:
+    if args.stacks:
+        first, second = args.stacks
+        base, head = plan_stack(first, args.profiles), plan_stack(second, args.profiles)
+        labels = (first, second)
+    else:
+        base = plan_at_ref(args.base, args.stack, args.profiles)
+        head = plan_stack(args.stack, args.profiles)
+        labels = (f"{args.stack}@{args.base}", f"{args.stack} (working tree)")
+    diff = diff_plans(base, head, base_label=labels[0], head_label=labels[1])
+    if args.format == "json":
+        output = dumps(diff.to_json())
+    elif args.format == "markdown":
+        output = diff_markdown(diff, head)
+    else:
+        output = diff_text(diff)
+    return output, 0 if diff.empty else 1
+
+
+def _graph(args: argparse.Namespace) -> tuple[str, int]:
+    graph = build_graph(plan_stack(args.stack, args.profiles))
+    return (to_dot(graph) if args.format == "dot" else to_mermaid(graph)), 0
+
+
+def plan_at_ref(ref: str, stack: str, profiles: Sequence[str]) -> Plan:
+    """The plan of ``stack`` as the project was at git ``ref``; the working tree is untouched.
+
+    The ref's tree is exported with ``git archive`` into a temporary directory and its own
+    ``depot plan`` runs there, so the base is planned with the base's code and config.
+    """
+    commit = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if commit.returncode != 0:
+        raise UsageError(f"unknown git ref {ref!r}")
+    archive = _git("archive", "--format=tar", commit.stdout.decode().strip())
+    with tempfile.TemporaryDirectory(prefix="depot-base-") as directory:
+        with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+            tar.extractall(directory, filter="data")
+        tree = Path(directory)
+        if not (tree / "depot" / "review" / "plan.py").is_file():
+            raise UsageError(f"{ref} has no depot plan to compare with")
+        command = [sys.executable, "-m", "depot", "plan", "--stack", stack, "--format", "json"]
+        for profile in profiles:
+            command += ["--profile", profile]
+        result = subprocess.run(  # noqa: S603 - our own interpreter and module
+            command, cwd=tree, env=_env_for(tree), capture_output=True, check=False
+        )
+    if result.returncode != 0:
+        message = result.stderr.decode().strip().removeprefix("depot plan: ")
+        raise UsageError(f"at {ref}: {message}")
+    return Plan.from_json(json.loads(result.stdout))
+
+
+def _env_for(tree: Path) -> dict[str, str]:
+    # The ref's own `depot` package must shadow the installed one.
+    return {**os.environ, "PYTHONPATH": str(tree)}
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(  # noqa: S603 - fixed git subcommands
+        ["git", *args],  # noqa: S607 - git from PATH, as a developer runs it
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        check=False,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reviewing infrastructure without the engine: plan, diff and graph of a stack."""

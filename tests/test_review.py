@@ -1,0 +1,355 @@
+"""``depot plan``, ``depot diff`` and ``depot graph``: review without the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from depot.cli import main
+from depot.recording import Recording
+from depot.review.diff import diff_plans
+from depot.review.graph import build_graph, to_dot, to_mermaid
+from depot.review.plan import SECRET, Plan, PlannedResource, plan_from, plan_stack, render
+from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
+from tests.conftest import PROJECT_DIR, run_stack
+
+CANARY = "plan-canary-3fQ9x"
+
+
+@pytest.fixture(scope="module")
+def prod_plan() -> Plan:
+    return plan_stack("prod")
+
+
+def test_plan_lists_exactly_what_the_program_registers(
+    shipped: dict[str, Recording], prod_plan: Plan
+) -> None:
+    recording = shipped["prod"]
+    registered = sorted((r.type, r.name) for r in recording.registrations)
+    assert sorted((r.type, r.name) for r in prod_plan.resources) == registered
+    for registration in recording.registrations:
+        planned = prod_plan.by_key()[f"{registration.type}::{registration.name}"]
+        assert planned.inputs == render(registration.inputs)
+        assert planned.options["protect"] == registration.protect
+        assert planned.options["retainOnDelete"] == registration.retain_on_delete
+        assert planned.options["deleteBeforeReplace"] == registration.delete_before_replace
+
+
+def test_plan_json_has_the_documented_shape(prod_plan: Plan) -> None:
+    document = json.loads(dumps(prod_plan.to_json()))
+    assert set(document) == {"stack", "resources"}
+    assert document["stack"] == "prod"
+    for resource in document["resources"]:
+        assert set(resource) == {"type", "name", "parent", "inputs", "options"}
+        assert set(resource["options"]) == {
+            "protect",
+            "retainOnDelete",
+            "deleteBeforeReplace",
+            "dependsOn",
+            "replaceOnChanges",
+        }
+
+
+def test_plan_inputs_use_the_engines_property_names(prod_plan: Plan) -> None:
+    container = prod_plan.by_key()["docker:index/container:Container::postgres-container"]
+    assert {"destroyGraceSeconds", "networksAdvanced", "waitTimeout"} <= set(container.inputs)
+    assert container.parent == "postgres"
+
+
+def test_plan_shows_explicit_depends_on(prod_plan: Plan) -> None:
+    console = prod_plan.by_key()["docker:index/container:Container::console-container"]
+    assert console.options["dependsOn"] == [
+        "discovery-container",
+        "dispatch-container",
+        "grafana-container",
+    ]
+
+
+def test_plan_paths_are_relative_to_the_project(prod_plan: Plan) -> None:
+    build = prod_plan.by_key()["docker-build:index:Image::discovery-image-build"]
+    assert build.inputs["dockerfile"] == {"location": "./docker/rust-service.Dockerfile"}
+    assert build.inputs["context"] == {"location": "../discovery"}
+
+
+def test_plan_renders_secrets_as_the_secret_marker(prod_plan: Plan) -> None:
+    postgres = prod_plan.by_key()["docker:index/container:Container::postgres-container"]
+    assert postgres.inputs["uploads"][0]["content"] == SECRET
+
+
+def test_profile_flag_enables_a_profile_on_top_of_the_stack() -> None:
+    plan = plan_stack("dev", ["gpu"])
+    names = {r.name for r in plan.resources}
+    assert "splat-worker-container" in names
+    assert "rtk-base-container" not in names
+
+
+def _diff_dev_prod() -> str:
+    return diff_text(
+        diff_plans(plan_stack("dev"), plan_stack("prod"), base_label="dev", head_label="prod")
+    )
+
+
+def test_dev_to_prod_diff_shows_restart_limits_and_profiles() -> None:
+    text = _diff_dev_prod()
+    assert 'restart: "unless-stopped" → "always"' in text
+    assert "memory: null → 256" in text
+    assert "memoryReservation: null → 128" in text
+    assert "+ docker:index/container:Container splat-worker-container" in text
+    assert "+ docker:index/container:Container rtk-base-container" in text
+    assert "options.protect: false → true" in text
+
+
+def test_a_replace_causing_change_is_flagged() -> None:
+    base = plan_from(run_stack("dev"))
+    head = plan_from(run_stack("dev", {"depot:logLevel": "warn"}))
+    diff = diff_plans(base, head, base_label="a", head_label="b")
+    [change] = diff.changed
+    assert change.after.name == "discovery-container"
+    assert change.replaces
+    assert "[replace]" in diff_text(diff)
+
+
+def test_an_update_in_place_is_not_flagged_as_a_replacement() -> None:
+    base = plan_from(run_stack("dev"))
+    head = plan_from(run_stack("dev", {"depot:restart": "always"}))
+    diff = diff_plans(base, head, base_label="a", head_label="b")
+    assert diff.changed
+    assert not diff.replacements
+
+
+def test_deleting_the_data_volume_is_a_data_risk() -> None:
+    base = plan_stack("prod")
+    head = Plan(base.stack, tuple(r for r in base.resources if r.name != "postgres-data"))
+    diff = diff_plans(base, head, base_label="a", head_label="b")
+    assert diff.data_risks == ("docker:index/volume:Volume::postgres-data",)
+    assert "[DATA]" in diff_text(diff)
+    assert "Data at risk" in diff_markdown(diff)
+
+
+def test_markdown_diff_leads_with_a_summary_and_folds_details() -> None:
+    diff = diff_plans(plan_stack("dev"), plan_stack("prod"), base_label="dev", head_label="prod")
+    markdown = diff_markdown(diff, plan_stack("prod"))
+    lines = markdown.splitlines()
+    assert lines[2].startswith("| added | changed | replaced")
+    assert "<details><summary><code>discovery-container</code>" in markdown
+    assert "```mermaid" in markdown
+
+
+def test_graph_marks_the_health_gated_edges(prod_plan: Plan) -> None:
+    graph = build_graph(prod_plan)
+    gated = {
+        (e.source.split("::")[1], e.target.split("::")[1]) for e in graph.edges if e.health_gated
+    }
+    assert gated == {
+        ("postgres-container", "dispatch-container"),
+        ("discovery-container", "console-container"),
+        ("dispatch-container", "console-container"),
+        ("grafana-container", "console-container"),
+    }
+    assert "==>|healthy|" in to_mermaid(graph)
+    assert 'label="healthy"' in to_dot(graph)
+
+
+def test_graph_shows_services_images_networks_volumes_and_secrets(prod_plan: Plan) -> None:
+    mermaid = to_mermaid(build_graph(prod_plan))
+    for label in (
+        "service: depot-dispatch",
+        "image: dispatch-image",
+        "build: dispatch-image-build",
+        "network: database-network",
+        "volume: postgres-data",
+        "secret: database-password",
+    ):
+        assert label in mermaid
+
+
+@pytest.fixture(scope="module")
+def canary_recording() -> Recording:
+    return run_stack(
+        "prod",
+        secrets={"depot:databasePassword": CANARY, "depot:grafanaAdminPassword": CANARY + "g"},
+    )
+
+
+def test_no_format_of_any_command_prints_a_secret(canary_recording: Recording) -> None:
+    plan = plan_from(canary_recording)
+    other = plan_from(run_stack("dev"))
+    diff = diff_plans(other, plan, base_label="dev", head_label="prod")
+    outputs = [
+        plan_text(plan),
+        plan_markdown(plan),
+        dumps(plan.to_json()),
+        diff_text(diff),
+        diff_markdown(diff, plan),
+        dumps(diff.to_json()),
+        to_mermaid(build_graph(plan)),
+        to_dot(build_graph(plan)),
+    ]
+    assert all(CANARY not in output for output in outputs)
+    assert any(SECRET in output for output in outputs)
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "depot", *args],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return completed.returncode, completed.stdout, completed.stderr
+
+
+def test_cli_plan_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--stack", "dev", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stack"] == "dev"
+
+
+def test_cli_diff_exits_1_on_changes_and_0_without(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "--stacks", "dev", "prod"]) == 1
+    assert main(["diff", "--stacks", "prod", "prod"]) == 0
+    assert "prod → prod: no changes" in capsys.readouterr().out
+
+
+def test_cli_unknown_stack_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--stack", "qa"]) == 2
+    assert "Pulumi.qa.yaml: no such stack file; known stacks: dev, prod" in capsys.readouterr().err
+
+
+def test_cli_unknown_ref_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "--base", "no-such-ref-xyz", "--stack", "dev"]) == 2
+    assert "unknown git ref 'no-such-ref-xyz'" in capsys.readouterr().err
+
+
+def _project_copy(root: Path) -> Path:
+    """This project (code and stack files, not its venv) in a fresh git repository."""
+    project = root / "project"
+    shutil.copytree(
+        PROJECT_DIR,
+        project,
+        ignore=shutil.ignore_patterns(".venv", ".git", "*_cache", "__pycache__", ".pulumi-state"),
+    )
+    git = [
+        "git",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "-c",
+        "commit.gpgsign=false",
+    ]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], cwd=project, check=True)
+    return project
+
+
+def test_diff_against_a_git_ref_plans_the_base_from_git(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("unless-stopped", "always"))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "commit", "-qam", "head"], cwd=project, check=True)
+    # Dirty the working tree too: the base must come from git, the head from the tree.
+    stack_file.write_text(stack_file.read_text().replace("logLevel: debug", "logLevel: info"))
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "depot", "diff", "--base", "HEAD~1", "--stack", "dev"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(project)},
+    )
+    assert completed.returncode == 1, completed.stderr
+    assert 'restart: "unless-stopped" → "always"' in completed.stdout
+    assert "RUST_LOG=discovery=info" in completed.stdout
+    assert "dev@HEAD~1 → dev (working tree)" in completed.stdout
+    assert "logLevel: info" in stack_file.read_text(), "the working tree is left as it was"
+
+
+def test_a_bad_config_gives_the_programs_message(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("unless-stopped", "sometimes"))
+    completed = subprocess.run(
+        [sys.executable, "-m", "depot", "plan", "--stack", "dev"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(project)},
+    )
+    assert completed.returncode == 2
+    assert "Pulumi.dev.yaml: depot:restart: 'sometimes' is not a restart policy" in completed.stderr
+
+
+def test_secure_values_in_a_stack_file_never_fail_or_print(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(
+        stack_file.read_text() + f"  depot:databasePassword:\n    secure: v1:{CANARY}:AAAABBBB\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    for fmt in ("text", "json", "markdown"):
+        completed = subprocess.run(
+            [sys.executable, "-m", "depot", "plan", "--stack", "dev", "--format", fmt],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+        assert completed.returncode == 0, completed.stderr
+        assert CANARY not in completed.stdout + completed.stderr
+
+
+def _with_container_inputs(plan: Plan, name: str, **inputs: object) -> Plan:
+    edited = [
+        PlannedResource(r.type, r.name, r.parent, {**r.inputs, **inputs}, r.options)
+        if r.name == name
+        else r
+        for r in plan.resources
+    ]
+    return Plan(plan.stack, tuple(edited))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "replaces"),
+    [
+        ({"restart": "no"}, False),  # `docker update` applies it
+        ({"memory": 999}, False),
+        ({"waitTimeout": 500}, False),  # provider bookkeeping
+        ({"labels": []}, True),  # ForceNew upstream
+        ({"logOpts": {"max-size": "1m"}}, True),
+        ({"image": "sha256:other"}, True),
+        ({"healthcheck": {"interval": "1s"}}, True),  # stored only upstream: replaceOnChanges
+    ],
+)
+def test_container_changes_are_classified_as_the_provider_treats_them(
+    prod_plan: Plan, inputs: dict[str, object], replaces: bool
+) -> None:
+    head = _with_container_inputs(prod_plan, "discovery-container", **inputs)
+    [change] = diff_plans(prod_plan, head, base_label="a", head_label="b").changed
+    assert change.replaces is replaces
+
+
+def test_a_changed_build_rebuilds_in_place_but_replaces_its_container() -> None:
+    base = plan_from(run_stack("dev"))
+    contexts = {s: f"../{s}" for s in ("dispatch", "splat-worker", "rtk-base")}
+    head = plan_from(
+        run_stack("dev", {"depot:build": {"contexts": {**contexts, "discovery": "../d2"}}})
+    )
+    diff = diff_plans(base, head, base_label="a", head_label="b")
+    verdict = {c.after.name: c.replaces for c in diff.changed}
+    assert verdict == {
+        "discovery-image-build": False,
+        "discovery-image": True,
+        "discovery-container": True,
+    }
