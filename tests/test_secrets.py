@@ -7,9 +7,11 @@ import pytest
 from pydantic import SecretStr
 
 from depot.components.secrets import GeneratedOrGivenPassword
-from depot.config import ConfigError
+from depot.components.service import container_env
+from depot.config import ConfigError, load_settings
+from depot.model import deployments
 from depot.recording import Recording, Secret
-from tests.conftest import RANDOM_PASSWORD, containers, env_of, run_stack, walk
+from tests.conftest import RANDOM_PASSWORD, containers, env_of, run_stack, stack_config, walk
 
 CANARY = "canary-Zq7!pw/with:url@chars"
 GRAFANA_CANARY = "grafana-canary-8Hs2"
@@ -162,5 +164,30 @@ def test_a_generated_password_is_a_secret_output() -> pulumi.Output[None]:
     async def check() -> None:
         assert await password.value.is_secret()
         assert (await password.value.future() or "").startswith("generated-")
+
+    return pulumi.Output.from_input(check())
+
+
+def test_every_secret_file_is_readable_by_its_owner_only(stack: Recording) -> None:
+    for service in ("postgres", "grafana"):
+        [upload] = containers(stack)[service].inputs["uploads"]
+        assert upload["permissions"] == "0400", service
+        assert upload["group"] == upload["owner"], service
+
+
+def test_grafana_gets_no_plain_admin_password_variable(stack: Recording) -> None:
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env_of(containers(stack)["grafana"])
+
+
+@pulumi.runtime.test
+def test_dispatch_env_is_secret_even_from_a_plain_password() -> pulumi.Output[None]:
+    settings = load_settings("dev", stack_config("dev"))
+    dispatch = next(d for d in deployments(settings) if d.name == "dispatch")
+    envs = pulumi.Output.from_input(
+        container_env(dispatch, {"database_password": pulumi.Output.from_input("plain")})
+    )
+
+    async def check() -> None:
+        assert await envs.is_secret()
 
     return pulumi.Output.from_input(check())

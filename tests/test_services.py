@@ -253,3 +253,22 @@ def test_prod_reaches_its_docker_host_over_ssh(shipped: dict[str, Recording]) ->
         assert build.provider.startswith(
             _provider(shipped["prod"], "pulumi:providers:docker-build").urn
         )
+
+
+RUST_TIMING = ("10s", "3s", 3, "30s")
+REFERENCE_TIMING = {
+    "discovery": RUST_TIMING,
+    "dispatch": RUST_TIMING,
+    "splat-worker": RUST_TIMING,
+    "rtk-base": RUST_TIMING,
+    "grafana": RUST_TIMING,
+    "console": ("10s", "3s", 3, "10s"),
+    "postgres": ("5s", "3s", 5, "0s"),
+}
+
+
+def test_every_healthcheck_has_its_documented_timing(shipped: dict[str, Recording]) -> None:
+    for service, container in containers(shipped["prod"]).items():
+        check = container.inputs["healthcheck"]
+        timing = (check["interval"], check["timeout"], check["retries"], check["startPeriod"])
+        assert timing == REFERENCE_TIMING[service], service

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from depot.recording import Recording
@@ -110,3 +112,51 @@ def test_postgres_is_never_published(stack: Recording) -> None:
 def test_endpoints_are_stack_outputs(shipped: dict[str, Recording]) -> None:
     assert shipped["dev"].stack_outputs["endpoints"]["discovery"] == "http://127.0.0.1:4860"
     assert shipped["prod"].stack_outputs["endpoints"] == {"console": "http://0.0.0.0:80"}
+
+
+def test_published_ports_map_the_container_port_to_the_stacks_host_port(
+    shipped: dict[str, Recording],
+) -> None:
+    assert containers(shipped["dev"])["console"].inputs["ports"] == [
+        {"internal": 80, "external": 8080, "ip": "127.0.0.1", "protocol": "tcp"}
+    ]
+    assert containers(shipped["prod"])["console"].inputs["ports"] == [
+        {"internal": 80, "external": 80, "ip": "0.0.0.0", "protocol": "tcp"}
+    ]
+
+
+PROD_LIMITS = {
+    "discovery": (256, "0.5", 128),
+    "dispatch": (256, "0.5", 128),
+    "console": (128, "0.25", 64),
+    "grafana": (512, "0.5", 256),
+    "postgres": (1024, "1", 512),
+    "splat-worker": (8192, "4", 4096),
+    "rtk-base": (256, "0.5", 128),
+}
+
+
+def test_prod_gives_each_container_its_own_limits(shipped: dict[str, Recording]) -> None:
+    limits = {
+        service: (c.inputs["memory"], c.inputs["cpus"], c.inputs["memoryReservation"])
+        for service, c in containers(shipped["prod"]).items()
+    }
+    assert limits == PROD_LIMITS
+
+
+@pytest.mark.parametrize(("stack_name", "level"), [("dev", "debug"), ("prod", "info")])
+def test_every_rust_service_logs_at_the_stacks_level(
+    shipped: dict[str, Recording], stack_name: str, level: str
+) -> None:
+    for service, container in containers(shipped[stack_name]).items():
+        if service in {"discovery", "dispatch", "splat-worker", "rtk-base"}:
+            target = service.replace("-", "_")
+            assert env_of(container)["RUST_LOG"].startswith(f"{target}={level}"), service
+
+
+def test_ssh_options_reach_the_docker_provider() -> None:
+    recording = run_stack(
+        "prod", {"depot:docker": {"host": "ssh://deploy@host", "sshOpts": ["-i", "/key"]}}
+    )
+    provider = recording.named("docker", "pulumi:providers:docker")
+    assert json.loads(provider.inputs["sshOpts"]) == ["-i", "/key"]

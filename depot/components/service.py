@@ -80,7 +80,7 @@ def to_container_args(
     return docker.ContainerArgs(
         name=spec.container_name,
         image=image_id,
-        envs=_environment(deployment, wiring.secrets),
+        envs=container_env(deployment, wiring.secrets),
         healthcheck=_healthcheck(spec.healthcheck),
         wait=True,
         wait_timeout=spec.healthcheck.wait_timeout,
@@ -164,7 +164,7 @@ def _healthcheck(check: Healthcheck) -> docker.ContainerHealthcheckArgs:
     )
 
 
-def _environment(
+def container_env(
     deployment: ServiceDeployment, secrets: Mapping[str, pulumi.Output[str]]
 ) -> pulumi.Input[Sequence[str]]:
     plain = [f"{key}={value}" for key, value in deployment.env]

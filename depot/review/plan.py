@@ -102,12 +102,13 @@ def plan_stack(stack: str, profiles: Sequence[str] = (), project_dir: Path = PRO
 def plan_from(recording: Recording, project_dir: Path = PROJECT_ROOT) -> Plan:
     """The plan of a recorded run."""
     names = {r.urn: r for r in recording.registrations}
-    resources = [_planned(r, names, project_dir) for r in recording.registrations]
+    renderer = _Renderer(project_dir)
+    resources = [_planned(r, names, renderer) for r in recording.registrations]
     return Plan(recording.stack, tuple(sorted(resources, key=lambda r: (r.type, r.name))))
 
 
 def _planned(
-    registration: Registration, by_urn: dict[str, Registration], project_dir: Path
+    registration: Registration, by_urn: dict[str, Registration], renderer: _Renderer
 ) -> PlannedResource:
     through_inputs = {urn for urns in registration.property_dependencies.values() for urn in urns}
     explicit = [by_urn[u].name for u in registration.dependencies if u not in through_inputs]
@@ -116,7 +117,7 @@ def _planned(
         type=registration.type,
         name=registration.name,
         parent=parent.name if parent else None,
-        inputs=render(registration.inputs, project_dir),
+        inputs=renderer(registration.inputs),
         options={
             "protect": registration.protect,
             "retainOnDelete": registration.retain_on_delete,
@@ -136,25 +137,34 @@ def _planned(
 
 def render(value: Any, project_dir: Path = PROJECT_ROOT) -> Any:
     """A recorded value as the plan shows it: secrets hidden, unknowns named, paths relative."""
-    if isinstance(value, Secret):
-        return SECRET
-    if isinstance(value, Unknown):
-        return UNKNOWN
-    if isinstance(value, dict):
-        return {key: render(item, project_dir) for key, item in sorted(value.items())}
-    if isinstance(value, list):
-        return [render(item, project_dir) for item in value]
-    if isinstance(value, str):
-        return _relative(value, project_dir)
-    return value
+    return _Renderer(project_dir)(value)
 
 
-def _relative(text: str, project_dir: Path) -> str:
-    """Paths in or beside the project as ``./x`` or ``../x``: machine- and checkout-independent."""
-    root = str(project_dir.resolve())
-    parent = str(project_dir.resolve().parent)
-    if text == root or text.startswith(root + "/"):
-        return "." + text.removeprefix(root)
-    if parent != "/" and text.startswith(parent + "/"):
-        return ".." + text.removeprefix(parent)
-    return text
+class _Renderer:
+    """``render`` with the project's paths resolved once, not once per string."""
+
+    def __init__(self, project_dir: Path) -> None:
+        self.root = str(project_dir.resolve())
+        parent = str(project_dir.resolve().parent)
+        self.parent = None if parent == "/" else parent
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, Secret):
+            return SECRET
+        if isinstance(value, Unknown):
+            return UNKNOWN
+        if isinstance(value, dict):
+            return {key: self(item) for key, item in sorted(value.items())}
+        if isinstance(value, list):
+            return [self(item) for item in value]
+        if isinstance(value, str):
+            return self._relative(value)
+        return value
+
+    def _relative(self, text: str) -> str:
+        """Paths in or beside the project as ``./x`` or ``../x``: the same on every checkout."""
+        if text == self.root or text.startswith(self.root + "/"):
+            return "." + text.removeprefix(self.root)
+        if self.parent is not None and text.startswith(self.parent + "/"):
+            return ".." + text.removeprefix(self.parent)
+        return text
