@@ -117,16 +117,18 @@ class DepotMocks(pulumi.runtime.Mocks):
         self, args: pulumi.runtime.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
+        # Computed values say what they stand for, and change whenever the inputs they are
+        # computed from change, so a diff of two plans carries a rebuild through to containers.
         token = hashlib.sha256(f"{args.typ}/{args.name}/{sorted(args.inputs.items())}".encode())
-        digest = f"sha256:{token.hexdigest()}"
+        fingerprint = token.hexdigest()[:12]
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = f"generated-{hashlib.sha256(args.name.encode()).hexdigest()[:24]}"
         elif args.typ == "docker-build:index:Image":
-            outputs["digest"] = digest
+            outputs["digest"] = f"(digest of {args.name} {fingerprint})"
             outputs["ref"] = (args.inputs.get("tags") or [""])[0]
         elif args.typ == "docker:index/remoteImage:RemoteImage":
-            outputs["imageId"] = digest
-            outputs["repoDigest"] = f"{args.inputs.get('name')}@{digest}"
+            outputs["imageId"] = f"(image id of {args.inputs.get('name')} {fingerprint})"
+            outputs["repoDigest"] = f"(repo digest of {args.inputs.get('name')} {fingerprint})"
         return f"{args.name}-id", outputs
 
     def call(

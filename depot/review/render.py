@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from depot.review.diff import PlanDiff, PropertyChange
+from depot.review.diff import PlanDiff, PropertyChange, ResourceChange
 from depot.review.graph import build_graph, to_mermaid
 from depot.review.plan import Plan, PlannedResource
+
+CONTAINER = "docker:index/container:Container"
 
 
 def dumps(document: Any) -> str:
@@ -79,6 +81,16 @@ def _summary(diff: PlanDiff) -> str:
     )
 
 
+def _cost(change: ResourceChange) -> str:
+    """What a reviewer pays for the change: a replaced container is downtime."""
+    notes = []
+    if change.replaces and change.after.type == CONTAINER:
+        notes.append("downtime")
+    if change.touches_data:
+        notes.append("data")
+    return ", ".join(notes)
+
+
 def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
     """A PR comment section: summary table first, details folded, graph of what changed."""
     lines = [f"### `{diff.base}` → `{diff.head}`", ""]
@@ -101,7 +113,7 @@ def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
     ]
     lines += [
         f"| {'replace' if c.replaces else 'update'} | `{c.after.name}` | `{c.after.type}` | "
-        f"{'downtime' if c.replaces else ''}{', data' if c.touches_data else ''} |"
+        f"{_cost(c)} |"
         for c in diff.changed
     ]
     lines.append("")
