@@ -97,9 +97,10 @@ def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
     if diff.empty:
         return "\n".join([*lines, "No changes.", ""])
     lines += [
-        "| added | changed | replaced (downtime) | removed | data at risk |",
-        "|---:|---:|---:|---:|---:|",
+        "| added | changed | replaced | containers recreated (downtime) | removed | data at risk |",
+        "|---:|---:|---:|---:|---:|---:|",
         f"| {len(diff.added)} | {len(diff.changed)} | {len(diff.replacements)} "
+        f"| {sum(c.after.type == CONTAINER for c in diff.replacements)} "
         f"| {len(diff.removed)} | {len(diff.data_risks)} |",
         "",
     ]
