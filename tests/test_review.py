@@ -353,3 +353,9 @@ def test_a_changed_build_rebuilds_in_place_but_replaces_its_container() -> None:
         "discovery-image": True,
         "discovery-container": True,
     }
+
+
+def test_the_readme_shows_the_graph_the_command_draws(prod_plan: Plan) -> None:
+    readme = (PROJECT_DIR / "README.md").read_text()
+    drawn = to_mermaid(build_graph(prod_plan))
+    assert f"```mermaid\n{drawn}```" in readme
