@@ -50,6 +50,10 @@ def http_probe(port: int, path: str = "/health") -> tuple[str, ...]:
     return ("CMD", "wget", "-q", "-O-", f"http://localhost:{port}{path}")
 
 
+# The numeric user of docker/rust-service.Dockerfile, stated again so the container cannot
+# fall back to root if an image is built without it.
+SERVICE_USER = "10001:10001"
+
 # busybox `pgrep -x` compares argv[0] (the full path) and never the process name, so the
 # anchored pattern is what finds the entrypoint in both busybox and procps.
 WORKER_PROBE = ("CMD", "pgrep", "^depot-service$")
@@ -99,7 +103,12 @@ class ServiceSpec:
     log_target: str | None = None  # the RUST_LOG target, for the Rust services
     extra_log_directives: str = ""
     secret_files: tuple[SecretFile, ...] = ()
-    tmpfs: tuple[str, ...] = ()
+    tmpfs: tuple[str, ...] = ()  # in-memory writable paths; the root filesystem is read-only
+    # Why the root filesystem must stay writable (None: it is read-only). See README "Policy".
+    writable_root: str | None = None
+    # Capabilities kept after dropping ALL: only what the image's entrypoint needs.
+    capabilities: tuple[str, ...] = ()
+    user: str | None = None  # None: the image's own user
     metrics: bool = False
     gpu: bool = False
     stop_grace_seconds: int = 10
@@ -122,6 +131,7 @@ DISCOVERY = ServiceSpec(
     log_target="discovery",
     tmpfs=("/tmp", "/var/run"),  # noqa: S108 - in-memory scratch space, as in the reference
     metrics=True,
+    user=SERVICE_USER,
 )
 
 POSTGRES = ServiceSpec(
@@ -137,6 +147,9 @@ POSTGRES = ServiceSpec(
     secret_files=(SecretFile("database_password", "POSTGRES_PASSWORD_FILE", owner=70),),
     stop_grace_seconds=30,  # let postgres finish a clean shutdown instead of being killed
     data_mount="/var/lib/postgresql/data",
+    tmpfs=("/tmp", "/var/run/postgresql"),  # noqa: S108 - the socket directory and scratch
+    # The entrypoint chowns the data directory, then drops from root to the postgres user.
+    capabilities=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
 )
 
 DISPATCH = ServiceSpec(
@@ -151,6 +164,8 @@ DISPATCH = ServiceSpec(
     extra_log_directives=",sqlx=warn",
     metrics=True,
     database_url=True,
+    tmpfs=("/tmp",),  # noqa: S108 - scratch space on a read-only root
+    user=SERVICE_USER,
 )
 
 GRAFANA = ServiceSpec(
@@ -165,6 +180,10 @@ GRAFANA = ServiceSpec(
     # uid 472 is the grafana user of the official image
     secret_files=(
         SecretFile("grafana_admin_password", "GF_SECURITY_ADMIN_PASSWORD__FILE", owner=472),
+    ),
+    writable_root=(
+        "grafana keeps its database, plugins and sessions under /var/lib/grafana, and the "
+        "reference gives it no volume: that state lives in the container's own layer"
     ),
 )
 
@@ -182,6 +201,9 @@ CONSOLE = ServiceSpec(
     port=80,
     waits_for=("discovery", "dispatch", "grafana"),
     console_mounts=True,
+    tmpfs=("/tmp", "/var/cache/nginx", "/var/run"),  # noqa: S108 - nginx's cache, pid, scratch
+    # The master binds port 80 as root, then starts workers as the nginx user.
+    capabilities=("CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"),
 )
 
 SPLAT_WORKER = ServiceSpec(
@@ -193,6 +215,8 @@ SPLAT_WORKER = ServiceSpec(
     profile="gpu",
     log_target="splat_worker",
     gpu=True,
+    tmpfs=("/tmp",),  # noqa: S108 - scratch space on a read-only root
+    user=SERVICE_USER,
 )
 
 RTK_BASE = ServiceSpec(
@@ -202,6 +226,8 @@ RTK_BASE = ServiceSpec(
     networks=(DEPOT_NETWORK,),
     profile="rtk",
     log_target="rtk_base",
+    tmpfs=("/tmp",),  # noqa: S108 - scratch space on a read-only root
+    user=SERVICE_USER,
 )
 
 SERVICES: tuple[ServiceSpec, ...] = (

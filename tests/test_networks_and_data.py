@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from depot.recording import Recording
 from tests.conftest import CONTAINER, NETWORK, VOLUME, containers, run_stack
 
@@ -119,6 +117,28 @@ def test_discovery_has_tmpfs_at_tmp_and_var_run(stack: Recording) -> None:
     assert set(containers(stack)["discovery"].inputs["tmpfs"]) == {"/tmp", "/var/run"}
 
 
-@pytest.mark.parametrize("service", ["dispatch", "console", "grafana", "postgres"])
-def test_only_discovery_has_tmpfs(stack: Recording, service: str) -> None:
-    assert "tmpfs" not in containers(stack)[service].inputs
+WRITABLE_PATHS = {
+    "discovery": {"/tmp", "/var/run"},
+    "dispatch": {"/tmp"},
+    "postgres": {"/tmp", "/var/run/postgresql"},
+    "console": {"/tmp", "/var/cache/nginx", "/var/run"},
+    "splat-worker": {"/tmp"},
+    "rtk-base": {"/tmp"},
+}
+
+
+def test_each_read_only_container_writes_only_to_its_tmpfs(
+    shipped: dict[str, Recording],
+) -> None:
+    tmpfs = {
+        service: set(container.inputs.get("tmpfs", {}))
+        for service, container in containers(shipped["prod"]).items()
+        if container.inputs.get("readOnly")
+    }
+    assert tmpfs == WRITABLE_PATHS
+
+
+def test_tmpfs_is_size_limited_and_not_executable(stack: Recording) -> None:
+    for service, container in containers(stack).items():
+        for path, options in container.inputs.get("tmpfs", {}).items():
+            assert options == "rw,noexec,nosuid,size=64m", (service, path)

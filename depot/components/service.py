@@ -70,6 +70,9 @@ class DepotService(pulumi.ComponentResource):
         self.register_outputs({"container_name": self.container_name})
 
 
+TMPFS_OPTIONS = "rw,noexec,nosuid,size=64m"
+
+
 def to_container_args(
     deployment: ServiceDeployment, image_id: pulumi.Input[str], wiring: ServiceWiring
 ) -> docker.ContainerArgs:
@@ -131,7 +134,13 @@ def to_container_args(
             for mount in deployment.bind_mounts
         ]
         or None,
-        tmpfs=dict.fromkeys(spec.tmpfs, "rw,noexec,nosuid") or None,
+        tmpfs=dict.fromkeys(spec.tmpfs, TMPFS_OPTIONS) or None,
+        read_only=spec.writable_root is None,
+        user=spec.user,
+        capabilities=docker.ContainerCapabilitiesArgs(
+            drops=["ALL"], adds=list(spec.capabilities) or None
+        ),
+        security_opts=["no-new-privileges:true"],
         uploads=[
             docker.ContainerUploadArgs(
                 file=secret.path,
