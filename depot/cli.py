@@ -1,7 +1,7 @@
 """The ``depot`` command: a thin layer over ``depot.review``.
 
 Exit status: ``plan`` and ``graph`` 0, or 2 on error; ``diff`` like ``git diff --exit-code``:
-0 no changes, 1 changes, 2 error.
+0 no changes, 1 changes, 2 error; ``check`` 1 when a mandatory rule is violated.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
 
-from depot.config.loader import ConfigError
+from depot.config.loader import ConfigError, load_settings
 from depot.model import PROJECT_ROOT
+from depot.policy.check import check_plan, report
 from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid
-from depot.review.plan import Plan, plan_stack
+from depot.review.plan import Plan, plan_stack, stack_config
 from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
 
 EXIT_ERROR = 2
@@ -63,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     _profiles(diff)
     diff.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     diff.set_defaults(run=_diff)
+
+    check = commands.add_parser("check", help="the policy rules on a stack's plan")
+    check.add_argument("--stack", required=True)
+    _profiles(check)
+    check.set_defaults(run=_check)
 
     graph = commands.add_parser("graph", help="the dependency graph of a stack")
     graph.add_argument("--stack", required=True)
@@ -106,6 +112,12 @@ def _diff(args: argparse.Namespace) -> tuple[str, int]:
     else:
         output = diff_text(diff)
     return output, 0 if diff.empty else 1
+
+
+def _check(args: argparse.Namespace) -> tuple[str, int]:
+    config = stack_config(args.stack, args.profiles)
+    policy = load_settings(args.stack, config).policy
+    return report(check_plan(plan_stack(args.stack, args.profiles), policy), args.stack)
 
 
 def _graph(args: argparse.Namespace) -> tuple[str, int]:

@@ -28,6 +28,31 @@ PulledServiceName = Literal["console", "grafana", "postgres"]
 
 LogLevel = Literal["trace", "debug", "info", "warn", "error"]
 
+EnforcementLevel = Literal["mandatory", "advisory", "disabled"]
+"""As CrossGuard: mandatory blocks a deployment (and fails `depot check`), advisory warns."""
+
+PolicyRuleId = Literal[
+    "image-pinned",
+    "non-root-user",
+    "dockerfile-user",
+    "healthcheck",
+    "wait-for-health",
+    "limits",
+    "restart",
+    "isolation",
+    "capabilities",
+    "read-only-root",
+    "published-ports",
+    "internal-database-network",
+    "log-rotation",
+    "secret-env",
+    "secret-delivery",
+    "data-volume",
+    "stop-grace",
+    "delete-before-replace",
+]
+"""Every rule of the policy pack (depot/policy/rules.py), as stack config may name them."""
+
 SERVICE_NAMES: tuple[ServiceName, ...] = get_args(ServiceName)
 PROFILES: tuple[Profile, ...] = get_args(Profile)
 

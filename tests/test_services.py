@@ -117,7 +117,16 @@ THIRD_PARTY = {"postgres": "postgres:", "grafana": "grafana/grafana:", "console"
 def test_third_party_images_are_pinned_to_an_exact_version(stack: Recording, service: str) -> None:
     reference = stack.named(f"{service}-image", REMOTE_IMAGE).inputs["name"]
     assert reference.startswith(THIRD_PARTY[service])
-    assert re.fullmatch(r"[a-z/]+:\d+\.\d+\.\d+(-alpine)?|postgres:\d+\.\d+-alpine", reference)
+    tag = r"[a-z/]+:\d+\.\d+\.\d+(-alpine)?|postgres:\d+\.\d+-alpine"
+    assert re.fullmatch(f"({tag})(@sha256:[a-f0-9]{{64}})?", reference)
+
+
+@pytest.mark.parametrize("service", sorted(THIRD_PARTY))
+def test_prod_runs_third_party_images_by_digest(
+    shipped: dict[str, Recording], service: str
+) -> None:
+    reference = shipped["prod"].named(f"{service}-image", REMOTE_IMAGE).inputs["name"]
+    assert re.search(r"@sha256:[a-f0-9]{64}$", reference)
 
 
 def test_an_image_override_must_still_be_pinned() -> None:

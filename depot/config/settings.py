@@ -18,9 +18,11 @@ from depot.types import (
     BuiltServiceName,
     Cpus,
     DockerHost,
+    EnforcementLevel,
     LogLevel,
     Megabytes,
     PinnedImage,
+    PolicyRuleId,
     Port,
     Profile,
     PulledServiceName,
@@ -126,6 +128,20 @@ class DataSettings(SettingsModel):
     protect: bool = True
 
 
+class PolicySettings(SettingsModel):
+    """How `depot check` and the CrossGuard pack treat this stack (README "Policy")."""
+
+    enforcement: EnforcementLevel = "mandatory"
+    # Production rules (limits, digest-pinned images, protected data, no `restart: no`) apply.
+    production: bool = True
+    rules: dict[PolicyRuleId, EnforcementLevel] = Field(
+        default_factory=dict, description="a map of rule id to mandatory, advisory or disabled"
+    )
+
+    def level(self, rule: PolicyRuleId) -> EnforcementLevel:
+        return self.rules.get(rule, self.enforcement)
+
+
 SecretSetting = Annotated[SecretStr | None, Field(default=None)]
 
 
@@ -147,6 +163,7 @@ class DepotSettings(SettingsModel):
         default_factory=dict, description="a map of console, grafana, postgres to an image"
     )
     data: DataSettings = DataSettings()
+    policy: PolicySettings = PolicySettings()
     database_password: SecretSetting
     grafana_admin_password: SecretSetting
 

@@ -1,0 +1,1 @@
+"""Guardrails: rules as plain functions, checked offline (`depot check`) and by CrossGuard."""

@@ -1,0 +1,64 @@
+"""``depot check``: the rules on a stack's offline plan, one line per violation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from depot.config.settings import PolicySettings
+from depot.model import PROJECT_ROOT
+from depot.policy.rules import RULES, Rule, Stack
+from depot.review.plan import Plan, PlannedResource
+from depot.types import EnforcementLevel
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One problem one rule found in one resource."""
+
+    resource: PlannedResource
+    rule: Rule
+    message: str
+    level: EnforcementLevel
+
+    def __str__(self) -> str:
+        shown = self.resource.inputs.get("name")
+        label = shown if isinstance(shown, str) else self.resource.name
+        return (
+            f"{self.level}: {label} ({self.resource.type} {self.resource.name}) "
+            f"[{self.rule.id}] {self.message} — fix: {self.rule.fix}"
+        )
+
+
+def check_plan(
+    plan: Plan,
+    policy: PolicySettings,
+    rules: Sequence[Rule] = RULES,
+    project_dir: Path = PROJECT_ROOT,
+) -> list[Violation]:
+    """Every violation of ``rules`` in ``plan``, at the level the stack's policy gives it."""
+    stack = Stack(plan.by_key(), production=policy.production, project_dir=project_dir)
+    found = []
+    for rule in rules:
+        level = policy.level(rule.id)
+        if level == "disabled":
+            continue
+        for resource in plan.resources:
+            if resource.type in rule.types:
+                found += [
+                    Violation(resource, rule, message, level)
+                    for message in rule.check(resource, stack)
+                ]
+    return found
+
+
+def report(violations: Sequence[Violation], stack: str) -> tuple[str, int]:
+    """Lines to print, and the exit status: 1 when any violation is mandatory."""
+    mandatory = sum(v.level == "mandatory" for v in violations)
+    lines = [str(v) for v in violations]
+    lines.append(
+        f"{stack}: {len(violations)} violation(s), {mandatory} mandatory, "
+        f"{len(violations) - mandatory} advisory ({len(RULES)} rules)"
+    )
+    return "\n".join(lines) + "\n", 1 if mandatory else 0

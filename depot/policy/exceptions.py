@@ -1,0 +1,32 @@
+"""Deliberate exceptions to the rules, each with its reason (listed in README "Policy").
+
+Kept apart from the program's catalogue on purpose: a change to what a container may do must
+be made in both places, so a reviewer sees it twice.
+"""
+
+from __future__ import annotations
+
+WRITABLE_ROOT: dict[str, str] = {
+    "depot-grafana": (
+        "grafana keeps its database, plugins and sessions under /var/lib/grafana, and the "
+        "reference gives it no volume: that state lives in the container's own layer"
+    ),
+}
+"""Containers allowed a writable root filesystem (rule read-only-root), and why."""
+
+CAPABILITY_ALLOWLIST: dict[str, dict[str, str]] = {
+    "depot-postgres": {
+        "CHOWN": "the entrypoint gives the data directory to the postgres user",
+        "DAC_OVERRIDE": "initdb and the entrypoint write where root's files are",
+        "FOWNER": "the entrypoint sets modes on the data and socket directories",
+        "SETGID": "the entrypoint drops from root to the postgres group",
+        "SETUID": "the entrypoint drops from root to the postgres user",
+    },
+    "depot-console": {
+        "CHOWN": "nginx gives its cache directories to the nginx user",
+        "NET_BIND_SERVICE": "the master process listens on port 80",
+        "SETGID": "workers drop to the nginx group",
+        "SETUID": "workers drop to the nginx user",
+    },
+}
+"""Capabilities a container may add back after dropping ALL (rule capabilities), and why."""
