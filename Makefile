@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK ?= dev
 DOCKERFILES := $(shell find . -path ./$(VENV) -prune -o \( -name 'Dockerfile' -o -name '*.Dockerfile' \) -print)
 
-.PHONY: setup test lint typecheck dockerfiles schema workflows pytest up bench lock clean
+.PHONY: setup test lint typecheck dockerfiles schema workflows pytest up check bench lock clean
 
 setup: $(VENV)/.installed
 
@@ -26,7 +26,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy depot tests scripts
+	$(BIN)/mypy depot tests scripts policy
 
 dockerfiles: setup
 	$(BIN)/hadolint --config .hadolint.yaml $(DOCKERFILES)
@@ -45,6 +45,10 @@ pytest: setup
 ## The main job: `pulumi up` of $(STACK) against the local Docker daemon.
 up: setup
 	STACK=$(STACK) scripts/up.sh
+
+## The policy rules on a stack's offline plan (STACK=prod): exit 1 on a mandatory violation.
+check: setup
+	$(BIN)/depot check --stack $(STACK)
 
 ## Plan speed: depot plan vs direct registration, and 20 vs 200 services.
 bench: setup

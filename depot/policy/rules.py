@@ -32,6 +32,9 @@ class Stack:
     resources: Mapping[str, PlannedResource]  # by key (type::name)
     production: bool
     project_dir: Path
+    # The offline plan marks secrets "[secret]"; CrossGuard hands policies decrypted values
+    # without a mark, so there the secret rules cannot tell a secret from a plain value.
+    secrets_visible: bool = True
 
     def dependencies_of(self, resource: PlannedResource) -> list[PlannedResource]:
         return [self.resources[k] for k in resource.dependencies if k in self.resources]
@@ -171,7 +174,7 @@ def dockerfile_user(resource: PlannedResource, stack: Stack) -> Iterable[str]:
     user = final_stage_user(path.read_text())
     match = _NUMERIC_USER.match(user) if user else None
     if user is None:
-        yield f"{location}: the final stage sets no USER, so the image runs as root"
+        yield f"{location}: the final stage sets no USER, so it runs as root"
     elif match is None:
         yield f"{location}: the final stage's USER {user!r} is not numeric"
     elif int(match["uid"]) == 0:
@@ -400,7 +403,8 @@ _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
     source="reference 'Secrets Management'; CIS Docker 4.10",
 )
 def secret_env(resource: PlannedResource, stack: Stack) -> Iterable[str]:
-    del stack
+    if not stack.secrets_visible:
+        return
     envs = resource.inputs.get("envs") or []
     if envs == SECRET:
         return  # the whole environment is a secret
@@ -418,7 +422,8 @@ def secret_env(resource: PlannedResource, stack: Stack) -> Iterable[str]:
     source="reference 'Secrets Management'",
 )
 def secret_delivery(resource: PlannedResource, stack: Stack) -> Iterable[str]:
-    del stack
+    if not stack.secrets_visible:
+        return
     for upload in resource.inputs.get("uploads") or []:
         if "/secrets/" in str(upload.get("file")) and upload.get("content") != SECRET:
             yield f"uploads {upload.get('file')} with plain content"
@@ -435,7 +440,8 @@ def secret_delivery(resource: PlannedResource, stack: Stack) -> Iterable[str]:
     source="DESIGN 'Things that bite': a changed volume option deletes the volume",
 )
 def data_volume(resource: PlannedResource, stack: Stack) -> Iterable[str]:
-    if not resource.options.get("retainOnDelete"):
+    # CrossGuard does not show retainOnDelete (None there): only the plan can check it.
+    if resource.options.get("retainOnDelete") is False:
         yield "would be deleted with the stack (retainOnDelete is off)"
     if stack.production and not resource.options.get("protect"):
         yield "is not protected in production"

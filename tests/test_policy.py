@@ -1,0 +1,318 @@
+"""The policy rules: the shipped stacks comply, and each rule catches what it is for."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+import yaml
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    StackValidationArgs,
+)
+
+from depot.cli import main
+from depot.config import load_settings
+from depot.config.settings import PolicySettings
+from depot.policy.check import Violation, check_plan, report
+from depot.policy.crossguard import policies
+from depot.policy.rules import RULES, final_stage_user
+from depot.recording import Recording
+from depot.review.plan import Plan, PlannedResource, plan_from, plan_stack
+from depot.types import PolicyRuleId
+from tests.conftest import PROJECT_DIR, run_stack, stack_config
+
+PROD = PolicySettings(enforcement="mandatory", production=True)
+
+
+@pytest.fixture(scope="module")
+def prod_plan() -> Plan:
+    return plan_stack("prod")
+
+
+def edited(plan: Plan, target: str, changes: dict[str, Any]) -> Plan:
+    """``plan`` with resource ``target``'s inputs (and ``changes["options"]``) changed."""
+    inputs_changes = {k: v for k, v in changes.items() if k != "options"}
+
+    def edit(r: PlannedResource) -> PlannedResource:
+        options = {**r.options, **changes.get("options", {})}
+        inputs = {**r.inputs, **inputs_changes}
+        return PlannedResource(r.type, r.name, r.parent, inputs, options, r.dependencies)
+
+    return Plan(plan.stack, tuple(edit(r) if r.name == target else r for r in plan.resources))
+
+
+def messages(plan: Plan, rule: str, policy: PolicySettings = PROD) -> list[str]:
+    return [str(v) for v in check_plan(plan, policy) if v.rule.id == rule]
+
+
+def test_every_rule_id_is_one_the_stack_config_accepts() -> None:
+    assert [r.id for r in RULES] == list(get_args(PolicyRuleId))
+
+
+@pytest.mark.parametrize("rule", [r.id for r in RULES])
+def test_shipped_prod_complies_with_every_rule(prod_plan: Plan, rule: str) -> None:
+    assert messages(prod_plan, rule) == []
+
+
+def test_shipped_dev_shows_no_violation_under_its_own_policy() -> None:
+    policy = load_settings("dev", stack_config("dev")).policy
+    assert (policy.enforcement, policy.production) == ("advisory", False)
+    assert check_plan(plan_stack("dev"), policy) == []
+
+
+def test_dev_would_only_miss_production_rules() -> None:
+    # Held to production's rules, dev lacks exactly what prod adds: limits, digests, protection.
+    found = {v.rule.id for v in check_plan(plan_stack("dev"), PROD)}
+    assert found == {"limits", "image-pinned", "data-volume"}
+
+
+MUTATIONS: list[tuple[PolicyRuleId, str, dict[str, Any], str]] = [
+    ("image-pinned", "postgres-image", {"name": "postgres:latest"},
+     "runs 'postgres:latest', which is not pinned to a version tag"),
+    ("image-pinned", "grafana-image", {"name": "grafana/grafana:11.4.0"},
+     "runs 'grafana/grafana:11.4.0' by tag only; production pins third-party images by digest"),
+    ("image-pinned", "discovery-image-build", {"tags": ["depot-discovery:latest"]},
+     "builds the moving tag 'depot-discovery:latest'"),
+    ("non-root-user", "discovery-container", {"user": "0:0"}, "runs as root (uid 0)"),
+    ("non-root-user", "dispatch-container", {"user": "depot"},
+     "runs as 'depot'; our own services run as a numeric user"),
+    ("healthcheck", "grafana-container", {"healthcheck": {"tests": ["NONE"]}},
+     "has no healthcheck"),
+    ("wait-for-health", "postgres-container", {"wait": False},
+     "is not waited for, yet depot-dispatch start after it"),
+    ("wait-for-health", "discovery-container", {"waitTimeout": 60},
+     "waits 60s for healthy; its healthcheck may take 69s"),
+    ("limits", "console-container", {"memory": None}, "has no memory limit"),
+    ("limits", "console-container", {"cpus": None}, "has no CPU limit"),
+    ("restart", "dispatch-container", {"restart": "no"}, "never restarts (restart: no)"),
+    ("restart", "dispatch-container", {"restart": "on-failure", "maxRetryCount": 9},
+     "restarts on failure 9 times"),
+    ("isolation", "discovery-container", {"privileged": True}, "runs privileged"),
+    ("isolation", "discovery-container", {"networkMode": "host"},
+     "shares the host's namespace (networkMode: host)"),
+    ("isolation", "console-container",
+     {"mounts": [{"type": "bind", "source": "/var/run/docker.sock", "target": "/s"}]},
+     "mounts the host's /var/run/docker.sock"),
+    ("capabilities", "discovery-container", {"capabilities": {"drops": []}},
+     "keeps Docker's default capabilities (drop ALL)"),
+    ("capabilities", "postgres-container",
+     {"capabilities": {"drops": ["ALL"], "adds": ["CHOWN", "SYS_ADMIN"]}},
+     "adds SYS_ADMIN, which is not on its allowlist"),
+    ("capabilities", "dispatch-container", {"securityOpts": []},
+     "can gain privileges (no-new-privileges is not set)"),
+    ("capabilities", "dispatch-container",
+     {"securityOpts": ["no-new-privileges:true", "seccomp=unconfined"]},
+     "runs without seccomp (seccomp=unconfined)"),
+    ("read-only-root", "dispatch-container", {"readOnly": False},
+     "has a writable root filesystem and no recorded exception"),
+    ("published-ports", "postgres-container",
+     {"ports": [{"internal": 5432, "external": 5432, "ip": "127.0.0.1"}]},
+     "publishes the database"),
+    ("published-ports", "console-container", {"ports": [{"internal": 80, "external": 80}]},
+     "publishes 80 on every host address (no ip)"),
+    ("internal-database-network", "database-network", {"internal": False},
+     "routes outside Docker (internal is not set)"),
+    ("log-rotation", "grafana-container", {"logDriver": "syslog"},
+     "logs with syslog, not json-file"),
+    ("log-rotation", "grafana-container", {"logOpts": {"max-size": "10m"}},
+     "keeps logs without max-file"),
+    ("secret-env", "grafana-container", {"envs": ["GF_SECURITY_ADMIN_PASSWORD=hunter2"]},
+     "sets GF_SECURITY_ADMIN_PASSWORD in plain text"),
+    ("secret-delivery", "postgres-container",
+     {"uploads": [{"file": "/run/secrets/database_password", "content": "hunter2"}]},
+     "uploads /run/secrets/database_password with plain content"),
+    ("data-volume", "postgres-data", {"options": {"retainOnDelete": False}},
+     "would be deleted with the stack (retainOnDelete is off)"),
+    ("data-volume", "postgres-data", {"options": {"protect": False}},
+     "is not protected in production"),
+    ("stop-grace", "postgres-container", {"destroyGraceSeconds": 0},
+     "gets 0s to stop and holds data; give it at least 30s"),
+    ("delete-before-replace", "console-container", {"options": {"deleteBeforeReplace": False}},
+     "has a fixed name but is replaced create-first"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rule", "resource", "change", "message"),
+    [pytest.param(*m, id=f"{m[0]}:{m[3][:40]}") for m in MUTATIONS],
+)
+def test_each_rule_reports_its_violation(
+    prod_plan: Plan, rule: PolicyRuleId, resource: str, change: dict[str, Any], message: str
+) -> None:
+    found = messages(edited(prod_plan, resource, change), rule)
+    [line] = found
+    fix = next(r.fix for r in RULES if r.id == rule)
+    assert line.startswith("mandatory: ")
+    assert f"[{rule}] {message} — fix: {fix}" in line
+    assert resource in line
+
+
+def test_every_rule_has_a_mutation_that_trips_it() -> None:
+    assert {m[0] for m in MUTATIONS} | {"dockerfile-user"} == {r.id for r in RULES}
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "message"),
+    [
+        (
+            "FROM alpine:3.21.3\nRUN true\n",
+            "the final stage sets no USER, so it runs as root",
+        ),
+        ("FROM alpine:3.21.3\nUSER app\n", "the final stage's USER 'app' is not numeric"),
+        ("FROM alpine:3.21.3\nUSER 0:0\n", "the final stage runs as root (USER 0:0)"),
+        ("FROM a:1 AS b\nUSER 1000\nFROM alpine:3.21.3\n", "the final stage sets no USER"),
+    ],
+)
+def test_a_dockerfile_whose_final_stage_runs_as_root_is_caught(
+    prod_plan: Plan, tmp_path: Path, dockerfile: str, message: str
+) -> None:
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    plan = edited(
+        prod_plan,
+        "discovery-image-build",
+        {"dockerfile": {"location": str(tmp_path / "Dockerfile")}},
+    )
+    [line] = messages(plan, "dockerfile-user")
+    assert message in line
+
+
+def test_the_repositorys_dockerfile_ends_as_a_numeric_user() -> None:
+    dockerfile = (PROJECT_DIR / "docker" / "rust-service.Dockerfile").read_text()
+    assert final_stage_user(dockerfile) == "10001:10001"
+
+
+def test_advisory_violations_do_not_fail_the_check(prod_plan: Plan) -> None:
+    plan = edited(prod_plan, "console-container", {"memory": None})
+    advisory = PolicySettings(enforcement="advisory", production=True)
+    text, status = report(check_plan(plan, advisory), "prod")
+    assert status == 0
+    assert text.startswith("advisory: depot-console")
+
+
+def test_a_rule_can_be_disabled_or_raised_on_its_own(prod_plan: Plan) -> None:
+    plan = edited(prod_plan, "console-container", {"memory": None})
+    assert check_plan(plan, PolicySettings(rules={"limits": "disabled"})) == []
+    [violation] = check_plan(
+        plan, PolicySettings(enforcement="advisory", rules={"limits": "mandatory"})
+    )
+    assert violation.level == "mandatory"
+
+
+def test_mandatory_violations_fail_the_check(prod_plan: Plan) -> None:
+    violations: list[Violation] = check_plan(
+        edited(prod_plan, "console-container", {"cpus": None}), PROD
+    )
+    text, status = report(violations, "prod")
+    assert status == 1
+    assert text.splitlines()[-1] == "prod: 1 violation(s), 1 mandatory, 0 advisory (18 rules)"
+
+
+def test_depot_check_passes_on_the_shipped_prod_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--stack", "prod"]) == 0
+    assert "prod: 0 violation(s)" in capsys.readouterr().out
+
+
+def test_a_stack_edit_that_breaks_a_rule_fails_the_check() -> None:
+    recording = run_stack("prod", {"depot:restart": "no", "depot:publish": {"ports": {}}})
+    policy = load_settings("prod", stack_config("prod", {"depot:restart": "no"})).policy
+    found = {v.rule.id for v in check_plan(plan_from(recording), policy)}
+    assert found == {"restart"}
+
+
+# --- CrossGuard -----------------------------------------------------------------------------
+
+
+def _policy_resources(recording: Recording, plan: Plan) -> list[PolicyResource]:
+    """What CrossGuard would hand the pack: decrypted values, options without retain."""
+    planned = plan.by_key()
+    by_urn: dict[str, PolicyResource] = {}
+    for registration in recording.registrations:
+        key = f"{registration.type}::{registration.name}"
+        by_urn[registration.urn] = PolicyResource(
+            resource_type=registration.type,
+            props=planned[key].inputs,
+            urn=registration.urn,
+            name=registration.name,
+            opts=PolicyResourceOptions(
+                protect=registration.protect,
+                ignore_changes=[],
+                delete_before_replace=registration.delete_before_replace,
+                aliases=[],
+                custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+                additional_secret_outputs=[],
+            ),
+            provider=None,
+            parent=None,
+            dependencies=[],
+            property_dependencies={},
+        )
+    for registration in recording.registrations:
+        by_urn[registration.urn].dependencies = [
+            by_urn[u] for u in registration.dependencies if u in by_urn
+        ]
+    return list(by_urn.values())
+
+
+def _crossguard(resources: list[PolicyResource], production: bool = True) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for policy in policies():
+
+        def report_violation(message: str, urn: str | None, name: str = policy.name) -> None:
+            found.append((name, f"{urn} {message}"))
+
+        args = StackValidationArgs(resources, config={"production": production})
+        policy.validate(args, report_violation)
+    return found
+
+
+def test_crossguard_pack_passes_the_shipped_prod_stack(shipped: dict[str, Recording]) -> None:
+    recording = shipped["prod"]
+    assert _crossguard(_policy_resources(recording, plan_from(recording))) == []
+
+
+def test_crossguard_pack_reports_a_violation_against_its_resource(
+    shipped: dict[str, Recording],
+) -> None:
+    recording = shipped["prod"]
+    plan = edited(plan_from(recording), "console-container", {"privileged": True})
+    [(policy, line)] = _crossguard(_policy_resources(recording, plan))
+    assert policy == "isolation"
+    assert line.endswith(
+        "::console-container runs privileged — fix: remove privileged / host "
+        "modes, and mount only the service's own data"
+    )
+
+
+def test_only_the_packs_entry_point_builds_a_policy_pack() -> None:
+    for path in [*(PROJECT_DIR / "depot").rglob("*.py"), PROJECT_DIR / "policy" / "__main__.py"]:
+        calls = [
+            node
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "PolicyPack"
+        ]
+        assert len(calls) == (
+            1
+            if path.parent.name == "policy"
+            and path.name == "__main__.py"
+            and path.parent.parent == PROJECT_DIR
+            else 0
+        ), path
+
+
+def test_the_pack_runs_on_the_projects_virtualenv() -> None:
+    pack = yaml.safe_load((PROJECT_DIR / "policy" / "PulumiPolicy.yaml").read_text())
+    assert pack["runtime"] == {
+        "name": "python",
+        "options": {"toolchain": "pip", "virtualenv": "../.venv"},
+    }
+
+
+def test_hadolint_config_raises_missing_healthcheck_to_an_error() -> None:
+    config = yaml.safe_load((PROJECT_DIR / ".hadolint.yaml").read_text())
+    assert config["failure-threshold"] == "warning"
+    assert "DL3057" in config["override"]["error"]
