@@ -39,8 +39,13 @@ RUN test -n "$BINARY" || (echo "BINARY build arg is required" >&2; exit 1)
 COPY Cargo.toml Cargo.lock* ./
 # A stub main.rs lets cargo compile just the dependencies. If the stub cannot
 # build (e.g. the binary lives in src/bin/), the cache is merely cold: the
-# real build below compiles everything.
-RUN mkdir src \
+# real build below compiles everything. The compiled dependencies stay in this
+# layer, so a registry cache (cache-to type=registry) carries them to fresh CI
+# runners; crate downloads go to BuildKit cache mounts, so changing Cargo.lock
+# fetches only what changed on a warm builder.
+RUN --mount=type=cache,id=cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=cargo-git,target=/usr/local/cargo/git,sharing=locked \
+    mkdir src \
  && echo 'fn main() {}' > src/main.rs \
  && (cargo build --release --bin "$BINARY" || true) \
  && rm -rf src
@@ -48,7 +53,9 @@ RUN mkdir src \
 COPY src ./src
 # COPY keeps the context's mtimes, which may be older than the stub build:
 # touch the crate root (if any) so cargo cannot ship the stub binary.
-RUN touch -c src/main.rs \
+RUN --mount=type=cache,id=cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=cargo-git,target=/usr/local/cargo/git,sharing=locked \
+    touch -c src/main.rs \
  && cargo build --release --bin "$BINARY" \
  && mkdir -p /out \
  && cp "target/release/$BINARY" "/out/$BINARY"

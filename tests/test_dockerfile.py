@@ -233,6 +233,29 @@ def test_cargo_builds_the_binary_named_by_the_build_arg() -> None:
         assert '--bin "$BINARY"' in build.args
 
 
+def test_crate_downloads_use_buildkit_cache_mounts_on_every_cargo_build() -> None:
+    builds = [i for i in builder().instructions if is_cargo_build(i)]
+    assert len(builds) == 2
+    for build in builds:
+        assert "--mount=type=cache,id=cargo-registry,target=/usr/local/cargo/registry" in build.args
+        assert "--mount=type=cache,id=cargo-git,target=/usr/local/cargo/git" in build.args
+        # target/ stays in the layer, so a registry cache carries compiled dependencies.
+        assert "target=/app/target" not in build.args
+
+
+def test_the_context_is_filtered_to_what_the_dockerfile_copies() -> None:
+    ignore = DOCKERFILE.with_name(DOCKERFILE.name + ".dockerignore").read_text()
+    rules = [line for line in ignore.splitlines() if line and not line.startswith("#")]
+    assert rules == ["**", "!Cargo.toml", "!Cargo.lock", "!src/"]
+    copied = {
+        source.rstrip("*")
+        for instruction in builder().of("COPY")
+        if not instruction.args.startswith("--from")
+        for source in without_flags(instruction.args)[:-1]
+    }
+    assert copied == {"Cargo.toml", "Cargo.lock", "src"}
+
+
 # --- runtime stage -----------------------------------------------------------
 
 
