@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK ?= dev
 DOCKERFILES := $(shell find . -path ./$(VENV) -prune -o \( -name 'Dockerfile' -o -name '*.Dockerfile' \) -print)
 
-.PHONY: setup test lint typecheck dockerfiles schema workflows pytest up check bench lock clean
+.PHONY: setup test lint typecheck dockerfiles schema workflows pytest up check image-budget bench lock clean
 
 setup: $(VENV)/.installed
 
@@ -49,6 +49,10 @@ up: setup
 ## The policy rules on a stack's offline plan (STACK=prod): exit 1 on a mandatory violation.
 check: setup
 	$(BIN)/depot check --stack $(STACK)
+
+## Built images against the reference's 10-20 MB (needs a Docker engine and `make up`).
+image-budget: setup
+	$(BIN)/python -m depot.tools.image_budget --stack $(STACK)
 
 ## Plan speed: depot plan vs direct registration, and 20 vs 200 services.
 bench: setup
