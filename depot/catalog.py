@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote
 
 from depot.types import Profile, ServiceName
 
@@ -18,6 +19,8 @@ DATABASE_NETWORK: NetworkName = "database-network"
 
 POSTGRES_DATA_VOLUME = "postgres-data"
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}  # json-file rotation, reference "Logging"
+# Every tmpfs mount: writable scratch space that can run nothing and is bounded in size.
+TMPFS_OPTIONS = "rw,noexec,nosuid,size=64m"
 
 
 @dataclass(frozen=True)
@@ -245,3 +248,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
 def service(name: ServiceName) -> ServiceSpec:
     """The spec of ``name``."""
     return next(spec for spec in SERVICES if spec.name == name)
+
+
+def database_url(password: str) -> str:
+    """dispatch's ``DATABASE_URL`` for ``password``: postgres' user, alias, port and database."""
+    return f"postgres://postgres:{quote(password, safe='')}@postgres:5432/dispatch"

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
-from depot.catalog import LOG_OPTIONS, BuiltImage, Healthcheck, NetworkName
+from depot.catalog import (
+    LOG_OPTIONS,
+    TMPFS_OPTIONS,
+    BuiltImage,
+    Healthcheck,
+    NetworkName,
+    database_url,
+)
 from depot.components.images import ServiceImage
 from depot.model import ServiceDeployment
 
@@ -68,9 +74,6 @@ class DepotService(pulumi.ComponentResource):
         )
         self.container_name = self.container.name
         self.register_outputs({"container_name": self.container_name})
-
-
-TMPFS_OPTIONS = "rw,noexec,nosuid,size=64m"
 
 
 def to_container_args(
@@ -180,9 +183,7 @@ def container_env(
     if not deployment.spec.database_url:
         return plain
     # The URL carries the password, so the whole list becomes a secret (masked in diffs).
-    url = secrets["database_password"].apply(
-        lambda password: f"postgres://postgres:{quote(password, safe='')}@postgres:5432/dispatch"
-    )
+    url = secrets["database_password"].apply(database_url)
     return pulumi.Output.secret(
         pulumi.Output.from_input(url).apply(lambda u: sorted([*plain, f"DATABASE_URL={u}"]))
     )
