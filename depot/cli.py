@@ -1,7 +1,8 @@
 """The ``depot`` command: a thin layer over ``depot.review``.
 
 Exit status: ``plan`` and ``graph`` 0, or 2 on error; ``diff`` like ``git diff --exit-code``:
-0 no changes, 1 changes, 2 error; ``check`` 1 when a mandatory rule is violated.
+0 no changes, 1 changes, 2 error; ``check`` 1 when a mandatory rule is violated; ``compose`` 0,
+or 2 on error; ``secrets init`` 1 when a file it keeps is out of date.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from depot.config.loader import ConfigError, load_settings
 from depot.model import PROJECT_ROOT
+from depot.outputs.compose import compose_yaml, project_path
+from depot.outputs.secret_files import SECRETS_DIR, init_secret_files
 from depot.policy.check import check_plan, report
 from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid
@@ -75,6 +78,23 @@ def _parser() -> argparse.ArgumentParser:
     _profiles(graph)
     graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     graph.set_defaults(run=_graph)
+
+    compose = commands.add_parser("compose", help="a stack as a Compose file")
+    compose.add_argument("--stack", required=True)
+    _profiles(compose)
+    compose.add_argument("-o", "--output", type=Path, help="write it here (default: stdout)")
+    compose.set_defaults(run=_compose)
+
+    secrets = commands.add_parser("secrets", help="the secret files the Compose file reads")
+    actions = secrets.add_subparsers(dest="action", required=True)
+    init = actions.add_parser("init", help="create missing ones (random, mode 0600); keep others")
+    init.add_argument(
+        "--dir",
+        type=Path,
+        default=PROJECT_ROOT / SECRETS_DIR,
+        help="default: secrets/ in this project, where the Compose file looks",
+    )
+    init.set_defaults(run=_secrets_init)
     return parser
 
 
@@ -123,6 +143,30 @@ def _check(args: argparse.Namespace) -> tuple[str, int]:
 def _graph(args: argparse.Namespace) -> tuple[str, int]:
     graph = build_graph(plan_stack(args.stack, args.profiles))
     return (to_dot(graph) if args.format == "dot" else to_mermaid(graph)), 0
+
+
+def _compose(args: argparse.Namespace) -> tuple[str, int]:
+    text = compose_yaml(load_settings(args.stack, stack_config(args.stack, args.profiles)))
+    if args.output is None:
+        return text, 0
+    args.output.write_text(text)
+    where = args.output.resolve().parent
+    note = "" if where == PROJECT_ROOT else f"; its relative paths start at {PROJECT_ROOT}"
+    return f"wrote {args.output} (stack {args.stack}){note}\n", 0
+
+
+def _secrets_init(args: argparse.Namespace) -> tuple[str, int]:
+    lines, status = [], 0
+    for result in init_secret_files(args.dir):
+        path = project_path(os.path.abspath(args.dir / result.name))
+        if result.created:
+            lines.append(f"created {path}")
+        elif result.problem:
+            lines.append(f"kept    {path}: {result.problem}")
+            status = 1
+        else:
+            lines.append(f"kept    {path} (exists)")
+    return "".join(f"{line}\n" for line in lines), status
 
 
 def plan_at_ref(ref: str, stack: str, profiles: Sequence[str]) -> Plan:

@@ -1,0 +1,306 @@
+"""The depot as a Compose file, from the same resolved model the Pulumi program deploys.
+
+``compose_service`` is the sibling of ``depot.components.service.to_container_args``: both map one
+``depot.model.ServiceDeployment``, field by field, so the export and the program cannot drift
+(tests/test_compose.py walks both, service by service). Where Compose needs something else, or
+cannot say what the program does, the code says why; README "Compose export" lists what the file
+cannot express.
+
+Every service is exported, the optional ones with their Compose ``profiles:`` so that
+``docker compose --profile gpu up`` starts them as in the reference; an optional service whose
+build context the stack does not configure cannot be built and is left out (the header names it).
+
+Paths are written for a file placed at the project root: in or beside the project they are
+relative to it (``../discovery``, ``./secrets/…``), as ``depot plan`` shows them; others stay
+absolute. Secrets are files under ``./secrets/`` (``depot secrets init``); no value is ever read
+or written here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, get_args
+
+import yaml
+
+from depot.catalog import (
+    DATABASE_NETWORK,
+    LOG_OPTIONS,
+    POSTGRES_DATA_VOLUME,
+    SERVICES,
+    TMPFS_OPTIONS,
+    BuiltImage,
+    Healthcheck,
+    NetworkName,
+    ServiceSpec,
+)
+from depot.config.settings import DepotSettings, RestartPolicy
+from depot.model import DOCKERFILE, PROJECT_ROOT, ServiceDeployment, deployments
+from depot.outputs.secret_files import SECRETS_DIR, env_file_name, secret_file_name
+from depot.types import PROFILES, Profile
+
+PROJECT_NAME = "depot"
+SECRET_FILE_MODE = 0o400  # as the program uploads them: readable by their owner only
+
+
+class FileMode(int):
+    """A permission mode, written in octal (``0400``) as Compose files and people write it."""
+
+
+def compose_document(settings: DepotSettings) -> dict[str, Any]:
+    """The Compose document of ``settings``' stack: every exportable service, and what they use."""
+    exported = deployments(_with_every_buildable_profile(settings))
+    specs = [d.spec for d in exported]
+    document: dict[str, Any] = {
+        "name": PROJECT_NAME,
+        "services": {d.name: compose_service(d) for d in exported},
+        # Fixed names, as the program gives them: without `name:` Compose would prefix the
+        # project (`depot_postgres-data`), and a depot moved between the two would lose its data.
+        "networks": {
+            network: {"name": network, "driver": "bridge", "internal": network == DATABASE_NETWORK}
+            for network in get_args(NetworkName)
+            if any(network in spec.networks for spec in specs)
+        },
+    }
+    if any(spec.data_mount for spec in specs):
+        document["volumes"] = {POSTGRES_DATA_VOLUME: {"name": POSTGRES_DATA_VOLUME}}
+    secrets = dict.fromkeys(secret.secret for spec in specs for secret in spec.secret_files)
+    if secrets:
+        document["secrets"] = {
+            secret: {"file": f"./{SECRETS_DIR}/{secret_file_name(secret)}"} for secret in secrets
+        }
+    return document
+
+
+def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
+    """One service as Compose runs it: ``to_container_args``, field by field (None: left out)."""
+    spec = deployment.spec
+    published = deployment.published
+    resources = _resources(deployment)
+    service: dict[str, Any] = {
+        "container_name": spec.container_name,
+        **_image(deployment),
+        "profiles": [spec.profile] if spec.profile else None,
+        # The program creates the dependencies with `wait` and this container after them;
+        # Compose waits for their healthchecks itself.
+        "depends_on": {name: {"condition": "service_healthy"} for name in spec.waits_for} or None,
+        "restart": _restart(deployment.restart),
+        "environment": dict(deployment.env) or None,
+        # DATABASE_URL embeds the password, and Compose cannot build a value from a file
+        # secret: it comes from an env file that `depot secrets init` writes (mode 0600).
+        "env_file": f"./{SECRETS_DIR}/{env_file_name(spec.name)}" if spec.database_url else None,
+        "healthcheck": _healthcheck(spec.healthcheck),
+        # The program's first network is the container's own (network_mode); Compose attaches
+        # them all itself. The first only picks the default route, which internal networks lack.
+        "networks": {network: {"aliases": [spec.name]} for network in spec.networks},
+        "ports": [
+            {
+                "target": published.internal,
+                "published": str(published.external),
+                "host_ip": published.address,
+                "protocol": "tcp",
+            }
+        ]
+        if published
+        else None,
+        "volumes": _volumes(deployment) or None,
+        # `path:options`: Compose hands Docker the same tmpfs map the program sends.
+        "tmpfs": [f"{path}:{TMPFS_OPTIONS}" for path in spec.tmpfs] or None,
+        "secrets": [
+            {
+                "source": secret.secret,
+                "target": secret.path,
+                "uid": str(secret.owner),
+                "gid": str(secret.owner),
+                "mode": FileMode(SECRET_FILE_MODE),
+            }
+            for secret in spec.secret_files
+        ]
+        or None,
+        "read_only": spec.writable_root is None,
+        "user": spec.user,
+        "cap_drop": ["ALL"],
+        "cap_add": list(spec.capabilities) or None,
+        "security_opt": ["no-new-privileges:true"],
+        # SIGTERM reaches our binaries through an init, as in the program.
+        "init": True if isinstance(spec.image, BuiltImage) else None,
+        "stop_grace_period": f"{spec.stop_grace_seconds}s",
+        "deploy": {"resources": resources} if resources else None,
+        "logging": {"driver": "json-file", "options": dict(LOG_OPTIONS)},
+        "labels": dict(sorted(deployment.labels.items())) or None,
+    }
+    return {key: value for key, value in service.items() if value is not None}
+
+
+def compose_yaml(settings: DepotSettings) -> str:
+    """The Compose file of ``settings``' stack: a header saying how to use it, then the document."""
+    return _header(settings) + dump(compose_document(settings))
+
+
+def dump(document: dict[str, Any]) -> str:
+    """``document`` as YAML, in the order it was built."""
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=100)
+
+
+def omitted_services(settings: DepotSettings) -> list[ServiceSpec]:
+    """Optional services the export leaves out: the stack gives no build context for them."""
+    profiles = _with_every_buildable_profile(settings).profiles
+    return [spec for spec in SERVICES if spec.profile and spec.profile not in profiles]
+
+
+def _with_every_buildable_profile(settings: DepotSettings) -> DepotSettings:
+    """``settings`` with every profile enabled whose services can be built.
+
+    The stack's own profiles were validated (a missing context is the program's ConfigError);
+    another profile is added only when the stack gives every built service in it a context, so
+    the copy satisfies the same rule without being validated again.
+    """
+    extra = [p for p in PROFILES if p not in settings.profiles and _buildable(p, settings)]
+    return settings.model_copy(update={"profiles": [*settings.profiles, *extra]})
+
+
+def _buildable(profile: Profile, settings: DepotSettings) -> bool:
+    return all(
+        spec.name in settings.build.contexts
+        for spec in SERVICES
+        if spec.profile == profile and isinstance(spec.image, BuiltImage)
+    )
+
+
+def _image(deployment: ServiceDeployment) -> dict[str, Any]:
+    spec = deployment.spec
+    if not isinstance(spec.image, BuiltImage):
+        # The pinned reference; the program runs the image ID it pulled for it.
+        return {"image": deployment.image_reference}
+    context = deployment.build_context or ""
+    return {
+        # Compose tags what it builds with `image:`, the program's local tag.
+        "image": deployment.local_tag,
+        "build": {
+            "context": project_path(context),
+            "dockerfile": _dockerfile_from(context),
+            "args": {"BINARY": spec.image.binary},
+        },
+        # Build on every `up`, as the program does; never try to pull a local tag.
+        "pull_policy": "build",
+    }
+
+
+def _dockerfile_from(context: str) -> str:
+    """The Dockerfile's path as Compose reads it: relative to the build context, not the file.
+
+    Relative when both are in or beside the project, so it names this checkout's directory
+    (``../main/docker/rust-service.Dockerfile``); otherwise absolute.
+    """
+    if project_path(context) == context or project_path(str(DOCKERFILE)) == str(DOCKERFILE):
+        return str(DOCKERFILE)
+    return Path(os.path.relpath(DOCKERFILE, context)).as_posix()
+
+
+def _restart(policy: RestartPolicy) -> str:
+    return f"{policy.name}:{policy.max_retries}" if policy.max_retries else policy.name
+
+
+def _healthcheck(check: Healthcheck) -> dict[str, Any]:
+    return {
+        "test": list(check.test),
+        "interval": f"{check.interval}s",
+        "timeout": f"{check.timeout}s",
+        "retries": check.retries,
+        "start_period": f"{check.start_period}s",
+    }
+
+
+def _volumes(deployment: ServiceDeployment) -> list[dict[str, Any]]:
+    spec = deployment.spec
+    volumes: list[dict[str, Any]] = []
+    if spec.data_mount:
+        volumes.append(
+            {"type": "volume", "source": POSTGRES_DATA_VOLUME, "target": spec.data_mount}
+        )
+    # Long syntax: like the program's bind mounts, a missing host path is an error, never
+    # silently created.
+    volumes.extend(
+        {
+            "type": "bind",
+            "source": project_path(mount.source),
+            "target": mount.target,
+            "read_only": mount.read_only,
+        }
+        for mount in deployment.bind_mounts
+    )
+    return volumes
+
+
+def _resources(deployment: ServiceDeployment) -> dict[str, Any]:
+    # deploy.resources, not mem_limit/cpus: the GPU reservation exists only here, and Compose
+    # refuses the two forms with different values.
+    limits = deployment.limits
+    resources: dict[str, Any] = {}
+    reservations: dict[str, Any] = {}
+    if limits is not None:
+        resources["limits"] = {"cpus": f"{limits.cpus:g}", "memory": f"{limits.memory}m"}
+        if limits.memory_reservation is not None:
+            reservations["memory"] = f"{limits.memory_reservation}m"
+    if deployment.spec.gpu:
+        # The program's `gpus: all` is this device request: every GPU, any driver.
+        reservations["devices"] = [{"capabilities": ["gpu"], "count": "all"}]
+    if reservations:
+        resources["reservations"] = reservations
+    return resources
+
+
+def project_path(path: str) -> str:
+    """``path`` as the Compose file at the project root says it: ``./x`` or ``../x`` if it can."""
+    absolute = Path(path)
+    if absolute == PROJECT_ROOT:
+        return "."
+    if PROJECT_ROOT in absolute.parents:
+        return f"./{absolute.relative_to(PROJECT_ROOT).as_posix()}"
+    beside = PROJECT_ROOT.parent
+    if beside != Path("/") and beside in absolute.parents:
+        return f"../{absolute.relative_to(beside).as_posix()}"
+    return path
+
+
+def _header(settings: DepotSettings) -> str:
+    flags = "".join(f"--profile {profile} " for profile in settings.profiles)
+    lines = [
+        f"# The depot, stack {settings.stack}, for Docker Compose: generated by",
+        f"# `depot compose --stack {settings.stack}` from the model the Pulumi program deploys.",
+        "# Do not edit it: regenerate it. Its relative paths start at the project root, so keep",
+        "# it there. Create the secret files it reads first: `depot secrets init`. What Compose",
+        '# cannot express, such as secret owners outside Swarm: README "Compose export".',
+        f"# Start it as the stack runs: docker compose {flags}up -d",
+    ]
+    lines.extend(
+        f"# Left out: {spec.name} (profile {spec.profile}): "
+        f"no depot:build.contexts.{spec.name} in Pulumi.{settings.stack}.yaml"
+        for spec in omitted_services(settings)
+    )
+    return "\n".join(lines) + "\n"
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style but for short lists of scalars, no anchors, and file modes in octal."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_list(dumper: yaml.SafeDumper, items: list[Any]) -> yaml.SequenceNode:
+    # `[CMD, pg_isready, -U, postgres]`; lists of options (tmpfs: `/tmp:rw,noexec,…`) stay blocks.
+    short = len(str(items)) <= 60 and all(
+        isinstance(item, int) or (isinstance(item, str) and "," not in item) for item in items
+    )
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=short)
+
+
+def _represent_mode(dumper: yaml.SafeDumper, mode: FileMode) -> yaml.ScalarNode:
+    # A leading zero is octal to YAML 1.1 readers and to Compose's parser alike.
+    return dumper.represent_scalar("tag:yaml.org,2002:int", f"0{int(mode):o}")
+
+
+_Dumper.add_representer(FileMode, _represent_mode)
+_Dumper.add_representer(list, _represent_list)
