@@ -178,7 +178,8 @@ def plan_at_ref(ref: str, stack: str, profiles: Sequence[str]) -> Plan:
     commit = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if commit.returncode != 0:
         raise UsageError(f"unknown git ref {ref!r}")
-    archive = _git("archive", "--format=tar", commit.stdout.decode().strip())
+    sha = commit.stdout.decode().strip()
+    archive = _git("archive", "--format=tar", sha)
     with tempfile.TemporaryDirectory(prefix="depot-base-") as directory:
         with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
             tar.extractall(directory, filter="data")
@@ -189,7 +190,7 @@ def plan_at_ref(ref: str, stack: str, profiles: Sequence[str]) -> Plan:
         for profile in profiles:
             command += ["--profile", profile]
         result = subprocess.run(  # noqa: S603 - our own interpreter and module
-            command, cwd=tree, env=_env_for(tree), capture_output=True, check=False
+            command, cwd=tree, env=_env_for(tree, sha), capture_output=True, check=False
         )
     if result.returncode != 0:
         message = result.stderr.decode().strip().removeprefix("depot plan: ")
@@ -197,9 +198,10 @@ def plan_at_ref(ref: str, stack: str, profiles: Sequence[str]) -> Plan:
     return Plan.from_json(json.loads(result.stdout))
 
 
-def _env_for(tree: Path) -> dict[str, str]:
-    # The ref's own `depot` package must shadow the installed one.
-    return {**os.environ, "PYTHONPATH": str(tree)}
+def _env_for(tree: Path, commit: str) -> dict[str, str]:
+    # The ref's own `depot` package must shadow the installed one; the tree has no .git, so
+    # pushed images are tagged with the ref's commit, as a deploy of that commit would.
+    return {**os.environ, "PYTHONPATH": str(tree), "DEPOT_RELEASE_COMMIT": commit}
 
 
 def _git(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -13,7 +13,7 @@ from typing import cast
 
 from depot.catalog import SERVICES, BuiltImage, PulledImage, ServiceSpec
 from depot.config.settings import DepotSettings, RestartPolicy, ServiceLimits
-from depot.types import BuiltServiceName, PulledServiceName
+from depot.types import BuiltServiceName
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = PROJECT_ROOT / "docker" / "rust-service.Dockerfile"
@@ -38,6 +38,25 @@ class PublishedPort:
 
 
 @dataclass(frozen=True)
+class RegistryPush:
+    """Where a built image is pushed, and with which tags (prod)."""
+
+    repository: str  # registry.example.com/depot-discovery
+    tags: tuple[str, ...]  # the commit, then the release version if any
+    address: str
+    username: str | None
+
+    @property
+    def references(self) -> list[str]:
+        return [f"{self.repository}:{tag}" for tag in self.tags]
+
+    @property
+    def cache(self) -> str:
+        """The registry cache of this image's layers, shared by every build of it."""
+        return f"{self.repository}:buildcache"
+
+
+@dataclass(frozen=True)
 class ServiceDeployment:
     """One enabled service as this stack runs it."""
 
@@ -48,13 +67,26 @@ class ServiceDeployment:
     env: tuple[tuple[str, str], ...]
     published: PublishedPort | None
     bind_mounts: tuple[BindMount, ...]
-    image_reference: str | None  # pulled services
-    build_context: str | None  # built services
+    image_reference: str | None  # pulled services, and built ones run from a registry digest
+    build_context: str | None  # services built by this stack
     build_on_preview: bool
+    push: RegistryPush | None = None  # None: built images are loaded into the stack's daemon
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def from_registry(self) -> bool:
+        """One of our images that CI pushed, run by digest instead of built here."""
+        return isinstance(self.spec.image, BuiltImage) and self.build_context is None
+
+    @property
+    def binary(self) -> str:
+        """The cargo binary a built service's image is built for."""
+        if not isinstance(self.spec.image, BuiltImage):
+            raise TypeError(f"{self.name} is not built here")
+        return self.spec.image.binary
 
     @property
     def local_tag(self) -> str:
@@ -93,14 +125,14 @@ def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
         image_reference=_image_reference(spec, settings),
         build_context=_build_context(spec, settings),
         build_on_preview=settings.build.on_preview,
+        push=_push(spec, settings),
     )
 
 
 def _image_reference(spec: ServiceSpec, settings: DepotSettings) -> str | None:
-    if not isinstance(spec.image, PulledImage):
-        return None
-    # A pulled image's service is one of the PulledServiceName keys `depot:images` accepts.
-    return settings.images.get(cast(PulledServiceName, spec.name), spec.image.reference)
+    if spec.name in settings.images:
+        return settings.images[spec.name]
+    return spec.image.reference if isinstance(spec.image, PulledImage) else None
 
 
 def _environment(spec: ServiceSpec, settings: DepotSettings) -> tuple[tuple[str, str], ...]:
@@ -132,10 +164,25 @@ def _bind_mounts(spec: ServiceSpec, settings: DepotSettings) -> tuple[BindMount,
 
 
 def _build_context(spec: ServiceSpec, settings: DepotSettings) -> str | None:
-    if not isinstance(spec.image, BuiltImage):
+    if not isinstance(spec.image, BuiltImage) or spec.name in settings.images:
         return None
     # DepotSettings guarantees a context for every enabled built service.
     return _host_path(settings.build.contexts[cast(BuiltServiceName, spec.name)])
+
+
+def _push(spec: ServiceSpec, settings: DepotSettings) -> RegistryPush | None:
+    registry = settings.registry
+    if registry is None or _build_context(spec, settings) is None:
+        return None
+    release = settings.release
+    # The loader fills in the commit whenever a registry is configured.
+    tags = tuple(tag for tag in (release.commit, release.version) if tag)
+    return RegistryPush(
+        repository=f"{registry.address}/{spec.container_name}",
+        tags=tags,
+        address=registry.address.split("/", 1)[0],
+        username=registry.username,
+    )
 
 
 def _host_path(path: str) -> str:

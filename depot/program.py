@@ -44,10 +44,24 @@ class Depot:
 
 def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVICES) -> Depot:
     """Register every resource of the depot for ``settings`` (``catalog``: what to deploy)."""
+    registry = settings.registry
     docker_provider = docker.Provider(
-        "docker", host=settings.docker.host, ssh_opts=list(settings.docker.ssh_opts) or None
+        "docker",
+        host=settings.docker.host,
+        ssh_opts=list(settings.docker.ssh_opts) or None,
+        # The host pulls pushed images with the credentials of `docker login` where
+        # `pulumi up` runs: a password in provider configuration would be stored
+        # unencrypted in state (pulumi-docker#643).
+        registry_auth=(
+            [docker.ProviderRegistryAuthArgs(address=registry.address.split("/", 1)[0])]
+            if registry
+            else None
+        ),
     )
-    build_provider = docker_build.Provider("docker-build", host=settings.docker.host)
+    # Loaded images are built by the daemon that runs them; pushed ones where `up` runs, so
+    # the production host never builds.
+    build_host = settings.build.host or (None if registry else settings.docker.host)
+    build_provider = docker_build.Provider("docker-build", host=build_host)
     on_docker = pulumi.ResourceOptions(providers=[docker_provider])
 
     networks = DepotNetworks("networks", opts=on_docker)
@@ -63,6 +77,11 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
         "grafana_admin_password": grafana_admin_password,
     }
 
+    registry_password = (
+        pulumi.Output.secret(settings.registry_password.get_secret_value())
+        if settings.registry_password
+        else None
+    )
     planned = deployments(settings, catalog)
     services: dict[ServiceName, DepotService] = {}
     for deployment in planned:
@@ -71,6 +90,7 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
             data_volume=data.volume,
             secrets=secrets,
             waits_for=[services[name].container for name in deployment.spec.waits_for],
+            registry_password=registry_password,
         )
         services[deployment.spec.name] = DepotService(
             deployment.spec.name,

@@ -119,13 +119,16 @@ class DepotMocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         # Computed values say what they stand for, and change whenever the inputs they are
         # computed from change, so a diff of two plans carries a rebuild through to containers.
-        token = hashlib.sha256(f"{args.typ}/{args.name}/{sorted(args.inputs.items())}".encode())
+        # A build's digest depends on what is built, not on how it is tagged or where it goes.
+        content = {k: v for k, v in args.inputs.items() if k not in {"tags", "registries", "push"}}
+        token = hashlib.sha256(f"{args.typ}/{args.name}/{sorted(content.items())}".encode())
         fingerprint = token.hexdigest()[:12]
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = f"generated-{hashlib.sha256(args.name.encode()).hexdigest()[:24]}"
         elif args.typ == "docker-build:index:Image":
-            outputs["digest"] = f"(digest of {args.name} {fingerprint})"
-            outputs["ref"] = (args.inputs.get("tags") or [""])[0]
+            outputs["digest"] = f"sha256:{token.hexdigest()}"  # stands for the pushed content
+            tag = (args.inputs.get("tags") or [""])[0]
+            outputs["ref"] = f"{tag}@{outputs['digest']}" if args.inputs.get("push") else tag
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             outputs["imageId"] = f"(image id of {args.inputs.get('name')} {fingerprint})"
             outputs["repoDigest"] = f"(repo digest of {args.inputs.get('name')} {fingerprint})"

@@ -92,24 +92,68 @@ Cpus = Annotated[float, AfterValidator(_positive_cpus)]
 
 _IMAGE_REF = re.compile(
     r"^(?P<name>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::\d+/[a-z0-9._/-]+)?)"
-    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
-    r"(?:@sha256:[a-f0-9]{64})?$"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?P<digest>@sha256:[a-f0-9]{64})?$"
 )
 
 
 def _pinned_image(value: str) -> str:
     match = _IMAGE_REF.match(value)
-    if match is None or match["tag"] == "latest" or not any(c.isdigit() for c in match["tag"]):
+    versioned = match is not None and match["tag"] and any(c.isdigit() for c in match["tag"])
+    if match is None or not (versioned or match["digest"]) or match["tag"] == "latest":
         raise PydanticCustomError(
             "image_ref",
             "is not a pinned image; use name:exact-version, optionally @sha256:digest, "
-            "e.g. postgres:17.2-alpine",
+            "e.g. postgres:17.2-alpine, or name@sha256:digest",
         )
     return value
 
 
+def has_digest(reference: str) -> bool:
+    """True when ``reference`` names its image by content (``…@sha256:…``)."""
+    match = _IMAGE_REF.match(reference)
+    return match is not None and bool(match["digest"])
+
+
 PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
-"""An image reference with an exact version tag (never ``latest``), optionally digest-pinned."""
+"""An image by exact version tag (never ``latest``) and/or by ``@sha256`` digest."""
+
+_REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9._-]+)*$")
+
+
+def _registry(value: str) -> str:
+    if not _REGISTRY.match(value):
+        raise PydanticCustomError(
+            "registry",
+            "is not a registry address; use host[:port][/namespace], e.g. registry.example.com",
+        )
+    return value
+
+
+Registry = Annotated[str, AfterValidator(_registry)]
+
+_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+def _commit(value: str) -> str:
+    if not _COMMIT.match(value):
+        raise PydanticCustomError("commit", "is not a git commit; use 7 to 40 lowercase hex digits")
+    return value
+
+
+GitCommit = Annotated[str, AfterValidator(_commit)]
+
+_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+
+
+def _version(value: str) -> str:
+    if not _VERSION.match(value):
+        raise PydanticCustomError("version", "is not a release version; use e.g. 1.4.0 or v1.4.0")
+    return value
+
+
+ReleaseVersion = Annotated[str, AfterValidator(_version)]
+
 
 _DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|npipe)://\S+$")
 

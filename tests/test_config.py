@@ -64,7 +64,7 @@ BAD_CONFIG: list[tuple[str, dict[str, Any], str]] = [
         "misspelt top-level key",
         {"depot:profile": ["gpu"]},
         r"Pulumi\.prod\.yaml: depot:profile: \[\"gpu\"\] is not a known setting; "
-        r"known keys here: build, console, data, .*profiles, publish, restart",
+        r"known keys here: build, console, data, .*profiles, publish, .*restart",
     ),
     (
         "value of the wrong type",

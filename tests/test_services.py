@@ -52,9 +52,13 @@ def test_rust_services_are_built_from_the_repository_dockerfile(stack: Recording
     for service, build in builds.items():
         assert build.inputs["dockerfile"] == {"location": str(DOCKERFILE)}
         assert build.inputs["buildArgs"] == {"BINARY": service}
-        assert build.inputs["tags"] == [f"depot-{service}:{stack.stack}"]
-        assert build.inputs["load"] is True
-        assert build.inputs["push"] is False
+
+
+def test_dev_loads_its_builds_into_the_local_daemon(shipped: dict[str, Recording]) -> None:
+    for build in shipped["dev"].of_type(BUILD):
+        service = build.name.removesuffix("-image-build")
+        assert build.inputs["tags"] == [f"depot-{service}:dev"]
+        assert (build.inputs["load"], build.inputs["push"]) == (True, False)
 
 
 def test_build_contexts_come_from_stack_config(stack: Recording) -> None:
@@ -91,22 +95,29 @@ def test_image_builds_do_not_wait_for_anything(stack: Recording) -> None:
         assert build.dependencies == ()
 
 
-def test_each_container_runs_the_image_id_of_its_own_image(stack: Recording) -> None:
+def test_each_container_depends_on_its_own_image(stack: Recording) -> None:
     for service, container in containers(stack).items():
         image = stack.named(f"{service}-image", REMOTE_IMAGE)
         assert image.urn in container.property_dependencies["image"]
         assert image.urn in container.dependencies
+
+
+def test_dev_containers_run_the_image_id_of_their_image(shipped: dict[str, Recording]) -> None:
+    dev = shipped["dev"]
+    for service, container in containers(dev).items():
+        image = dev.named(f"{service}-image", REMOTE_IMAGE)
         assert container.inputs["image"].startswith(f"(image id of {image.inputs['name']} ")
 
 
-def test_a_rebuilt_image_changes_the_container_image(stack: Recording) -> None:
+def test_a_rebuilt_image_changes_the_container_image(shipped: dict[str, Recording]) -> None:
     # RemoteImage re-reads the loaded tag whenever the build's digest changes; its image ID
     # is the container's `image`, which the Docker provider replaces the container on.
-    for service in BUILT & set(containers(stack)):
-        lookup = stack.named(f"{service}-image", REMOTE_IMAGE)
-        build = stack.named(f"{service}-image-build")
+    dev = shipped["dev"]
+    for service in BUILT & set(containers(dev)):
+        lookup = dev.named(f"{service}-image", REMOTE_IMAGE)
+        build = dev.named(f"{service}-image-build")
         assert build.urn in lookup.dependencies
-        assert lookup.inputs["name"] == f"depot-{service}:{stack.stack}"
+        assert lookup.inputs["name"] == f"depot-{service}:dev"
         assert set(lookup.property_dependencies["pullTriggers"]) == {build.urn}
 
 
@@ -256,12 +267,14 @@ def test_docker_host_defaults_to_the_local_socket(shipped: dict[str, Recording])
 
 
 def test_prod_reaches_its_docker_host_over_ssh(shipped: dict[str, Recording]) -> None:
-    for provider in ("pulumi:providers:docker", "pulumi:providers:docker-build"):
-        assert _provider(shipped["prod"], provider).inputs["host"].startswith("ssh://")
+    assert _provider(shipped["prod"], "pulumi:providers:docker").inputs["host"].startswith("ssh://")
+
+
+def test_prod_never_builds_on_its_docker_host(shipped: dict[str, Recording]) -> None:
+    builder = _provider(shipped["prod"], "pulumi:providers:docker-build")
+    assert not builder.inputs.get("host", "").startswith("ssh://")
     for build in shipped["prod"].of_type(BUILD):
-        assert build.provider.startswith(
-            _provider(shipped["prod"], "pulumi:providers:docker-build").urn
-        )
+        assert build.provider.startswith(builder.urn)
 
 
 RUST_TIMING = ("10s", "3s", 3, "30s")

@@ -1,10 +1,16 @@
-"""Where each container's image comes from: built here, or pulled at a pinned version.
+"""Where each container's image comes from, per stack.
 
-Built images use ``pulumi_docker_build.Image`` (BuildKit; the provider the Pulumi maintainers
-recommend over ``docker.Image``), loaded into the target daemon. Its ``digest`` output is the
-manifest digest, which the daemon cannot run (pulumi-docker-build#260), so a
-``docker.RemoteImage`` looks the loaded tag up and yields the image ID. The ID changes with every
-rebuild, and the container takes it as ``image``: a rebuilt image replaces its container.
+- **Loaded** (dev): ``pulumi_docker_build.Image`` (BuildKit; the provider the Pulumi maintainers
+  recommend over ``docker.Image``) builds and loads into the stack's daemon. Its ``digest`` is
+  the manifest digest, which a daemon cannot run (pulumi-docker-build#260), so a
+  ``docker.RemoteImage`` looks the loaded tag up and the container runs the image ID: a rebuilt
+  image replaces its container.
+- **Pushed** (prod with ``depot:registry``): the build runs where ``pulumi up`` runs, pushes
+  ``<registry>/depot-<service>:<commit>`` (and the release version) with a registry layer
+  cache, and the host pulls and runs ``<registry>/depot-<service>@<digest>``: a changed digest
+  replaces the container, an unchanged one never does — whatever the tags say.
+- **Pinned** (``depot:images``): a third-party image at its pinned version, or one of ours that
+  CI already pushed, by digest; nothing is built.
 """
 
 from __future__ import annotations
@@ -13,14 +19,13 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
-from depot.catalog import BuiltImage
-from depot.model import DOCKERFILE, ServiceDeployment
+from depot.model import DOCKERFILE, RegistryPush, ServiceDeployment
 
 
 class ServiceImage(pulumi.ComponentResource):
-    """The image one service runs; ``image_id`` is what its container refers to."""
+    """The image one service runs; ``runs`` is the container's ``image``."""
 
-    image_id: pulumi.Output[str]
+    runs: pulumi.Output[str]
 
     def __init__(
         self,
@@ -29,37 +34,93 @@ class ServiceImage(pulumi.ComponentResource):
         deployment: ServiceDeployment,
         docker_provider: docker.Provider,
         build_provider: docker_build.Provider,
+        registry_password: pulumi.Output[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("depot:images:ServiceImage", name, None, opts)
-        pull_options = pulumi.ResourceOptions(parent=self, provider=docker_provider)
-        if isinstance(deployment.spec.image, BuiltImage):
+        on_host = pulumi.ResourceOptions(parent=self, provider=docker_provider)
+        if deployment.build_context is None:
+            reference = deployment.image_reference or ""
+            image = docker.RemoteImage(name, name=reference, keep_locally=True, opts=on_host)
+            # Ours run by the digest CI pushed; third-party ones by the image ID of their pin.
+            self.runs = image.name if deployment.from_registry else image.image_id
+        else:
             build = docker_build.Image(
                 f"{name}-build",
-                tags=[deployment.local_tag],
-                context=docker_build.BuildContextArgs(location=deployment.build_context or ""),
-                dockerfile=docker_build.DockerfileArgs(location=str(DOCKERFILE)),
-                build_args={"BINARY": deployment.spec.image.binary},
-                load=True,
-                push=False,
-                # Builds are slow and touch the daemon: previews (e.g. on pull requests)
-                # build only when the stack asks for it.
-                build_on_preview=deployment.build_on_preview,
+                args=_build_args(deployment, registry_password),
                 opts=pulumi.ResourceOptions(parent=self, provider=build_provider),
             )
-            image = docker.RemoteImage(
-                name,
-                name=build.ref,
-                pull_triggers=[build.digest],
-                keep_locally=True,  # removing it would break a rollback to this build
-                opts=pull_options,
+            if deployment.push is None:
+                image = docker.RemoteImage(
+                    name,
+                    name=build.ref,
+                    pull_triggers=[build.digest],
+                    keep_locally=True,  # removing it would break a rollback to this build
+                    opts=on_host,
+                )
+                self.runs = image.image_id
+            else:
+                by_digest = pulumi.Output.concat(deployment.push.repository, "@", build.digest)
+                image = docker.RemoteImage(name, name=by_digest, keep_locally=True, opts=on_host)
+                self.runs = image.name
+        self.register_outputs({"runs": self.runs})
+
+
+def _build_args(
+    deployment: ServiceDeployment, registry_password: pulumi.Output[str] | None
+) -> docker_build.ImageArgs:
+    """The build of one service: loaded into the stack's daemon, or pushed with a cache."""
+    context = docker_build.BuildContextArgs(location=deployment.build_context or "")
+    dockerfile = docker_build.DockerfileArgs(location=str(DOCKERFILE))
+    build_args = {"BINARY": deployment.binary}
+    # Builds are slow and touch a daemon: previews (e.g. on pull requests) build only when
+    # the stack asks for it.
+    on_preview = deployment.build_on_preview
+    push = deployment.push
+    if push is None:
+        return docker_build.ImageArgs(
+            tags=[deployment.local_tag],
+            load=True,
+            push=False,
+            context=context,
+            dockerfile=dockerfile,
+            build_args=build_args,
+            build_on_preview=on_preview,
+        )
+    return docker_build.ImageArgs(
+        tags=push.references,
+        push=True,
+        registries=_registries(push, registry_password),
+        cache_from=[
+            docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=push.cache))
+        ],
+        cache_to=[
+            docker_build.CacheToArgs(
+                registry=docker_build.CacheToRegistryArgs(
+                    ref=push.cache, mode=docker_build.CacheMode.MAX
+                )
             )
-        else:
-            image = docker.RemoteImage(
-                name,
-                name=deployment.image_reference or "",
-                keep_locally=True,
-                opts=pull_options,
-            )
-        self.image_id = image.image_id
-        self.register_outputs({"image_id": self.image_id})
+        ],
+        context=context,
+        dockerfile=dockerfile,
+        build_args=build_args,
+        build_on_preview=on_preview,
+    )
+
+
+def _registries(
+    push: RegistryPush, password: pulumi.Output[str] | None
+) -> list[docker_build.RegistryArgs] | None:
+    """Credentials for the push, from secret config; None: the builder's own `docker login`.
+
+    They go to this resource as a secret input, which the engine encrypts in state. The Docker
+    provider's ``registry_auth`` is not used for them: provider configuration is stored
+    unencrypted (pulumi-docker#643).
+    """
+    if push.username is None or password is None:
+        return None
+    return [
+        docker_build.RegistryArgs(
+            address=push.address, username=push.username, password=pulumi.Output.secret(password)
+        )
+    ]

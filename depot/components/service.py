@@ -29,6 +29,7 @@ class ServiceWiring:
     data_volume: docker.Volume
     secrets: Mapping[str, pulumi.Output[str]]
     waits_for: Sequence[docker.Container]
+    registry_password: pulumi.Output[str] | None = None
 
 
 class DepotService(pulumi.ComponentResource):
@@ -53,11 +54,12 @@ class DepotService(pulumi.ComponentResource):
             deployment=deployment,
             docker_provider=docker_provider,
             build_provider=build_provider,
+            registry_password=wiring.registry_password,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.container = docker.Container(
             f"{name}-container",
-            args=to_container_args(deployment, image.image_id, wiring),
+            args=to_container_args(deployment, image.runs, wiring),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=docker_provider,
@@ -77,7 +79,7 @@ class DepotService(pulumi.ComponentResource):
 
 
 def to_container_args(
-    deployment: ServiceDeployment, image_id: pulumi.Input[str], wiring: ServiceWiring
+    deployment: ServiceDeployment, image: pulumi.Input[str], wiring: ServiceWiring
 ) -> docker.ContainerArgs:
     """The provider's arguments for one service's container: the model, mapped one to one."""
     spec = deployment.spec
@@ -85,7 +87,7 @@ def to_container_args(
     restart = deployment.restart
     return docker.ContainerArgs(
         name=spec.container_name,
-        image=image_id,
+        image=image,
         envs=container_env(deployment, wiring.secrets),
         healthcheck=_healthcheck(spec.healthcheck),
         wait=True,

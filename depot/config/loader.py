@@ -8,8 +8,12 @@ wherever it came: the engine (``pulumi up``), tests, or ``depot.config.stack_fil
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import pulumi
@@ -56,12 +60,42 @@ def load_settings(stack: str, raw: RawConfig) -> DepotSettings:
     if problems:
         raise ConfigError("\n".join(problems))
     try:
-        return DepotSettings.model_validate({**document, "stack": stack})
+        settings = DepotSettings.model_validate({**document, "stack": stack})
     except ValidationError as error:
         secret_keys = {k.removeprefix(prefix) for k in raw.secret_keys} | set(SECRET_KEYS)
         raise ConfigError(
             "\n".join(_describe(source, e, secret_keys) for e in error.errors())
         ) from None
+    return _with_release_commit(settings, source)
+
+
+def _with_release_commit(settings: DepotSettings, source: str) -> DepotSettings:
+    """Pushed images are tagged with a commit: the configured one, CI's, or this checkout's."""
+    if settings.registry is None or settings.release.commit is not None:
+        return settings
+    commit = os.environ.get("DEPOT_RELEASE_COMMIT") or _checkout_commit()
+    if commit is None or not re.fullmatch(r"[0-9a-f]{7,40}", commit):
+        raise ConfigError(
+            f"{source}: {NAMESPACE}:release.commit: (not set) is required to tag pushed images; "
+            "set it, or DEPOT_RELEASE_COMMIT, or deploy from a git checkout"
+        )
+    release = settings.release.model_copy(update={"commit": commit})
+    return settings.model_copy(update={"release": release})
+
+
+def _checkout_commit() -> str | None:
+    """HEAD of the git checkout this program runs from, if it is one."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def read_engine_config() -> RawConfig:

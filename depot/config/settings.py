@@ -13,20 +13,23 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from depot.catalog import SERVICES, BuiltImage
+from depot.catalog import SERVICES, BuiltImage, service
 from depot.types import (
     BuiltServiceName,
     Cpus,
     DockerHost,
     EnforcementLevel,
+    GitCommit,
     LogLevel,
     Megabytes,
     PinnedImage,
     PolicyRuleId,
     Port,
     Profile,
-    PulledServiceName,
+    Registry,
+    ReleaseVersion,
     ServiceName,
+    has_digest,
 )
 
 
@@ -88,12 +91,15 @@ class DockerSettings(SettingsModel):
 
 
 class BuildSettings(SettingsModel):
-    """Where the Rust services' sources are, and whether previews build them."""
+    """Where the Rust services' sources are, whether previews build them, and where."""
 
     contexts: dict[BuiltServiceName, str] = Field(
         default_factory=dict, description="a map of built service to its source directory"
     )
     on_preview: bool = False
+    # The daemon that builds. Unset: the stack's Docker host when images are loaded there,
+    # the local daemon of whoever runs `pulumi up` when they are pushed to a registry.
+    host: DockerHost | None = None
 
 
 class ConsoleSettings(SettingsModel):
@@ -128,6 +134,20 @@ class DataSettings(SettingsModel):
     protect: bool = True
 
 
+class RegistrySettings(SettingsModel):
+    """Where prod pushes the images it builds: ``<address>/depot-<service>``."""
+
+    address: Registry
+    username: str | None = None  # with depot:registryPassword; else the builder's docker login
+
+
+class ReleaseSettings(SettingsModel):
+    """What pushed images are tagged with: the commit, and a release version if any."""
+
+    commit: GitCommit | None = None  # unset: DEPOT_RELEASE_COMMIT, else this checkout's HEAD
+    version: ReleaseVersion | None = None
+
+
 class PolicySettings(SettingsModel):
     """How `depot check` and the CrossGuard pack treat this stack (README "Policy")."""
 
@@ -159,13 +179,16 @@ class DepotSettings(SettingsModel):
     publish: PublishSettings = PublishSettings()
     build: BuildSettings = BuildSettings()
     console: ConsoleSettings = ConsoleSettings()
-    images: dict[PulledServiceName, PinnedImage] = Field(
-        default_factory=dict, description="a map of console, grafana, postgres to an image"
+    images: dict[ServiceName, PinnedImage] = Field(
+        default_factory=dict, description="a map of service to a pinned image reference"
     )
+    registry: RegistrySettings | None = None
+    release: ReleaseSettings = ReleaseSettings()
     data: DataSettings = DataSettings()
     policy: PolicySettings = PolicySettings()
     database_password: SecretSetting
     grafana_admin_password: SecretSetting
+    registry_password: SecretSetting
 
     @model_validator(mode="after")
     def _profiles_unique(self) -> Self:
@@ -181,6 +204,7 @@ class DepotSettings(SettingsModel):
             if isinstance(spec.image, BuiltImage)
             and self.enabled(spec.profile)
             and spec.name not in self.build.contexts
+            and spec.name not in self.images  # run from a registry, not built here
         ]
         if missing:
             raise PydanticCustomError(
@@ -191,10 +215,26 @@ class DepotSettings(SettingsModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _built_services_run_by_digest(self) -> Self:
+        moving = [
+            name
+            for name, reference in self.images.items()
+            if isinstance(service(name).image, BuiltImage) and not has_digest(reference)
+        ]
+        if moving:
+            raise PydanticCustomError(
+                "built_image_digest",
+                "names {services} by tag only; our own images run by digest "
+                "(registry/depot-<service>@sha256:…), never a moving tag",
+                {"services": ", ".join(moving), "key": "images"},
+            )
+        return self
+
     def enabled(self, profile: Profile | None) -> bool:
         """True when a service in ``profile`` (None: always-on) is part of this stack."""
         return profile is None or profile in self.profiles
 
 
-SECRET_KEYS = ("databasePassword", "grafanaAdminPassword")
+SECRET_KEYS = ("databasePassword", "grafanaAdminPassword", "registryPassword")
 """Keys that must be set with ``pulumi config set --secret``."""

@@ -170,13 +170,15 @@ def _buildable(profile: Profile, settings: DepotSettings) -> bool:
 
 def _image(deployment: ServiceDeployment) -> dict[str, Any]:
     spec = deployment.spec
-    if not isinstance(spec.image, BuiltImage):
-        # The pinned reference; the program runs the image ID it pulled for it.
+    if deployment.build_context is None:
+        # The pinned reference; the program runs what it pulled for it.
         return {"image": deployment.image_reference}
-    context = deployment.build_context or ""
+    context = deployment.build_context
+    push = deployment.push
     return {
-        # Compose tags what it builds with `image:`, the program's local tag.
-        "image": deployment.local_tag,
+        # Compose tags what it builds with `image:`: the program's local tag, or the registry
+        # tag it pushes (`docker compose push` sends it there).
+        "image": push.references[0] if push else deployment.local_tag,
         "build": {
             "context": project_path(context),
             "dockerfile": _dockerfile_from(context),

@@ -89,7 +89,8 @@ def _images_of(container: PlannedResource, stack: Stack) -> list[PlannedResource
 # --- images -------------------------------------------------------------------------------
 
 _TAGGED = re.compile(
-    r"^[^@]+:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*)(?P<digest>@sha256:[a-f0-9]{64})?$"
+    r"^[^@:]+(?::\d+/[^@:]+)?(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*))?"
+    r"(?P<digest>@sha256:[a-f0-9]{64})?$"
 )
 
 
@@ -111,7 +112,7 @@ def image_pinned(resource: PlannedResource, stack: Stack) -> Iterable[str]:
     if not isinstance(reference, str) or _own_build(resource, stack):
         return  # our own builds are run by image ID, not by tag
     match = _TAGGED.match(reference)
-    if match is None or match["tag"] == "latest":
+    if match is None or match["tag"] == "latest" or not (match["tag"] or match["digest"]):
         yield f"runs {reference!r}, which is not pinned to a version tag"
     elif stack.production and not match["digest"]:
         yield f"runs {reference!r} by tag only; production pins third-party images by digest"
