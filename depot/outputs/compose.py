@@ -169,7 +169,6 @@ def _buildable(profile: Profile, settings: DepotSettings) -> bool:
 
 
 def _image(deployment: ServiceDeployment) -> dict[str, Any]:
-    spec = deployment.spec
     if deployment.build_context is None:
         # The pinned reference; the program runs what it pulled for it.
         return {"image": deployment.image_reference}
@@ -182,7 +181,7 @@ def _image(deployment: ServiceDeployment) -> dict[str, Any]:
         "build": {
             "context": project_path(context),
             "dockerfile": _dockerfile_from(context),
-            "args": {"BINARY": spec.image.binary},
+            "args": {"BINARY": deployment.binary},
         },
         # Build on every `up`, as the program does; never try to pull a local tag.
         "pull_policy": "build",
