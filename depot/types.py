@@ -23,8 +23,6 @@ ServiceName = Literal[
 BuiltServiceName = Literal["discovery", "dispatch", "splat-worker", "rtk-base"]
 """The Rust services built from this repository's Dockerfile."""
 
-PulledServiceName = Literal["console", "grafana", "postgres"]
-"""Services that run a third-party image."""
 
 LogLevel = Literal["trace", "debug", "info", "warn", "error"]
 

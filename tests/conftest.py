@@ -16,6 +16,7 @@ from depot.config.loader import RawConfig
 from depot.config.stack_file import encode, read_stack_file
 from depot.program import deploy
 from depot.recording import Recording, Registration, Secret, record
+from depot.review.plan import Plan, PlannedResource
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACKS = ("dev", "prod")
@@ -88,3 +89,15 @@ def walk(value: Any, *, inside_secret: bool = False) -> Iterator[tuple[Any, bool
             yield from walk(item, inside_secret=inside_secret)
     else:
         yield value, inside_secret
+
+
+def edited(plan: Plan, target: str, changes: dict[str, Any]) -> Plan:
+    """``plan`` with resource ``target``'s inputs (and ``changes["options"]``) changed."""
+    inputs_changes = {k: v for k, v in changes.items() if k != "options"}
+
+    def edit(r: PlannedResource) -> PlannedResource:
+        options = {**r.options, **changes.get("options", {})}
+        inputs = {**r.inputs, **inputs_changes}
+        return PlannedResource(r.type, r.name, r.parent, inputs, options, r.dependencies)
+
+    return Plan(plan.stack, tuple(edit(r) if r.name == target else r for r in plan.resources))

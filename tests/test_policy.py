@@ -22,9 +22,9 @@ from depot.policy.check import Violation, check_plan, report
 from depot.policy.crossguard import policies
 from depot.policy.rules import RULES, final_stage_user
 from depot.recording import Recording
-from depot.review.plan import Plan, PlannedResource, plan_from, plan_stack
+from depot.review.plan import Plan, plan_from, plan_stack
 from depot.types import PolicyRuleId
-from tests.conftest import PROJECT_DIR, run_stack, stack_config
+from tests.conftest import PROJECT_DIR, edited, run_stack, stack_config
 
 PROD = PolicySettings(enforcement="mandatory", production=True)
 
@@ -32,18 +32,6 @@ PROD = PolicySettings(enforcement="mandatory", production=True)
 @pytest.fixture(scope="module")
 def prod_plan() -> Plan:
     return plan_stack("prod")
-
-
-def edited(plan: Plan, target: str, changes: dict[str, Any]) -> Plan:
-    """``plan`` with resource ``target``'s inputs (and ``changes["options"]``) changed."""
-    inputs_changes = {k: v for k, v in changes.items() if k != "options"}
-
-    def edit(r: PlannedResource) -> PlannedResource:
-        options = {**r.options, **changes.get("options", {})}
-        inputs = {**r.inputs, **inputs_changes}
-        return PlannedResource(r.type, r.name, r.parent, inputs, options, r.dependencies)
-
-    return Plan(plan.stack, tuple(edit(r) if r.name == target else r for r in plan.resources))
 
 
 def messages(plan: Plan, rule: str, policy: PolicySettings = PROD) -> list[str]:

@@ -15,9 +15,9 @@ from depot.cli import main
 from depot.recording import Recording
 from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid
-from depot.review.plan import SECRET, Plan, PlannedResource, plan_from, plan_stack, render
+from depot.review.plan import SECRET, Plan, plan_from, plan_stack, render
 from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
-from tests.conftest import PROJECT_DIR, run_stack
+from tests.conftest import PROJECT_DIR, edited, run_stack
 
 CANARY = "plan-canary-3fQ9x"
 
@@ -310,16 +310,6 @@ def test_secure_values_in_a_stack_file_never_fail_or_print(tmp_path: Path) -> No
         assert CANARY not in completed.stdout + completed.stderr
 
 
-def _with_container_inputs(plan: Plan, name: str, **inputs: object) -> Plan:
-    edited = [
-        PlannedResource(r.type, r.name, r.parent, {**r.inputs, **inputs}, r.options)
-        if r.name == name
-        else r
-        for r in plan.resources
-    ]
-    return Plan(plan.stack, tuple(edited))
-
-
 @pytest.mark.parametrize(
     ("inputs", "replaces"),
     [
@@ -335,7 +325,7 @@ def _with_container_inputs(plan: Plan, name: str, **inputs: object) -> Plan:
 def test_container_changes_are_classified_as_the_provider_treats_them(
     prod_plan: Plan, inputs: dict[str, object], replaces: bool
 ) -> None:
-    head = _with_container_inputs(prod_plan, "discovery-container", **inputs)
+    head = edited(prod_plan, "discovery-container", inputs)
     [change] = diff_plans(prod_plan, head, base_label="a", head_label="b").changed
     assert change.replaces is replaces
 
@@ -359,3 +349,25 @@ def test_the_readme_shows_the_graph_the_command_draws(prod_plan: Plan) -> None:
     readme = (PROJECT_DIR / "README.md").read_text()
     drawn = to_mermaid(build_graph(prod_plan))
     assert f"```mermaid\n{drawn}```" in readme
+
+
+def _readme_block_after(marker: str) -> list[str]:
+    readme = (PROJECT_DIR / "README.md").read_text()
+    block = readme[readme.index(marker) :].split("```", 2)[1]
+    return [line for line in block.splitlines()[1:] if line and line != "…"]
+
+
+@pytest.mark.parametrize(
+    ("marker", "argv"),
+    [
+        ("`depot plan --stack dev` (excerpt):", ["plan", "--stack", "dev"]),
+        ("`depot diff --stacks dev prod` (excerpt):", ["diff", "--stacks", "dev", "prod"]),
+    ],
+)
+def test_the_readmes_examples_are_real_output(
+    capsys: pytest.CaptureFixture[str], marker: str, argv: list[str]
+) -> None:
+    main(argv)
+    output = capsys.readouterr().out.splitlines()
+    for line in _readme_block_after(marker):
+        assert line in output, line
