@@ -116,54 +116,49 @@ def has_digest(reference: str) -> bool:
 PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
 """An image by exact version tag (never ``latest``) and/or by ``@sha256`` digest."""
 
-_REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9._-]+)*$")
+
+def _matching(pattern: str, kind: str, rule: str) -> AfterValidator:
+    """A validator for text that must match ``pattern``; ``rule`` says what is allowed."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise PydanticCustomError(kind, rule)
+        return value
+
+    return AfterValidator(check)
 
 
-def _registry(value: str) -> str:
-    if not _REGISTRY.match(value):
-        raise PydanticCustomError(
-            "registry",
-            "is not a registry address; use host[:port][/namespace], e.g. registry.example.com",
-        )
-    return value
+Registry = Annotated[
+    str,
+    _matching(
+        r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9._-]+)*$",
+        "registry",
+        "is not a registry address; use host[:port][/namespace], e.g. registry.example.com",
+    ),
+]
 
+GitCommit = Annotated[
+    str,
+    _matching(
+        r"^[0-9a-f]{7,40}$", "commit", "is not a git commit; use 7 to 40 lowercase hex digits"
+    ),
+]
 
-Registry = Annotated[str, AfterValidator(_registry)]
+ReleaseVersion = Annotated[
+    str,
+    _matching(
+        r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$",
+        "version",
+        "is not a release version; use e.g. 1.4.0 or v1.4.0",
+    ),
+]
 
-_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
-
-
-def _commit(value: str) -> str:
-    if not _COMMIT.match(value):
-        raise PydanticCustomError("commit", "is not a git commit; use 7 to 40 lowercase hex digits")
-    return value
-
-
-GitCommit = Annotated[str, AfterValidator(_commit)]
-
-_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
-
-
-def _version(value: str) -> str:
-    if not _VERSION.match(value):
-        raise PydanticCustomError("version", "is not a release version; use e.g. 1.4.0 or v1.4.0")
-    return value
-
-
-ReleaseVersion = Annotated[str, AfterValidator(_version)]
-
-
-_DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|npipe)://\S+$")
-
-
-def _docker_host(value: str) -> str:
-    if not _DOCKER_HOST.match(value):
-        raise PydanticCustomError(
-            "docker_host",
-            "is not a Docker host; use unix:///var/run/docker.sock, tcp://host:2376 "
-            "or ssh://user@host",
-        )
-    return value
-
-
-DockerHost = Annotated[str, AfterValidator(_docker_host)]
+DockerHost = Annotated[
+    str,
+    _matching(
+        r"^(unix|tcp|ssh|npipe)://\S+$",
+        "docker_host",
+        "is not a Docker host; use unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host",
+    ),
+]
