@@ -151,6 +151,10 @@ POSTGRES = ServiceSpec(
     stop_grace_seconds=30,  # let postgres finish a clean shutdown instead of being killed
     data_mount="/var/lib/postgresql/data",
     tmpfs=("/tmp", "/var/run/postgresql"),  # noqa: S108 - the socket directory and scratch
+    writable_root=(
+        "the provider copies the password file into the container after creating it and "
+        "before starting it, and Docker refuses that copy into a read-only root filesystem"
+    ),
     # The entrypoint chowns the data directory, then drops from root to the postgres user.
     capabilities=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
 )

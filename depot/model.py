@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,24 @@ from depot.types import BuiltServiceName
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = PROJECT_ROOT / "docker" / "rust-service.Dockerfile"
+
+
+def project_relative(path: str | Path) -> str:
+    """``path`` relative to the project when it is in or beside it, else as it is.
+
+    Builds get these: Pulumi runs the program (and its providers) from the project directory,
+    and a path that does not name the checkout's own location keeps the build's inputs — so its
+    context hash and digest — the same in every checkout.
+    """
+    absolute = Path(path)
+    beside = PROJECT_ROOT.parent
+    if (
+        absolute == PROJECT_ROOT
+        or PROJECT_ROOT in absolute.parents
+        or (beside != Path("/") and beside in absolute.parents)
+    ):
+        return os.path.relpath(absolute, PROJECT_ROOT)
+    return str(path)
 
 
 @dataclass(frozen=True)

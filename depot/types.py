@@ -51,7 +51,6 @@ PolicyRuleId = Literal[
 ]
 """Every rule of the policy pack (depot/policy/rules.py), as stack config may name them."""
 
-SERVICE_NAMES: tuple[ServiceName, ...] = get_args(ServiceName)
 PROFILES: tuple[Profile, ...] = get_args(Profile)
 
 Port = Annotated[int, Field(ge=1, le=65535)]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build one Rust service with BuildKit, push it tagged with its commit, print its reference by
-# digest. Used by .github/workflows/images.yml; runs the same on any machine with buildx:
+# digest. Used by .github/workflows/deploy.yml; runs the same on any machine with buildx:
 #   scripts/build-image.sh discovery ../discovery registry.example.com 0123abc [1.4.0]
 set -euo pipefail
 service="$1" context="$2" registry="$3" commit="$4" version="${5:-}"

@@ -154,9 +154,9 @@ def test_images_agree(parity: Parity) -> None:
         if "build" in service:
             build = parity.recording.named(f"{name}-image-build", BUILD).inputs
             context = from_project(service["build"]["context"])
-            assert context == build["context"]["location"], name
+            assert context == from_project(build["context"]["location"]), name
             dockerfile = os.path.normpath(Path(context) / service["build"]["dockerfile"])
-            assert dockerfile == build["dockerfile"]["location"], name
+            assert dockerfile == from_project(build["dockerfile"]["location"]), name
             assert service["build"]["args"] == build["buildArgs"], name
             assert service["image"] == build["tags"][0], name
             if build["push"]:

@@ -120,7 +120,6 @@ def test_discovery_has_tmpfs_at_tmp_and_var_run(stack: Recording) -> None:
 WRITABLE_PATHS = {
     "discovery": {"/tmp", "/var/run"},
     "dispatch": {"/tmp"},
-    "postgres": {"/tmp", "/var/run/postgresql"},
     "console": {"/tmp", "/var/cache/nginx", "/var/run"},
     "splat-worker": {"/tmp"},
     "rtk-base": {"/tmp"},

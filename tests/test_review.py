@@ -73,7 +73,7 @@ def test_plan_shows_explicit_depends_on(prod_plan: Plan) -> None:
 
 def test_plan_paths_are_relative_to_the_project(prod_plan: Plan) -> None:
     build = prod_plan.by_key()["docker-build:index:Image::discovery-image-build"]
-    assert build.inputs["dockerfile"] == {"location": "./docker/rust-service.Dockerfile"}
+    assert build.inputs["dockerfile"] == {"location": "docker/rust-service.Dockerfile"}
     assert build.inputs["context"] == {"location": "../discovery"}
 
 
@@ -371,3 +371,20 @@ def test_the_readmes_examples_are_real_output(
     output = capsys.readouterr().out.splitlines()
     for line in _readme_block_after(marker):
         assert line in output, line
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_an_unchanged_tree_diffs_clean_against_its_own_commit(tmp_path: Path, stack: str) -> None:
+    # The base is planned in another directory than the head: nothing may depend on where.
+    project = _project_copy(tmp_path)
+    completed = subprocess.run(
+        [sys.executable, "-m", "depot", "diff", "--base", "HEAD", "--stack", stack],
+        cwd=project, capture_output=True, text=True, check=False,
+        env={**_without("DEPOT_RELEASE_COMMIT"), "PYTHONPATH": str(project)},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert completed.stdout.endswith(": no changes\n")
+
+
+def _without(variable: str) -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != variable}

@@ -8,7 +8,7 @@ import pytest
 
 from depot.model import DOCKERFILE
 from depot.recording import Recording, Registration
-from tests.conftest import BUILD, CONTAINER, REMOTE_IMAGE, containers, run_stack
+from tests.conftest import BUILD, CONTAINER, PROJECT_DIR, REMOTE_IMAGE, containers, run_stack
 
 BASE_SERVICES = {"discovery", "dispatch", "console", "grafana", "postgres"}
 BUILT = {"discovery", "dispatch", "splat-worker", "rtk-base"}
@@ -50,7 +50,9 @@ def test_rust_services_are_built_from_the_repository_dockerfile(stack: Recording
     builds = {r.name.removesuffix("-image-build"): r for r in stack.of_type(BUILD)}
     assert set(builds) == BUILT & set(containers(stack))
     for service, build in builds.items():
-        assert build.inputs["dockerfile"] == {"location": str(DOCKERFILE)}
+        # Relative to the project, so every checkout builds the same inputs.
+        assert build.inputs["dockerfile"] == {"location": "docker/rust-service.Dockerfile"}
+        assert (PROJECT_DIR / build.inputs["dockerfile"]["location"]).resolve() == DOCKERFILE
         assert build.inputs["buildArgs"] == {"BINARY": service}
 
 

@@ -19,7 +19,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
-from depot.model import DOCKERFILE, RegistryPush, ServiceDeployment
+from depot.model import DOCKERFILE, RegistryPush, ServiceDeployment, project_relative
 
 
 class ServiceImage(pulumi.ComponentResource):
@@ -47,7 +47,7 @@ class ServiceImage(pulumi.ComponentResource):
         else:
             build = docker_build.Image(
                 f"{name}-build",
-                args=_build_args(deployment, registry_password),
+                args=image_build_args(deployment, registry_password),
                 opts=pulumi.ResourceOptions(parent=self, provider=build_provider),
             )
             if deployment.push is None:
@@ -66,12 +66,14 @@ class ServiceImage(pulumi.ComponentResource):
         self.register_outputs({"runs": self.runs})
 
 
-def _build_args(
+def image_build_args(
     deployment: ServiceDeployment, registry_password: pulumi.Output[str] | None
 ) -> docker_build.ImageArgs:
     """The build of one service: loaded into the stack's daemon, or pushed with a cache."""
-    context = docker_build.BuildContextArgs(location=deployment.build_context or "")
-    dockerfile = docker_build.DockerfileArgs(location=str(DOCKERFILE))
+    context = docker_build.BuildContextArgs(
+        location=project_relative(deployment.build_context or "")
+    )
+    dockerfile = docker_build.DockerfileArgs(location=project_relative(DOCKERFILE))
     build_args = {"BINARY": deployment.binary}
     # Builds are slow and touch a daemon: previews (e.g. on pull requests) build only when
     # the stack asks for it.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +43,6 @@ def encode(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return str(value)
-
-
-def engine_config(
-    values: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()
-) -> RawConfig:
-    """Config from Python values (tests), encoded as the engine would."""
-    return RawConfig({key: encode(value) for key, value in values.items()}, secret_keys)
 
 
 def read_stack_file(stack: str, project_dir: Path) -> RawConfig:

@@ -7,6 +7,12 @@ be made in both places, so a reviewer sees it twice.
 from __future__ import annotations
 
 WRITABLE_ROOT: dict[str, str] = {
+    "depot-postgres": (
+        "the provider copies the password file into the container after creating it and "
+        "before starting it, and Docker refuses that copy into a read-only root filesystem "
+        "(tmpfs mounts only exist once it runs); its data, socket and scratch paths are a "
+        "volume and tmpfs"
+    ),
     "depot-grafana": (
         "grafana keeps its database, plugins and sessions under /var/lib/grafana, and the "
         "reference gives it no volume: that state lives in the container's own layer"
@@ -30,3 +36,8 @@ CAPABILITY_ALLOWLIST: dict[str, dict[str, str]] = {
     },
 }
 """Capabilities a container may add back after dropping ALL (rule capabilities), and why."""
+
+PUBLIC_PORTS: dict[str, str] = {
+    "depot-console": "the console is the depot's web entry point, served to the network",
+}
+"""Containers allowed to publish on every interface (rule published-ports), and why."""

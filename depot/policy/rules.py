@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from depot.policy.exceptions import CAPABILITY_ALLOWLIST, WRITABLE_ROOT
+from depot.policy.exceptions import CAPABILITY_ALLOWLIST, PUBLIC_PORTS, WRITABLE_ROOT
 from depot.review.plan import SECRET, PlannedResource
 from depot.types import PolicyRuleId
 
@@ -82,6 +82,16 @@ def _own_build(image: PlannedResource, stack: Stack) -> bool:
     return any(dep.type == BUILD for dep in stack.dependencies_of(image))
 
 
+_OWN_REPOSITORY = re.compile(r"(^|/)depot-[a-z0-9-]+([:@]|$)")
+
+
+def _own_image(image: PlannedResource, stack: Stack) -> bool:
+    """Built in this stack, or pushed by our CI: our images are named depot-<service>."""
+    reference = image.inputs.get("name")
+    named_ours = isinstance(reference, str) and bool(_OWN_REPOSITORY.search(reference))
+    return _own_build(image, stack) or named_ours
+
+
 def _images_of(container: PlannedResource, stack: Stack) -> list[PlannedResource]:
     return [d for d in stack.dependencies_of(container) if d.type == REMOTE_IMAGE]
 
@@ -131,7 +141,7 @@ _NUMERIC_USER = re.compile(r"^(?P<uid>\d+)(?::(?P<gid>\d+))?$")
     source="reference 'Non-Root User'; CIS Docker 4.1",
 )
 def non_root_user(resource: PlannedResource, stack: Stack) -> Iterable[str]:
-    if not any(_own_build(image, stack) for image in _images_of(resource, stack)):
+    if not any(_own_image(image, stack) for image in _images_of(resource, stack)):
         return  # third-party images choose their own user; capabilities limit them
     user = resource.inputs.get("user")
     match = _NUMERIC_USER.match(user) if isinstance(user, str) else None
@@ -272,9 +282,17 @@ def restart(resource: PlannedResource, stack: Stack) -> Iterable[str]:
 # --- isolation ----------------------------------------------------------------------------
 
 SENSITIVE_HOST_PATHS = (
-    "/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr", "/root", "/run",
-    "/var/run", "/var/run/docker.sock", "/run/docker.sock", "/var/lib/docker",
+    "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr", "/root", "/run", "/var/run",
+    "/var/lib/docker",
 )  # fmt: skip
+"""Host paths no container may mount, nor anything below them; nor `/`, nor a Docker socket."""
+
+
+def _sensitive(source: str) -> bool:
+    path = source.rstrip("/") or "/"
+    if path == "/" or path.endswith("docker.sock"):
+        return True
+    return any(path == p or path.startswith(p + "/") for p in SENSITIVE_HOST_PATHS)
 
 
 @rule(
@@ -294,7 +312,7 @@ def isolation(resource: PlannedResource, stack: Stack) -> Iterable[str]:
             yield f"shares the host's namespace ({mode}: host)"
     for mount in [*(inputs.get("mounts") or []), *(inputs.get("volumes") or [])]:
         source = mount.get("source") or mount.get("hostPath")
-        if isinstance(source, str) and (source.rstrip("/") or "/") in SENSITIVE_HOST_PATHS:
+        if isinstance(source, str) and _sensitive(source):
             yield f"mounts the host's {source}"
 
 
@@ -344,8 +362,10 @@ def read_only_root(resource: PlannedResource, stack: Stack) -> Iterable[str]:
 @rule(
     "published-ports",
     types={CONTAINER},
-    description="published ports bind an explicit host address; the database is never published",
-    fix="set depot:publish.address, and never list postgres in depot:publish.ports",
+    description="published ports bind an explicit host address (every interface only with a "
+    "recorded reason); the database is never published",
+    fix="set depot:publish.address to one interface (or record why in "
+    "depot/policy/exceptions.py), and never list postgres in depot:publish.ports",
     source="CIS Docker 5.13; reference 'Networks' (database-network internal)",
 )
 def published_ports(resource: PlannedResource, stack: Stack) -> Iterable[str]:
@@ -354,8 +374,14 @@ def published_ports(resource: PlannedResource, stack: Stack) -> Iterable[str]:
     if ports and "postgres" in _name(resource):
         yield "publishes the database"
     for port in ports:
-        if not port.get("ip"):
+        address = port.get("ip")
+        if not address:
             yield f"publishes {port.get('external')} on every host address (no ip)"
+        elif address in ("0.0.0.0", "::") and _name(resource) not in PUBLIC_PORTS:  # noqa: S104
+            yield (
+                f"publishes {port.get('external')} on every interface ({address}) without a "
+                "recorded reason"
+            )
 
 
 @rule(
