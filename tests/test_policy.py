@@ -21,7 +21,8 @@ from depot.config.settings import PolicySettings
 from depot.policy.check import Violation, check_plan, report
 from depot.policy.crossguard import policies
 from depot.policy.rules import RULES, final_stage_user
-from depot.recording import Recording, Secret
+from depot.program import deploy
+from depot.recording import Recording, Secret, record
 from depot.review.plan import Plan, plan_from, plan_stack
 from depot.types import PolicyRuleId
 from tests.conftest import PROJECT_DIR, edited, run_stack, stack_config
@@ -346,3 +347,39 @@ def test_hadolint_config_raises_missing_healthcheck_to_an_error() -> None:
     config = yaml.safe_load((PROJECT_DIR / ".hadolint.yaml").read_text())
     assert config["failure-threshold"] == "warning"
     assert "DL3057" in config["override"]["error"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "rule"),
+    [
+        ({"depot:restart": "no"}, "restart"),
+        ({"depot:restart": "on-failure:9"}, "restart"),
+        ({"depot:data": {"protect": False}}, "data-volume"),
+        ({"depot:publish": {"address": "0.0.0.0", "ports": {"console": 80, "grafana": 3000}}},
+         "published-ports"),
+        ({"depot:images": {"postgres": "postgres:17.2-alpine"}}, "image-pinned"),
+    ],
+)  # fmt: skip
+def test_editing_the_prod_stack_file_to_break_a_rule_fails_the_check(
+    edit: dict[str, Any], rule: str
+) -> None:
+    config = stack_config("prod", {**edit, "depot:release": {"commit": "abc1234"}})
+    recording = record(deploy, stack="prod", config=config)
+    violations = check_plan(plan_from(recording), load_settings("prod", config).policy)
+    assert {v.rule.id for v in violations} == {rule}
+    assert report(violations, "prod")[1] == 1
+
+
+def test_removing_a_containers_limits_from_the_stack_file_fails_the_check() -> None:
+    limits = load_settings("prod", stack_config("prod")).limits
+    kept = {
+        name: {"memory": f"{value.memory}m", "cpus": value.cpus}
+        for name, value in limits.items()
+        if name != "grafana"
+    }
+    config = stack_config("prod", {"depot:limits": kept, "depot:release": {"commit": "abc1234"}})
+    violations = check_plan(plan_from(record(deploy, stack="prod", config=config)), PROD)
+    assert sorted(str(v).split(" — ")[0].split("] ")[1] for v in violations) == [
+        "has no CPU limit",
+        "has no memory limit",
+    ]

@@ -192,3 +192,11 @@ def test_changed_content_is_a_new_digest_and_replaces_the_container() -> None:
     diff = diff_plans(before, after, base_label="a", head_label="b")
     replaced = {c.after.name for c in diff.replacements}
     assert replaced == {"discovery-image", "discovery-container"}
+
+
+def test_a_changed_tag_in_config_replaces_the_container() -> None:
+    before = plan_from(prod({"depot:images": {"postgres": "postgres:17.2-alpine"}}))
+    after = plan_from(prod({"depot:images": {"postgres": "postgres:17.3-alpine"}}))
+    diff = diff_plans(before, after, base_label="a", head_label="b")
+    changes = {c.after.name: c.replaces for c in diff.changed}
+    assert changes == {"postgres-image": True, "postgres-container": True}
