@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,22 +19,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = PROJECT_ROOT / "docker" / "rust-service.Dockerfile"
 
 
-def project_relative(path: str | Path) -> str:
-    """``path`` relative to the project when it is in or beside it, else as it is.
+def project_relative(path: str | Path, root: Path = PROJECT_ROOT) -> str:
+    """``./x`` or ``../x`` for a path in or beside the project; anything else unchanged.
 
-    Builds get these: Pulumi runs the program (and its providers) from the project directory,
-    and a path that does not name the checkout's own location keeps the build's inputs — so its
-    context hash and digest — the same in every checkout.
+    Builds, plans and the Compose export all write paths this way: Pulumi runs the program (and
+    its providers) from the project directory, so nothing they produce names where this
+    checkout happens to be — a build's inputs, and so its digest, are the same in every one.
     """
-    absolute = Path(path)
-    beside = PROJECT_ROOT.parent
-    if (
-        absolute == PROJECT_ROOT
-        or PROJECT_ROOT in absolute.parents
-        or (beside != Path("/") and beside in absolute.parents)
-    ):
-        return os.path.relpath(absolute, PROJECT_ROOT)
-    return str(path)
+    text, base, beside = str(path), str(root), str(root.parent)
+    if text == base or text.startswith(base + "/"):
+        return "." + text.removeprefix(base)
+    if beside != "/" and text.startswith(beside + "/"):
+        return ".." + text.removeprefix(beside)
+    return text
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def test_plan_shows_explicit_depends_on(prod_plan: Plan) -> None:
 
 def test_plan_paths_are_relative_to_the_project(prod_plan: Plan) -> None:
     build = prod_plan.by_key()["docker-build:index:Image::discovery-image-build"]
-    assert build.inputs["dockerfile"] == {"location": "docker/rust-service.Dockerfile"}
+    assert build.inputs["dockerfile"] == {"location": "./docker/rust-service.Dockerfile"}
     assert build.inputs["context"] == {"location": "../discovery"}
 
 

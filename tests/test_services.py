@@ -51,7 +51,7 @@ def test_rust_services_are_built_from_the_repository_dockerfile(stack: Recording
     assert set(builds) == BUILT & set(containers(stack))
     for service, build in builds.items():
         # Relative to the project, so every checkout builds the same inputs.
-        assert build.inputs["dockerfile"] == {"location": "docker/rust-service.Dockerfile"}
+        assert build.inputs["dockerfile"] == {"location": "./docker/rust-service.Dockerfile"}
         assert (PROJECT_DIR / build.inputs["dockerfile"]["location"]).resolve() == DOCKERFILE
         assert build.inputs["buildArgs"] == {"BINARY": service}
 

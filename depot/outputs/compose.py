@@ -36,7 +36,7 @@ from depot.catalog import (
     ServiceSpec,
 )
 from depot.config.settings import DepotSettings, RestartPolicy
-from depot.model import DOCKERFILE, PROJECT_ROOT, ServiceDeployment, deployments
+from depot.model import DOCKERFILE, ServiceDeployment, deployments, project_relative
 from depot.outputs.secret_files import SECRETS_DIR, env_file_name, secret_file_name
 from depot.types import PROFILES, Profile
 
@@ -254,15 +254,7 @@ def _resources(deployment: ServiceDeployment) -> dict[str, Any]:
 
 def project_path(path: str) -> str:
     """``path`` as the Compose file at the project root says it: ``./x`` or ``../x`` if it can."""
-    absolute = Path(path)
-    if absolute == PROJECT_ROOT:
-        return "."
-    if PROJECT_ROOT in absolute.parents:
-        return f"./{absolute.relative_to(PROJECT_ROOT).as_posix()}"
-    beside = PROJECT_ROOT.parent
-    if beside != Path("/") and beside in absolute.parents:
-        return f"../{absolute.relative_to(beside).as_posix()}"
-    return path
+    return project_relative(path)
 
 
 def _header(settings: DepotSettings) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from depot.config.loader import RawConfig, load_settings
 from depot.config.stack_file import encode, read_stack_file
-from depot.model import PROJECT_ROOT
+from depot.model import PROJECT_ROOT, project_relative
 from depot.program import deploy
 from depot.recording import Recording, Registration, Secret, Unknown, record
 
@@ -141,12 +141,10 @@ def render(value: Any, project_dir: Path = PROJECT_ROOT) -> Any:
 
 
 class _Renderer:
-    """``render`` with the project's paths resolved once, not once per string."""
+    """``render`` with the project's directory resolved once, not once per string."""
 
     def __init__(self, project_dir: Path) -> None:
-        self.root = str(project_dir.resolve())
-        parent = str(project_dir.resolve().parent)
-        self.parent = None if parent == "/" else parent
+        self.root = project_dir.resolve()
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, Secret):
@@ -158,13 +156,5 @@ class _Renderer:
         if isinstance(value, list):
             return [self(item) for item in value]
         if isinstance(value, str):
-            return self._relative(value)
+            return project_relative(value, self.root)
         return value
-
-    def _relative(self, text: str) -> str:
-        """Paths in or beside the project as ``./x`` or ``../x``: the same on every checkout."""
-        if text == self.root or text.startswith(self.root + "/"):
-            return "." + text.removeprefix(self.root)
-        if self.parent is not None and text.startswith(self.parent + "/"):
-            return ".." + text.removeprefix(self.parent)
-        return text
