@@ -129,6 +129,7 @@ def deployments(
 
 
 def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
+    context = _build_context(spec, settings)
     return ServiceDeployment(
         spec=spec,
         stack=settings.stack,
@@ -138,9 +139,9 @@ def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
         published=_published(spec, settings),
         bind_mounts=_bind_mounts(spec, settings),
         image_reference=_image_reference(spec, settings),
-        build_context=_build_context(spec, settings),
+        build_context=context,
         build_on_preview=settings.build.on_preview,
-        push=_push(spec, settings),
+        push=_push(spec, settings) if context is not None else None,
     )
 
 
@@ -187,7 +188,7 @@ def _build_context(spec: ServiceSpec, settings: DepotSettings) -> str | None:
 
 def _push(spec: ServiceSpec, settings: DepotSettings) -> RegistryPush | None:
     registry = settings.registry
-    if registry is None or _build_context(spec, settings) is None:
+    if registry is None:
         return None
     release = settings.release
     # The loader fills in the commit whenever a registry is configured.
@@ -195,7 +196,7 @@ def _push(spec: ServiceSpec, settings: DepotSettings) -> RegistryPush | None:
     return RegistryPush(
         repository=f"{registry.address}/{spec.container_name}",
         tags=tags,
-        address=registry.address.split("/", 1)[0],
+        address=registry.host,
         username=registry.username,
     )
 

@@ -53,9 +53,7 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
         # `pulumi up` runs: a password in provider configuration would be stored
         # unencrypted in state (pulumi-docker#643).
         registry_auth=(
-            [docker.ProviderRegistryAuthArgs(address=registry.address.split("/", 1)[0])]
-            if registry
-            else None
+            [docker.ProviderRegistryAuthArgs(address=registry.host)] if registry else None
         ),
     )
     # Loaded images are built by the daemon that runs them; pushed ones where `up` runs, so

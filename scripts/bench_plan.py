@@ -64,7 +64,7 @@ def direct_program() -> None:
         "docker",
         host=settings.docker.host,
         registry_auth=(
-            [docker.ProviderRegistryAuthArgs(address=registry.address)] if registry else None
+            [docker.ProviderRegistryAuthArgs(address=registry.host)] if registry else None
         ),
     )
     builder = docker_build.Provider("docker-build", host=None if registry else settings.docker.host)

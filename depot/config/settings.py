@@ -140,6 +140,11 @@ class RegistrySettings(SettingsModel):
     address: Registry
     username: str | None = None  # with depot:registryPassword; else the builder's docker login
 
+    @property
+    def host(self) -> str:
+        """The registry's host[:port], which credentials are for (the address may add a path)."""
+        return self.address.split("/", 1)[0]
+
 
 class ReleaseSettings(SettingsModel):
     """What pushed images are tagged with: the commit, and a release version if any."""
