@@ -713,3 +713,23 @@ def test_the_readme_shows_commands_the_cli_accepts() -> None:
     assert [c[:2] for c in commands] == [["depot", "secrets"], ["depot", "compose"]]
     for command in commands:
         _parser().parse_args(command[1:])  # exits (SystemExit) on an unknown option
+
+
+def test_an_optional_service_run_by_digest_needs_no_crate_to_be_exported() -> None:
+    reference = "registry.example.com/depot-splat-worker@sha256:" + "f" * 64
+    settings = load_settings(
+        "dev",
+        stack_config(
+            "dev",
+            {
+                "depot:build": {
+                    "contexts": {"discovery": "../discovery", "dispatch": "../dispatch"}
+                },
+                "depot:images": {"splat-worker": reference},
+            },
+        ),
+    )
+    services = compose_document(settings)["services"]
+    assert services["splat-worker"]["image"] == reference
+    assert "build" not in services["splat-worker"]
+    assert "rtk-base" not in services  # no crate, no digest: left out, as the header says

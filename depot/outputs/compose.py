@@ -161,8 +161,9 @@ def _with_every_buildable_profile(settings: DepotSettings) -> DepotSettings:
 
 
 def _buildable(profile: Profile, settings: DepotSettings) -> bool:
+    """Every built service of ``profile`` has a crate to build, or a digest to run instead."""
     return all(
-        spec.name in settings.build.contexts
+        spec.name in settings.build.contexts or spec.name in settings.images
         for spec in SERVICES
         if spec.profile == profile and isinstance(spec.image, BuiltImage)
     )
