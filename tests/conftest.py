@@ -6,6 +6,7 @@ request whole (options included) — see that module for why the stock mock moni
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ from depot.recording import Recording, Registration, Secret, record
 from depot.review.plan import Plan, PlannedResource
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Prod pushes images tagged with the commit being deployed (HEAD when nothing says otherwise).
+# Fix it for the tests, so they mean the same in any checkout, git or not; the tests of that
+# fallback remove it themselves.
+os.environ.setdefault("DEPOT_RELEASE_COMMIT", "0123456789abcdef0123456789abcdef01234567")
 STACKS = ("dev", "prod")
 CONTAINER = "docker:index/container:Container"
 BUILD = "docker-build:index:Image"
