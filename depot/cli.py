@@ -25,7 +25,7 @@ from depot.outputs.secret_files import SECRETS_DIR, init_secret_files
 from depot.policy.check import check_plan, report
 from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid
-from depot.review.plan import Plan, plan_stack, stack_config
+from depot.review.plan import Plan, plan_config, plan_stack, stack_config
 from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
 
 EXIT_ERROR = 2
@@ -135,9 +135,9 @@ def _diff(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _check(args: argparse.Namespace) -> tuple[str, int]:
-    config = stack_config(args.stack, args.profiles)
+    config = stack_config(args.stack, args.profiles)  # read once: for the policy and the plan
     policy = load_settings(args.stack, config).policy
-    return report(check_plan(plan_stack(args.stack, args.profiles), policy), args.stack)
+    return report(check_plan(plan_config(args.stack, config), policy), args.stack)
 
 
 def _graph(args: argparse.Namespace) -> tuple[str, int]:

@@ -96,7 +96,12 @@ def stack_config(
 
 def plan_stack(stack: str, profiles: Sequence[str] = (), project_dir: Path = PROJECT_ROOT) -> Plan:
     """Run the program for ``stack`` under mocks and return its plan."""
-    return plan_from(record(deploy, stack=stack, config=stack_config(stack, profiles, project_dir)))
+    return plan_config(stack, stack_config(stack, profiles, project_dir), project_dir)
+
+
+def plan_config(stack: str, config: RawConfig, project_dir: Path = PROJECT_ROOT) -> Plan:
+    """The plan of ``stack`` with ``config`` already read (see ``stack_config``)."""
+    return plan_from(record(deploy, stack=stack, config=config), project_dir)
 
 
 def plan_from(recording: Recording, project_dir: Path = PROJECT_ROOT) -> Plan:
