@@ -128,13 +128,30 @@ def test_the_schema_check_uses_draft_7_and_rejects_what_compose_rejects() -> Non
 def test_the_file_is_the_document_with_a_header_saying_how_to_use_it() -> None:
     settings = settings_of("prod")
     text = compose_yaml(settings)
-    assert yaml.safe_load(text) == compose_document(settings)
+    assert _as_compose_reads(yaml.safe_load(text)) == compose_document(settings)
     header = [line for line in text.splitlines() if line.startswith("#")]
     assert "# `depot compose --stack prod` from the model the Pulumi program deploys." in header
     assert (
         "# Start it as the stack runs: docker compose --profile gpu --profile rtk up -d" in header
     )
     assert "mode: 0400" in text  # octal, as Compose files write modes
+
+
+def test_a_literal_dollar_is_written_as_compose_requires() -> None:
+    # The worker probe `pgrep ^depot-service$`: a lone `$` is refused by Compose's interpolation.
+    text = compose_yaml(settings_of("prod"))
+    assert "^depot-service$$" in text
+    assert "^depot-service$]" not in text
+    assert _as_compose_reads(yaml.safe_load(text)) == compose_document(settings_of("prod"))
+
+
+def _as_compose_reads(value: Any) -> Any:
+    """A loaded Compose document after interpolation: `$$` is a literal `$`."""
+    if isinstance(value, dict):
+        return {key: _as_compose_reads(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_compose_reads(item) for item in value]
+    return value.replace("$$", "$") if isinstance(value, str) else value
 
 
 # --- parity with the program, service by service ---------------------------------------------
@@ -640,7 +657,7 @@ def test_the_secrets_folder_and_the_export_are_git_ignored() -> None:
 
 def test_cli_compose_prints_the_export(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compose", "--stack", "dev"]) == 0
-    assert yaml.safe_load(capsys.readouterr().out) == export_of("dev")
+    assert _as_compose_reads(yaml.safe_load(capsys.readouterr().out)) == export_of("dev")
 
 
 def test_cli_compose_profile_enables_it_as_docker_compose_would(
@@ -660,7 +677,7 @@ def test_cli_compose_writes_a_file_and_says_so(
     out = capsys.readouterr().out
     assert out.startswith(f"wrote {output} (stack prod)")
     assert len(out.splitlines()) == 1
-    assert yaml.safe_load(output.read_text()) == export_of("prod")
+    assert _as_compose_reads(yaml.safe_load(output.read_text())) == export_of("prod")
 
 
 def test_cli_compose_of_an_unknown_stack_says_so(capsys: pytest.CaptureFixture[str]) -> None:

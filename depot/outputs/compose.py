@@ -291,6 +291,12 @@ def _represent_list(dumper: yaml.SafeDumper, items: list[Any]) -> yaml.SequenceN
     return dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=short)
 
 
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    # Compose interpolates `$` in every value; the specification writes a literal one as `$$`
+    # (the worker probe's `pgrep ^depot-service$` would otherwise be refused by the CLI).
+    return dumper.represent_str(text.replace("$", "$$"))
+
+
 def _represent_mode(dumper: yaml.SafeDumper, mode: FileMode) -> yaml.ScalarNode:
     # A leading zero is octal to YAML 1.1 readers and to Compose's parser alike.
     return dumper.represent_scalar("tag:yaml.org,2002:int", f"0{int(mode):o}")
@@ -298,3 +304,4 @@ def _represent_mode(dumper: yaml.SafeDumper, mode: FileMode) -> yaml.ScalarNode:
 
 _Dumper.add_representer(FileMode, _represent_mode)
 _Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(str, _represent_str)
