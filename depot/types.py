@@ -7,6 +7,7 @@ allowed, because that text reaches the user verbatim (see ``depot.config.errors`
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -53,11 +54,13 @@ PolicyRuleId = Literal[
 
 PROFILES: tuple[Profile, ...] = get_args(Profile)
 
-Port = Annotated[int, Field(ge=1, le=65535)]
+MAX_PORT = 65535
+Port = Annotated[int, Field(ge=1, le=MAX_PORT)]
 
-_SIZE = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kmg])i?b?$", re.IGNORECASE)
-_MEBIBYTES_PER_UNIT = {"k": 1 / 1024, "m": 1.0, "g": 1024.0}
+_SIZE = re.compile(r"^(?P<number>\d{1,12}(?:\.\d{1,6})?)\s*(?P<unit>[kmg])i?b?$", re.IGNORECASE)
+_KIB_PER_UNIT = {"k": 1, "m": 1024, "g": 1024 * 1024}
 _DOCKER_MINIMUM_MB = 6  # the Docker engine rejects memory limits below 6 MiB
+_MAXIMUM_MB = 4 * 1024 * 1024  # 4 TiB: more than any host the depot runs on has
 
 
 def _to_megabytes(value: object) -> int:
@@ -67,25 +70,44 @@ def _to_megabytes(value: object) -> int:
         raise PydanticCustomError(
             "memory_size", "is not a memory size; use a number with a unit k, m or g, e.g. 256m"
         )
-    megabytes = float(match["number"]) * _MEBIBYTES_PER_UNIT[match["unit"].lower()]
-    if megabytes < _DOCKER_MINIMUM_MB or megabytes != int(megabytes):
+    # Exact arithmetic: a float would overflow or round a long number into a different limit.
+    kib = Fraction(match["number"]) * _KIB_PER_UNIT[match["unit"].lower()]
+    if kib > _MAXIMUM_MB * 1024:
+        raise PydanticCustomError(
+            "memory_size", "is larger than any container limit can be; use at most 4096g"
+        )
+    if kib < _DOCKER_MINIMUM_MB * 1024 or kib % 1024:
         raise PydanticCustomError(
             "memory_size", "is not a usable limit; use a whole number of MiB, at least 6m"
         )
-    return int(megabytes)
+    return int(kib // 1024)
 
 
 Megabytes = Annotated[int, BeforeValidator(_to_megabytes)]
 """A memory size written ``256m`` in the stack file, held as whole MiB (the provider's unit)."""
 
-
-def _positive_cpus(value: float) -> float:
-    if value <= 0:
-        raise PydanticCustomError("cpus", "is not a positive number of CPUs; use e.g. 0.5 or 2")
-    return value
+_CPU_COUNT = re.compile(r"^(\d{1,4}(\.\d{1,3})?|\.\d{1,3})$")
+MAX_CPUS = 512
 
 
-Cpus = Annotated[float, AfterValidator(_positive_cpus)]
+def _to_cpus(value: object) -> float:
+    # Read from text: a YAML `true`, `.nan` or `.inf` arrives as a string the float parser
+    # would accept (`true` → 1.0 in lax mode, `nan`, `inf`); none of them is a CPU count.
+    text = str(value).strip() if isinstance(value, (str, int, float)) else ""
+    if isinstance(value, bool) or not _CPU_COUNT.match(text):
+        raise PydanticCustomError(
+            "cpus", "is not a number of CPUs; use a decimal number, e.g. 0.5 or 2"
+        )
+    cpus = float(text)
+    if not 0.01 <= cpus <= MAX_CPUS:
+        raise PydanticCustomError(
+            "cpus", "is not a usable number of CPUs; use between 0.01 and 512"
+        )
+    return cpus
+
+
+Cpus = Annotated[float, BeforeValidator(_to_cpus)]
+"""A CPU count as Compose's ``cpus``: finite, at least 0.01, at most 512."""
 
 _IMAGE_REF = re.compile(
     r"^(?P<name>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::\d+/[a-z0-9._/-]+)?)"
@@ -128,15 +150,30 @@ def _matching(pattern: str, kind: str, rule: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-Registry = Annotated[
+def _registry(value: str) -> str:
+    match = re.fullmatch(
+        r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:(?P<port>\d{1,5}))?(/[a-z0-9._-]+)*", value
+    )
+    if match is None or (match["port"] is not None and not 1 <= int(match["port"]) <= MAX_PORT):
+        raise PydanticCustomError(
+            "registry",
+            "is not a registry address; use host[:port][/namespace] with a port 1-65535, "
+            "e.g. registry.example.com",
+        )
+    return value
+
+
+Registry = Annotated[str, AfterValidator(_registry)]
+
+RegistryUsername = Annotated[
     str,
     _matching(
-        r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9._-]+)*$",
-        "registry",
-        "is not a registry address; use host[:port][/namespace], e.g. registry.example.com",
+        r"^[^\s:\x00-\x1f\x7f]{1,256}$",
+        "registry_username",
+        "is not a registry username; use 1-256 characters without spaces, colons or "
+        "control characters",
     ),
 ]
-
 GitCommit = Annotated[
     str,
     _matching(
@@ -153,11 +190,69 @@ ReleaseVersion = Annotated[
     ),
 ]
 
-DockerHost = Annotated[
-    str,
-    _matching(
-        r"^(unix|tcp|ssh|npipe)://\S+$",
-        "docker_host",
-        "is not a Docker host; use unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host",
-    ),
-]
+# What comes after the scheme. A user or host that starts with `-` would reach `ssh` (or the
+# docker CLI behind the provider) as an option such as `-oProxyCommand=…`: never allowed.
+_HOST = r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+_PORT = r"(?::(?P<port>\d{1,5}))?"
+_DOCKER_HOSTS = (
+    re.compile(r"^unix:///[A-Za-z0-9._/-]+$"),
+    re.compile(rf"^tcp://{_HOST}{_PORT}/?$"),
+    re.compile(rf"^ssh://(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]*)@{_HOST}{_PORT}$"),
+)
+
+
+def _docker_host(value: str) -> str:
+    match = next((m for p in _DOCKER_HOSTS if (m := p.match(value))), None)
+    port = match.groupdict().get("port") if match else None
+    if match is None or (port is not None and not 1 <= int(port) <= MAX_PORT):
+        raise PydanticCustomError(
+            "docker_host",
+            "is not a Docker host; use unix:///var/run/docker.sock, tcp://host:2376 or "
+            "ssh://user@host[:port] (a user and host that start with a letter or digit)",
+        )
+    return value
+
+
+DockerHost = Annotated[str, AfterValidator(_docker_host)]
+"""The daemon a stack deploys to, as ``DOCKER_HOST`` spells it; only local socket, TCP or SSH."""
+
+
+def is_remote(host: str) -> bool:
+    """True when ``host`` is another machine: its paths are not this machine's paths."""
+    return not host.startswith("unix://")
+
+
+# ssh options that make the client run a local command: a stack file must not turn a deploy
+# into arbitrary execution on the machine that runs `pulumi up`.
+_COMMAND_OPTIONS = re.compile(
+    r"(?i)(proxycommand|localcommand|permitlocalcommand|knownhostscommand|match)"
+)
+
+
+def _ssh_option(value: str) -> str:
+    if not value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise PydanticCustomError(
+            "ssh_option", "is not an ssh option; use one non-empty argument such as -oPort=2222"
+        )
+    if _COMMAND_OPTIONS.search(value):
+        raise PydanticCustomError(
+            "ssh_option",
+            "would make ssh run a local command; ProxyCommand, LocalCommand, KnownHostsCommand "
+            "and Match are not allowed here (use ProxyJump, or ~/.ssh/config where `up` runs)",
+        )
+    return value
+
+
+SshOption = Annotated[str, AfterValidator(_ssh_option)]
+
+
+def _host_path(value: str) -> str:
+    if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise PydanticCustomError(
+            "path", "is not a path; use a non-empty path without control characters"
+        )
+    return value
+
+
+HostPath = Annotated[str, AfterValidator(_host_path)]
+"""A directory path as written in the stack file: non-empty, one line."""

@@ -23,9 +23,11 @@ from jsonschema.validators import validator_for
 
 from depot.cli import _parser, main
 from depot.config import ConfigError, DepotSettings, RawConfig, load_settings
+from depot.config.stack_file import read_stack_file
 from depot.outputs.compose import compose_document, compose_yaml, omitted_services, project_path
 from depot.outputs.secret_files import PASSWORD_LENGTH, init_secret_files
-from depot.recording import Recording, Registration
+from depot.program import deploy
+from depot.recording import Recording, Registration, record
 from depot.review import plan as review_plan
 from tests.conftest import (
     BUILD,
@@ -697,9 +699,11 @@ def test_cli_compose_of_a_bad_stack_file_gives_the_programs_message(
         lambda stack, profiles: review_plan.stack_config(stack, profiles, tmp_path),
     )
     with pytest.raises(ConfigError) as program:
-        run_stack("dev", {"depot:restart": "sometimes"})
+        record(deploy, stack="dev", config=read_stack_file("dev", tmp_path))
     assert main(["compose", "--stack", "dev"]) == 2
-    assert capsys.readouterr().err == f"depot compose: {program.value}\n"
+    # The same message; the command read the file itself, so it also knows the line and column.
+    in_file = str(program.value).replace("Pulumi.dev.yaml:", "Pulumi.dev.yaml:3:18:", 1)
+    assert capsys.readouterr().err == f"depot compose: {in_file}\n"
     assert "Pulumi.dev.yaml: depot:restart: 'sometimes' is not a restart policy" in str(
         program.value
     )

@@ -40,13 +40,13 @@ BAD_CONFIG: list[tuple[str, dict[str, Any], str]] = [
     (
         "non-positive cpus",
         {"depot:limits": {"discovery": {"memory": "256m", "cpus": 0}}},
-        r"Pulumi\.prod\.yaml: depot:limits\.discovery\.cpus: 0 is not a positive number of "
-        r"CPUs; use e\.g\. 0\.5 or 2",
+        r"Pulumi\.prod\.yaml: depot:limits\.discovery\.cpus: 0 is not a usable number of "
+        r"CPUs; use between 0\.01 and 512",
     ),
     (
         "negative cpus",
         {"depot:limits": {"discovery": {"memory": "256m", "cpus": -1}}},
-        r"depot:limits\.discovery\.cpus: -1 is not a positive number of CPUs",
+        r"depot:limits\.discovery\.cpus: -1 is not a number of CPUs; use a decimal number",
     ),
     (
         "limits for an unknown service",
@@ -57,13 +57,13 @@ BAD_CONFIG: list[tuple[str, dict[str, Any], str]] = [
     (
         "misspelt field",
         {"depot:limits": {"discovery": {"memroy": "256m", "memory": "256m", "cpus": 1}}},
-        r"Pulumi\.prod\.yaml: depot:limits\.discovery\.memroy: '256m' is not a known setting; "
-        r"known keys here: cpus, memory, memoryReservation",
+        r"Pulumi\.prod\.yaml: depot:limits\.discovery\.memroy: is not a known setting "
+        r"\(did you mean memory\?\); known keys here: cpus, memory, memoryReservation$",
     ),
     (
         "misspelt top-level key",
         {"depot:profile": ["gpu"]},
-        r"Pulumi\.prod\.yaml: depot:profile: \[\"gpu\"\] is not a known setting; "
+        r"Pulumi\.prod\.yaml: depot:profile: is not a known setting \(did you mean profiles\?\); "
         r"known keys here: build, console, data, .*profiles, publish, .*restart",
     ),
     (
@@ -148,9 +148,30 @@ def test_every_problem_is_reported_at_once() -> None:
     assert all(line.startswith("Pulumi.prod.yaml: depot:") for line in lines)
 
 
-def test_other_namespaces_are_left_to_their_owners() -> None:
-    config = stack_config("dev", {"docker:host": "whatever", "pulumi:tags": "{}"})
+def test_the_engines_namespace_is_left_to_the_engine() -> None:
+    config = stack_config("dev", {"pulumi:tags": "{}"})
     assert load_settings("dev", config).stack == "dev"
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("docker:host", "namespace 'docker' is read by nothing in this project"),
+        ("dpot:restart", "namespace 'dpot' is read by nothing in this project"),
+        ("restart", "has no namespace; depot's settings are written depot:<key>"),
+        (":restart", "has no namespace"),
+        ("depot:", "has no namespace"),
+    ],
+)
+def test_a_key_nothing_reads_is_an_error_not_ignored(key: str, message: str) -> None:
+    # The program builds its own providers from depot: settings; `docker:host` would be unused.
+    with pytest.raises(ConfigError) as error:
+        load_settings("dev", stack_config("dev", {key: "always"}))
+    assert (
+        str(error.value)
+        == f"Pulumi.dev.yaml: {key}: {message}" + str(error.value).split(message, 1)[1]
+    )
+    assert "always" not in str(error.value)
 
 
 @pytest.mark.parametrize("policy", ["no", "always", "unless-stopped", "on-failure"])

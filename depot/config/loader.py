@@ -7,6 +7,7 @@ wherever it came: the engine (``pulumi up``), tests, or ``depot.config.stack_fil
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -23,6 +24,11 @@ from pydantic_core import ErrorDetails
 from depot.config.settings import SECRET_KEYS, DepotSettings
 
 NAMESPACE = "depot"
+# Namespaces a stack file may use: this project's, and the engine's own (`pulumi:tags`). The
+# program builds its providers from depot: settings, so `docker:host` would be silently unused.
+READ_NAMESPACES = frozenset({NAMESPACE, "pulumi"})
+SHOWN_LENGTH = 80
+_TAG = re.compile(r"[a-z-]+\[.*\]")
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,19 @@ class RawConfig:
 
     values: Mapping[str, str]
     secret_keys: frozenset[str] = field(default_factory=frozenset)
+    # Where each key path (`depot:limits.discovery.cpus`) is in the stack file: (line, column).
+    positions: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, source: str, path: str) -> str:
+        """``source`` with the line and column of ``path``, or of the nearest key holding it."""
+        candidate = path
+        while candidate:
+            if candidate in self.positions:
+                line, column = self.positions[candidate]
+                return f"{source}:{line}:{column}"
+            cut = max(candidate.rfind("."), candidate.rfind("["))
+            candidate = candidate[:cut] if cut > 0 else ""
+        return source
 
 
 class ConfigError(pulumi.RunError):
@@ -38,23 +57,40 @@ class ConfigError(pulumi.RunError):
 
 
 def load_settings(stack: str, raw: RawConfig) -> DepotSettings:
-    """Validate ``raw`` for ``stack``; raise ``ConfigError`` naming file, key, value and rule."""
+    """Validate ``raw`` for ``stack``; raise ``ConfigError`` naming file, key, value and rule.
+
+    Every problem is one line. A value is shown only where it is safe to: never under a secret
+    key, never for a key nobody knows (a misspelt secret is still a secret), never a whole map.
+    """
     source = f"Pulumi.{stack}.yaml"
     prefix = f"{NAMESPACE}:"
     document: dict[str, Any] = {}
     problems: list[str] = []
     for full_key, text in sorted(raw.values.items()):
-        if not full_key.startswith(prefix):
-            continue  # other namespaces (docker:, pulumi:) belong to their owners
-        key = full_key.removeprefix(prefix)
+        where = raw.where(source, full_key)
+        namespace, colon, key = full_key.partition(":")
+        if not colon or not namespace or not key:
+            problems.append(
+                f"{where}: {_printable(full_key)}: has no namespace; depot's settings are "
+                f"written {NAMESPACE}:<key>, e.g. {NAMESPACE}:restart"
+            )
+            continue
+        if namespace not in READ_NAMESPACES:
+            problems.append(
+                f"{where}: {_printable(full_key)}: namespace {_printable(namespace)!r} is read by "
+                f"nothing in this project; settings are {NAMESPACE}:<key> (README Configuration)"
+            )
+            continue
+        if namespace != NAMESPACE:
+            continue  # pulumi: keys belong to the engine
         if key in SECRET_KEYS and full_key not in raw.secret_keys:
             problems.append(
-                f"{source}: {full_key}: is stored in plaintext; "
+                f"{where}: {full_key}: is stored in plaintext; "
                 f"set it with `pulumi config set --secret {full_key}`"
             )
             continue
         if key == "stack":  # derived from the stack's name, never configured
-            problems.append(_unknown_key(source, full_key, "[stack]", DepotSettings))
+            problems.append(_unknown_key(where, full_key, DepotSettings))
             continue
         document[key] = _decode(text)
     if problems:
@@ -64,7 +100,7 @@ def load_settings(stack: str, raw: RawConfig) -> DepotSettings:
     except ValidationError as error:
         secret_keys = {k.removeprefix(prefix) for k in raw.secret_keys} | set(SECRET_KEYS)
         raise ConfigError(
-            "\n".join(_describe(source, e, secret_keys) for e in error.errors())
+            "\n".join(dict.fromkeys(_describe(source, raw, e, secret_keys) for e in error.errors()))
         ) from None
     return _with_release_commit(settings, source)
 
@@ -125,38 +161,69 @@ def _decode(text: str) -> object:
     return text
 
 
-def _describe(source: str, error: ErrorDetails, secret_keys: set[str]) -> str:
-    ctx = error.get("ctx") or {}
-    key_loc: tuple[int | str, ...] = tuple(str(ctx["key"]).split(".")) if "key" in ctx else ()
-    error = {**error, "loc": key_loc + tuple(error["loc"])} if key_loc else error
-    if key_loc:
-        error["input"] = _lookup(error["input"], key_loc)
-    loc = [str(part) for part in error["loc"] if part != "[key]"]
+def _describe(source: str, raw: RawConfig, error: ErrorDetails, secret_keys: set[str]) -> str:
+    loc = _location(error)
     path = f"{NAMESPACE}:" + "".join(
-        f"[{part}]" if isinstance(part, int) else f".{part}"
-        for part in error["loc"]
-        if part != "[key]"
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc
     ).removeprefix(".")
-    shown = "[secret]" if loc and loc[0] in secret_keys else _show(error.get("input"))
+    where = raw.where(source, path)
+    names = [str(part) for part in loc]
     if error["type"] == "extra_forbidden":
-        return _unknown_key(source, path, shown, _model_at(DepotSettings, loc[:-1]))
+        return _unknown_key(where, path, _model_at(DepotSettings, names[:-1]))
     if error["type"] == "missing":
-        return f"{source}: {path}: is required"
+        return f"{where}: {path}: is required"
     rule = error["msg"].removeprefix("Value error, ")
     if rule.startswith("Input should be "):
         rule = "should be " + rule.removeprefix("Input should be ")
     if error["type"].endswith(("_type", "_parsing")):
-        expected = _description_at(DepotSettings, loc)
+        expected = _description_at(DepotSettings, names)
         rule += f"; expected {expected}" if expected else ""
-    return f"{source}: {path}: {shown} {rule}"
+    if not names or names[0] in secret_keys:
+        return f"{where}: {path}: {'[secret] ' if names else ''}{rule}"
+    return f"{where}: {path}: {_show(_input_at(error, loc))} {rule}"
 
 
-def _unknown_key(source: str, path: str, shown: str, model: type[BaseModel] | None) -> str:
+def _location(error: ErrorDetails) -> tuple[int | str, ...]:
+    """The key path of an error: where a model-level check says it is, else pydantic's own.
+
+    Model-level checks name their key in ``ctx["key"]`` (``profiles.2``); without it an error
+    raised on a whole model would be located at the model, and shown as all of its input.
+    """
+    ctx = error.get("ctx") or {}
+    named = (
+        tuple(int(p) if p.isdigit() else p for p in str(ctx["key"]).split("."))
+        if "key" in ctx
+        else ()
+    )
+    return named + tuple(part for part in error["loc"] if part != "[key]" and not _is_tag(part))
+
+
+def _is_tag(part: int | str) -> bool:
+    """pydantic names union members and validators in ``loc`` (``function-after[...]``)."""
+    return isinstance(part, str) and _TAG.fullmatch(part) is not None
+
+
+def _input_at(error: ErrorDetails, loc: tuple[int | str, ...]) -> object:
+    ctx = error.get("ctx") or {}
+    if "key" not in ctx:
+        return error.get("input")
+    named = tuple(int(p) if p.isdigit() else p for p in str(ctx["key"]).split("."))
+    return _lookup(error["input"], named)
+
+
+def _unknown_key(where: str, path: str, model: type[BaseModel] | None) -> str:
+    # The value is never shown: a misspelt key (`databasePasswd`) may well hold a secret.
     allowed = ""
     if model is not None:
         keys = sorted(f.alias or name for name, f in model.model_fields.items() if name != "stack")
-        allowed = "; known keys here: " + ", ".join(keys)
-    return f"{source}: {path}: {shown} is not a known setting{allowed}"
+        leaf = re.split(r"[.:]", path)[-1]
+        near = difflib.get_close_matches(leaf, keys, n=1)
+        allowed = (
+            (f" (did you mean {near[0]}?)" if near else "")
+            + "; known keys here: "
+            + ", ".join(keys)
+        )
+    return f"{where}: {_printable(path)}: is not a known setting{allowed}"
 
 
 def _model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
@@ -200,12 +267,24 @@ def _lookup(document: object, loc: tuple[int | str, ...]) -> object:
             document = getattr(document, fields.get(str(part), str(part)), None)
         elif isinstance(document, dict):
             document = document.get(part)
+        elif isinstance(document, (list, tuple)) and isinstance(part, int) and part < len(document):
+            document = document[part]
+        else:
+            return None
     return document
 
 
 def _show(value: object) -> str:
+    """A value on one line and at most ``SHOWN_LENGTH`` characters: a message, not a dump."""
     if value is None:
         return "(not set)"
-    if isinstance(value, str):
-        return repr(value)
-    return json.dumps(value, default=str)
+    if isinstance(value, BaseModel):
+        return "(this map)"
+    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 1] + "…"
+
+
+def _printable(text: str) -> str:
+    """A key as it may be printed: control characters escaped, long keys shortened."""
+    shown = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return shown if len(shown) <= SHOWN_LENGTH else shown[: SHOWN_LENGTH - 1] + "…"

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 from pydantic_core import PydanticCustomError
 
 from depot.catalog import SERVICES, BuiltImage, service
@@ -20,6 +20,7 @@ from depot.types import (
     DockerHost,
     EnforcementLevel,
     GitCommit,
+    HostPath,
     LogLevel,
     Megabytes,
     PinnedImage,
@@ -27,9 +28,12 @@ from depot.types import (
     Port,
     Profile,
     Registry,
+    RegistryUsername,
     ReleaseVersion,
     ServiceName,
+    SshOption,
     has_digest,
+    is_remote,
 )
 
 
@@ -87,13 +91,13 @@ class DockerSettings(SettingsModel):
     """Which Docker daemon the stack deploys to."""
 
     host: DockerHost = "unix:///var/run/docker.sock"
-    ssh_opts: tuple[str, ...] = ()
+    ssh_opts: tuple[SshOption, ...] = ()
 
 
 class BuildSettings(SettingsModel):
     """Where the Rust services' sources are, whether previews build them, and where."""
 
-    contexts: dict[BuiltServiceName, str] = Field(
+    contexts: dict[BuiltServiceName, HostPath] = Field(
         default_factory=dict, description="a map of built service to its source directory"
     )
     on_preview: bool = False
@@ -105,8 +109,8 @@ class BuildSettings(SettingsModel):
 class ConsoleSettings(SettingsModel):
     """Host paths bind-mounted into the console (nginx)."""
 
-    dist_path: str = "../console/dist"
-    sessions_path: str = "/data/sessions"
+    dist_path: HostPath = "../console/dist"
+    sessions_path: HostPath = "/data/sessions"
 
 
 class PublishSettings(SettingsModel):
@@ -127,6 +131,31 @@ class PublishSettings(SettingsModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _ports_are_for_listeners(self) -> Self:
+        for name in self.ports:
+            if service(name).port is None:
+                raise PydanticCustomError(
+                    "port_without_listener",
+                    "publishes {service}, which listens on no port; remove ports.{service}",
+                    {"service": name, "key": f"ports.{name}"},
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _each_port_once(self) -> Self:
+        owners: dict[int, str] = {}
+        for name, port in self.ports.items():
+            if port in owners:
+                raise PydanticCustomError(
+                    "port_taken",
+                    "is already published by {owner} on the same address; give each service "
+                    "its own host port",
+                    {"owner": owners[port], "key": f"ports.{name}"},
+                )
+            owners[port] = name
+        return self
+
 
 class DataSettings(SettingsModel):
     """How stateful resources are guarded. They are always retained on delete."""
@@ -138,7 +167,9 @@ class RegistrySettings(SettingsModel):
     """Where prod pushes the images it builds: ``<address>/depot-<service>``."""
 
     address: Registry
-    username: str | None = None  # with depot:registryPassword; else the builder's docker login
+    username: RegistryUsername | None = (
+        None  # with depot:registryPassword; else the builder's docker login
+    )
 
     @property
     def host(self) -> str:
@@ -197,8 +228,44 @@ class DepotSettings(SettingsModel):
 
     @model_validator(mode="after")
     def _profiles_unique(self) -> Self:
-        if len(set(self.profiles)) != len(self.profiles):
-            raise PydanticCustomError("profiles", "lists a profile twice; list each once")
+        for index, profile in enumerate(self.profiles):
+            if profile in self.profiles[:index]:
+                raise PydanticCustomError(
+                    "profiles",
+                    "lists a profile twice; list each once",
+                    {"key": f"profiles.{index}"},
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _bind_paths_on_their_host(self) -> Self:
+        # A bind source is a path on the machine that runs the containers. Relative paths are
+        # resolved here, against this project: right for a local daemon, wrong for any other.
+        if not is_remote(self.docker.host):
+            return self
+        for key, path in (
+            ("console.distPath", self.console.dist_path),
+            ("console.sessionsPath", self.console.sessions_path),
+        ):
+            if not path.startswith("/"):
+                raise PydanticCustomError(
+                    "relative_remote_path",
+                    "is relative, but the Docker host ({host}) is another machine; use an "
+                    "absolute path on that host",
+                    {"host": self.docker.host, "key": key},
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _passwords_not_empty(self) -> Self:
+        for key in SECRET_KEYS:
+            value = getattr(self, to_snake(key))
+            if value is not None and not value.get_secret_value().strip():
+                raise PydanticCustomError(
+                    "empty_secret",
+                    "is empty; set a password of at least one character",
+                    {"key": key},
+                )
         return self
 
     @model_validator(mode="after")
