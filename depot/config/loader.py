@@ -102,6 +102,13 @@ def load_settings(stack: str, raw: RawConfig) -> DepotSettings:
         raise ConfigError(
             "\n".join(dict.fromkeys(_describe(source, raw, e, secret_keys) for e in error.errors()))
         ) from None
+    except Exception as error:  # the last guard before a traceback reaches a deploy log
+        # A validator that fails in a way nobody foresaw: its message, and a traceback, could
+        # quote the decrypted config. Say what happened, not what was in it.
+        raise ConfigError(
+            f"{source}: could not be validated ({type(error).__name__}); this is a bug in "
+            "depot, and its details are withheld because they may quote secret config"
+        ) from None
     return _with_release_commit(settings, source)
 
 
@@ -167,12 +174,13 @@ def _describe(source: str, raw: RawConfig, error: ErrorDetails, secret_keys: set
         f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc
     ).removeprefix(".")
     where = raw.where(source, path)
+    path = _printable(path)
     names = [str(part) for part in loc]
     if error["type"] == "extra_forbidden":
         return _unknown_key(where, path, _model_at(DepotSettings, names[:-1]))
     if error["type"] == "missing":
         return f"{where}: {path}: is required"
-    rule = error["msg"].removeprefix("Value error, ")
+    rule = re.sub(r" or instance of \w+", "", error["msg"].removeprefix("Value error, "))
     if rule.startswith("Input should be "):
         rule = "should be " + rule.removeprefix("Input should be ")
     if error["type"].endswith(("_type", "_parsing")):
@@ -195,7 +203,7 @@ def _location(error: ErrorDetails) -> tuple[int | str, ...]:
         if "key" in ctx
         else ()
     )
-    return named + tuple(part for part in error["loc"] if part != "[key]" and not _is_tag(part))
+    return tuple(part for part in error["loc"] if part != "[key]" and not _is_tag(part)) + named
 
 
 def _is_tag(part: int | str) -> bool:

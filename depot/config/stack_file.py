@@ -98,7 +98,10 @@ def parse_stack_file(data: bytes, source: str) -> RawConfig:
             f"{source}:{line}: is not UTF-8 text (byte 0x{data[error.start]:02x}); "
             "save the file as UTF-8"
         ) from None
-    loader = _StackFileLoader(text)
+    try:
+        loader = _StackFileLoader(text)
+    except yaml.YAMLError as error:  # a character YAML does not allow, before any parsing
+        raise ConfigError(f"{source}: is not valid YAML: {_one_line(str(error))}") from None
     try:
         root = loader.get_single_node()
         if root is None:
