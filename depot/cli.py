@@ -27,6 +27,7 @@ from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid
 from depot.review.plan import Plan, plan_config, plan_stack, stack_config
 from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
+from depot.types import PROFILES
 
 EXIT_ERROR = 2
 
@@ -105,6 +106,7 @@ def _profiles(command: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="P",
+        choices=PROFILES,
         help="enable an optional profile (gpu, rtk) on top of the stack's; repeatable",
     )
 
@@ -175,6 +177,8 @@ def plan_at_ref(ref: str, stack: str, profiles: Sequence[str]) -> Plan:
     The ref's tree is exported with ``git archive`` into a temporary directory and its own
     ``depot plan`` runs there, so the base is planned with the base's code and config.
     """
+    if ref.startswith("-"):  # git would read it as an option
+        raise UsageError(f"{ref!r} is not a git ref")
     commit = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if commit.returncode != 0:
         raise UsageError(f"unknown git ref {ref!r}")

@@ -479,3 +479,39 @@ def test_a_secret_given_at_any_key_is_never_printed(key: str, value: Any) -> Non
     # As if `pulumi config set --secret depot:<key>` held the canary anywhere in its value.
     raw = RawConfig({f"depot:{key}": encode([value, CANARY])}, frozenset({f"depot:{key}"}))
     _assert_clean(raw)
+
+
+# --- the command line and the engine's own encoding ---------------------------------------------
+
+
+def test_an_unknown_profile_flag_is_a_usage_error_not_a_stack_file_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["plan", "--stack", "dev", "--profile", "cuda"])
+    assert exit_.value.code == 2
+    assert "argument --profile: invalid choice: 'cuda' (choose from 'gpu', 'rtk')" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_profile_flag_given_twice_enables_it_once(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "--stack", "dev", "--profile", "gpu", "--profile", "gpu"]) == 0
+    assert "splat-worker" in capsys.readouterr().out
+
+
+def test_a_base_ref_that_git_would_read_as_an_option_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["diff", "--base=--output=/tmp/depot-x", "--stack", "dev"]) == 2
+    assert capsys.readouterr().err == "depot diff: '--output=/tmp/depot-x' is not a git ref\n"
+    assert not Path("/tmp/depot-x").exists()
+
+
+def test_engine_config_nested_beyond_reason_is_a_message() -> None:
+    # `pulumi up` hands structured values as JSON; a value of 100,000 brackets is text to us.
+    raw = RawConfig({"depot:profiles": "[" * 100_000})
+    with pytest.raises(ConfigError) as error:
+        load_settings("dev", raw)
+    assert str(error.value).startswith("Pulumi.dev.yaml: depot:profiles: '[[[[")
+    assert len(str(error.value)) < 300

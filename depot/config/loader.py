@@ -163,7 +163,7 @@ def _decode(text: str) -> object:
     if isinstance(stripped, str) and stripped[:1] in ("[", "{"):
         try:
             return json.loads(stripped)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # not JSON, or nested beyond reason
             return text
     return text
 

@@ -90,7 +90,7 @@ def stack_config(
         return config
     # Enable, as `docker compose --profile` does: the stack's profiles stay on.
     current = list(load_settings(stack, config).profiles)
-    wanted = current + [p for p in profiles if p not in current]
+    wanted = list(dict.fromkeys([*current, *profiles]))
     return RawConfig({**config.values, "depot:profiles": encode(wanted)}, config.secret_keys)
 
 
