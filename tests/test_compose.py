@@ -619,7 +619,7 @@ def test_secrets_init_never_overwrites_an_existing_file(tmp_path: Path) -> None:
 def test_secrets_init_never_writes_through_a_symlink(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     folder = tmp_path / "secrets"
-    folder.mkdir()
+    folder.mkdir(mode=0o700)  # a folder other users can enter is refused (tests/test_cli_files.py)
     (folder / "grafana_admin_password.txt").symlink_to(target)
     init_secret_files(folder)
     assert not target.exists()
