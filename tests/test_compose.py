@@ -193,7 +193,7 @@ def test_published_ports_agree(parity: Parity) -> None:
         assert service.get("ports", []) == [
             {
                 "target": port["internal"],
-                "published": str(port["external"]),
+                "published": port["external"],
                 "host_ip": port["ip"],
                 "protocol": port["protocol"],
             }
@@ -448,7 +448,7 @@ def dev_export() -> dict[str, Any]:
 def test_dev_discovery_carries_the_references_settings(dev_export: dict[str, Any]) -> None:
     discovery = dev_export["services"]["discovery"]
     assert discovery["ports"] == [
-        {"target": 4860, "published": "4860", "host_ip": "127.0.0.1", "protocol": "tcp"}
+        {"target": 4860, "published": 4860, "host_ip": "127.0.0.1", "protocol": "tcp"}
     ]
     assert discovery["healthcheck"] == {
         "test": ["CMD", "wget", "-q", "-O-", "http://localhost:4860/health"],
