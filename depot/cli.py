@@ -2,7 +2,9 @@
 
 Exit status: ``plan`` and ``graph`` 0, or 2 on error; ``diff`` like ``git diff --exit-code``:
 0 no changes, 1 changes, 2 error; ``check`` 1 when a mandatory rule is violated; ``compose`` 0,
-or 2 on error; ``secrets init`` 1 when a file it keeps is out of date.
+or 2 on error; ``secrets init`` 1 when a file it keeps is out of date or unusable (empty, not
+UTF-8, a folder or symbolic link in its place), 2 when the folder cannot be used (not a folder,
+open to other users). Any error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from depot.config.loader import ConfigError, load_settings
 from depot.model import PROJECT_ROOT
 from depot.outputs.compose import compose_yaml, project_path
-from depot.outputs.secret_files import SECRETS_DIR, init_secret_files
+from depot.outputs.secret_files import SECRETS_DIR, SecretsFolderError, init_secret_files
 from depot.policy.check import check_plan, report
 from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid
@@ -41,11 +43,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         output, status = args.run(args)
-    except (ConfigError, UsageError) as error:
-        print(f"depot {args.command}: {error}", file=sys.stderr)
-        return EXIT_ERROR
+    except (ConfigError, UsageError, SecretsFolderError) as error:
+        return _fail(args, str(error))
+    except OSError as error:  # a file in the way, a full disk: one line, never a traceback
+        return _fail(args, _os_error(error))
     sys.stdout.write(output)
     return int(status)
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+    print(f"depot {command}: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _os_error(error: OSError) -> str:
+    """``path: reason`` of an OSError, without Python's ``[Errno 13]``."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename is not None else reason
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -151,10 +166,22 @@ def _compose(args: argparse.Namespace) -> tuple[str, int]:
     text = compose_yaml(load_settings(args.stack, stack_config(args.stack, args.profiles)))
     if args.output is None:
         return text, 0
-    args.output.write_text(text)
+    _write_export(args.output, text)
     where = args.output.resolve().parent
     note = "" if where == PROJECT_ROOT else f"; its relative paths start at {PROJECT_ROOT}"
     return f"wrote {args.output} (stack {args.stack}){note}\n", 0
+
+
+def _write_export(output: Path, text: str) -> None:
+    """Write the Compose file to ``output``, or say in one line why it cannot be there."""
+    if output.is_dir():
+        raise UsageError(f"-o {output}: is a folder; give the file's path ({output}/compose.yaml)")
+    if not output.parent.is_dir():
+        raise UsageError(f"-o {output}: folder {output.parent} does not exist; create it first")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"-o {output}: cannot write it: {error.strerror or error}") from None
 
 
 def _secrets_init(args: argparse.Namespace) -> tuple[str, int]:
@@ -162,12 +189,16 @@ def _secrets_init(args: argparse.Namespace) -> tuple[str, int]:
     for result in init_secret_files(args.dir):
         path = project_path(os.path.abspath(args.dir / result.name))
         if result.created:
-            lines.append(f"created {path}")
+            line = f"created {path}"
+        elif result.skipped:
+            line = f"skipped {path}: {result.problem}"
         elif result.problem:
-            lines.append(f"kept    {path}: {result.problem}")
-            status = 1
+            line = f"kept    {path}: {result.problem}"
         else:
-            lines.append(f"kept    {path} (exists)")
+            line = f"kept    {path} (exists)"
+        if result.problem:
+            status = 1
+        lines.append(line if result.warning is None else f"{line}; warning: {result.warning}")
     return "".join(f"{line}\n" for line in lines), status
 
 

@@ -195,7 +195,7 @@ def test_published_ports_agree(parity: Parity) -> None:
         assert service.get("ports", []) == [
             {
                 "target": port["internal"],
-                "published": str(port["external"]),
+                "published": port["external"],
                 "host_ip": port["ip"],
                 "protocol": port["protocol"],
             }
@@ -450,7 +450,7 @@ def dev_export() -> dict[str, Any]:
 def test_dev_discovery_carries_the_references_settings(dev_export: dict[str, Any]) -> None:
     discovery = dev_export["services"]["discovery"]
     assert discovery["ports"] == [
-        {"target": 4860, "published": "4860", "host_ip": "127.0.0.1", "protocol": "tcp"}
+        {"target": 4860, "published": 4860, "host_ip": "127.0.0.1", "protocol": "tcp"}
     ]
     assert discovery["healthcheck"] == {
         "test": ["CMD", "wget", "-q", "-O-", "http://localhost:4860/health"],
@@ -621,7 +621,7 @@ def test_secrets_init_never_overwrites_an_existing_file(tmp_path: Path) -> None:
 def test_secrets_init_never_writes_through_a_symlink(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     folder = tmp_path / "secrets"
-    folder.mkdir()
+    folder.mkdir(mode=0o700)  # a folder other users can enter is refused (tests/test_cli_files.py)
     (folder / "grafana_admin_password.txt").symlink_to(target)
     init_secret_files(folder)
     assert not target.exists()

@@ -73,3 +73,68 @@ def test_use_images_points_the_stack_at_each_digest(tmp_path: Path) -> None:
         f"config set --path depot:images.dispatch registry.example.com/depot-dispatch@{DIGEST}"
         " --stack prod",
     ]
+
+
+MARKER = "<!-- depot-diff -->"
+BOT = "github-actions[bot]"
+
+
+def _comment(comment_id: int, login: str, body: str) -> dict[str, object]:
+    kind = "Bot" if login.endswith("[bot]") else "User"
+    return {"id": comment_id, "user": {"login": login, "type": kind}, "body": body}
+
+
+def _pr_comment(
+    tmp_path: Path, pages: list[list[dict[str, object]]], *author: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run pr-comment.sh against a fake `gh` that lists PAGES and records every write."""
+    listing = tmp_path / "comments.json"
+    listing.write_text("".join(json.dumps(page) for page in pages))  # --paginate: one per page
+    writes = tmp_path / "gh.writes"
+    writes.touch()
+    _fake(
+        tmp_path / "bin",
+        "gh",
+        f'if [[ $2 == --method ]]; then echo "$3 $4" >> {writes}; else cat {listing}; fi',
+    )
+    body = tmp_path / "diff.md"
+    body.write_text(f"{MARKER}\n## Infrastructure diff\n")
+    result = _run("pr-comment.sh", "acme/depot", "7", str(body), *author, bin_dir=tmp_path / "bin")
+    return result, writes.read_text().splitlines()
+
+
+def test_pr_comment_updates_the_marked_comment_its_own_token_wrote(tmp_path: Path) -> None:
+    pages = [
+        [_comment(11, "alice", "looks good")],
+        [_comment(12, BOT, f"{MARKER}\nold diff"), _comment(13, BOT, f"{MARKER}\nlater")],
+    ]
+    result, writes = _pr_comment(tmp_path, pages, BOT)
+    assert result.returncode == 0, result.stderr
+    assert writes == ["PATCH repos/acme/depot/issues/comments/12"]
+
+
+def test_pr_comment_never_edits_a_marked_comment_someone_else_wrote(tmp_path: Path) -> None:
+    pages = [
+        [
+            _comment(21, "mallory", f"{MARKER}\nnothing to see here"),
+            _comment(22, "other-app[bot]", f"{MARKER}\nanother bot"),
+            _comment(23, BOT, "a comment of ours without the marker"),
+        ]
+    ]
+    result, writes = _pr_comment(tmp_path, pages, BOT)
+    assert result.returncode == 0, result.stderr
+    assert writes == ["POST repos/acme/depot/issues/7/comments"]
+
+
+def test_pr_comment_skips_a_foreign_marked_comment_before_its_own(tmp_path: Path) -> None:
+    pages = [[_comment(31, "mallory", f"{MARKER}\nfirst"), _comment(32, BOT, f"{MARKER}\nours")]]
+    result, writes = _pr_comment(tmp_path, pages, BOT)
+    assert result.returncode == 0, result.stderr
+    assert writes == ["PATCH repos/acme/depot/issues/comments/32"]
+
+
+def test_pr_comment_refuses_to_run_without_knowing_its_author(tmp_path: Path) -> None:
+    result, writes = _pr_comment(tmp_path, [[_comment(41, "mallory", MARKER)]])
+    assert result.returncode != 0
+    assert "AUTHOR" in result.stderr
+    assert writes == []

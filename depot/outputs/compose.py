@@ -97,7 +97,7 @@ def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
         "ports": [
             {
                 "target": published.internal,
-                "published": str(published.external),
+                "published": published.external,  # an integer: Swarm's loader refuses a string
                 "host_ip": published.address,
                 "protocol": "tcp",
             }
