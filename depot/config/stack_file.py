@@ -8,6 +8,7 @@ unknown value: ``UNDECRYPTED`` stands in for it, and its key is marked secret.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -60,7 +61,10 @@ def read_stack_file(stack: str, project_dir: Path) -> RawConfig:
     secret_keys: set[str] = set()
     for key, value in config.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
-            values[key] = UNDECRYPTED
+            # The ciphertext's hash (the ciphertext is in the repository anyway) makes a changed
+            # secure value a changed secret to `depot diff`, which compares fingerprints.
+            ciphertext = hashlib.sha256(str(value["secure"]).encode()).hexdigest()[:16]
+            values[key] = f"{UNDECRYPTED} {ciphertext}"
             secret_keys.add(key)
         else:
             values[key] = encode(value)
