@@ -70,7 +70,8 @@ def diff_text(diff: PlanDiff) -> str:
     if diff.empty:
         return f"{diff.base} → {diff.head}: no changes\n"
     if diff.only_routine:
-        return f"{diff.base} → {diff.head}: {_routine_line(diff)}\n"
+        notes = "".join(f"! note: {note}\n" for note in diff.notes)
+        return f"{diff.base} → {diff.head}: {_routine_line(diff)}\n{notes}"
     lines = [f"{diff.base} → {diff.head}: {_summary(diff)}"]
     lines += [f"! data at risk: {_short(risk.key)}: {risk.reason}" for risk in diff.risks]
     lines += [
@@ -144,7 +145,10 @@ def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
     if diff.empty:
         return "\n".join([*lines, "No changes.", ""])
     if diff.only_routine:
-        return "\n".join([*lines, f"Routine: {_routine_line(diff)}; nothing else changes.", ""])
+        notes = [f"- **Note:** {note}" for note in diff.notes]
+        settled = "; nothing else changes" if diff.secrets_compared else ""
+        routine = f"Routine: {_routine_line(diff)}{settled}."
+        return "\n".join([*lines, routine, *notes, ""])
     lines += [*_what_matters(diff), ""]
     lines += [
         "| added | changed | replaced | containers recreated (downtime) | removed | data at risk |",
