@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-import depot.cli
 from depot.cli import FINGERPRINT_KEY_VARIABLE, plan_at_ref
 from depot.config.loader import load_settings
 from depot.policy.check import check_plan
@@ -167,7 +166,7 @@ def test_the_base_gets_the_key_through_its_environment_not_its_command_line(
             seen.append((command, kwargs["env"]))
         return real_run(command, **kwargs)
 
-    monkeypatch.setattr(depot.cli.subprocess, "run", spy)
+    monkeypatch.setattr(subprocess, "run", spy)  # the module depot.cli calls it through
     key = new_fingerprint_key()
     base = plan_at_ref("HEAD", "prod", [], fingerprint_key=key)
     [(command, env)] = seen
@@ -249,8 +248,10 @@ def _postgres(reference: str) -> Plan:
 
 
 def _images(postgres: str) -> dict[str, str]:
-    shipped = load_settings("prod", stack_config("prod")).images
-    return {**shipped, "postgres": postgres}
+    images: dict[str, str] = {"postgres": postgres}
+    for name, reference in load_settings("prod", stack_config("prod")).images.items():
+        images.setdefault(name, reference)
+    return images
 
 
 def test_a_postgres_major_change_is_data_at_risk_in_every_format() -> None:
