@@ -7,16 +7,18 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import depot.cli
 from depot.cli import FINGERPRINT_KEY_VARIABLE, plan_at_ref
 from depot.config.loader import load_settings
 from depot.policy.check import check_plan
 from depot.review.diff import DATABASE_PASSWORD_NOTE, PlanDiff, diff_plans
-from depot.review.plan import SECRET, Plan, new_fingerprint_key, plan_from
+from depot.review.plan import SECRET, Plan, new_fingerprint_key, plan_from, plan_stack
 from depot.review.postgres import postgres_major
 from depot.review.render import diff_markdown, diff_text, dumps
 from tests.conftest import CONTAINER, edited, run_stack, stack_config
@@ -131,20 +133,22 @@ def test_a_plain_plan_shows_secrets_without_fingerprints() -> None:
     assert "[secret:" not in completed.stdout
 
 
-def test_two_plans_for_a_diff_fingerprint_the_same_secret_differently() -> None:
-    def planned(key: bytes) -> str:
-        env = {**os.environ, FINGERPRINT_KEY_VARIABLE: key.hex()}
-        completed = run_depot("plan", "--stack", "prod", "--format", "json", env=env)
-        assert completed.returncode == 0, completed.stderr
-        document = json.loads(completed.stdout)
-        [postgres] = [r for r in document["resources"] if r["name"] == "postgres-container"]
-        content: str = postgres["inputs"]["uploads"][0]["content"]
-        return content
+def test_each_diff_draws_its_own_key_for_both_sides(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys: list[bytes | None] = []
+    real_plan_stack = plan_stack
 
-    first, second = planned(new_fingerprint_key()), planned(new_fingerprint_key())
-    assert first.startswith("[secret:")
-    assert second.startswith("[secret:")
-    assert first != second
+    def spy(stack: str, profiles: Sequence[str], *, fingerprint_key: bytes | None) -> Plan:
+        keys.append(fingerprint_key)
+        return real_plan_stack(stack, profiles, fingerprint_key=fingerprint_key)
+
+    monkeypatch.setattr(depot.cli, "plan_stack", spy)
+    assert depot.cli.main(["diff", "--stacks", "dev", "dev"]) == 0
+    assert depot.cli.main(["diff", "--stacks", "dev", "dev"]) == 0
+    first_base, first_head, second_base, second_head = keys
+    assert first_base is not None
+    assert first_base == first_head, "both sides of one diff share a key"
+    assert second_base == second_head
+    assert first_base != second_base, "fingerprints must not compare across two diffs"
 
 
 def test_a_malformed_key_is_refused_without_echoing_it() -> None:
@@ -203,7 +207,8 @@ def test_switching_to_a_given_database_password_shows_what_it_changes(tmp_path: 
     stack_file = project / "Pulumi.prod.yaml"
     shipped = stack_file.read_text()
     stack_file.write_text(shipped + f"  depot:databasePassword:\n    secure: v1:{CANARY}:AAAA\n")
-    for fmt in ("text", "markdown", "json"):
+    printed = {}
+    for fmt in ("text", "markdown"):  # json: the same diff, rendered in-process above
         completed = _diff_at_head(project, fmt)
         assert completed.returncode == 1, completed.stderr
         assert CANARY not in completed.stdout + completed.stderr
@@ -211,7 +216,8 @@ def test_switching_to_a_given_database_password_shows_what_it_changes(tmp_path: 
         assert "database-password" in completed.stdout  # the RandomPassword it replaces
         assert "uploads[0].content" in completed.stdout
         assert "postgres reads its password file only when it initialises" in completed.stdout
-    text = _diff_at_head(project, "text").stdout
+        printed[fmt] = completed.stdout
+    text = printed["text"]
     assert "- random:index/randomPassword:RandomPassword database-password" in text
     assert "    envs: [secret] changed  (replaces)" in text
 
