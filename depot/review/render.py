@@ -148,7 +148,7 @@ def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
         notes = [f"- **Note:** {note}" for note in diff.notes]
         settled = "; nothing else changes" if diff.secrets_compared else ""
         routine = f"Routine: {_routine_line(diff)}{settled}."
-        return "\n".join([*lines, routine, *notes, ""])
+        return "\n".join([*lines, routine, *([""] if notes else []), *notes, ""])
     lines += [*_what_matters(diff), ""]
     lines += [
         "| added | changed | replaced | containers recreated (downtime) | removed | data at risk |",
