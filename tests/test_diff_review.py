@@ -70,6 +70,19 @@ def test_a_changed_secret_shows_as_changed_and_never_its_value() -> None:
         assert "[secret:" not in output, "a fingerprint left the diff"
 
 
+def test_no_fingerprint_leaves_a_diff_with_added_or_removed_resources() -> None:
+    plan = keyed_plan(new_fingerprint_key(), password(CANARY))
+    nothing = Plan("prod", ())
+    for diff in (
+        diff_plans(nothing, plan, base_label="a", head_label="b"),
+        diff_plans(plan, nothing, base_label="a", head_label="b"),
+    ):
+        for output in outputs(diff, plan):
+            assert "[secret:" not in output
+            assert CANARY not in output
+        assert '"[secret]"' in dumps(diff.to_json())
+
+
 def test_changing_the_database_password_warns_that_the_volume_keeps_the_old_one() -> None:
     key = new_fingerprint_key()
     diff = diff_plans(

@@ -180,8 +180,8 @@ class PlanDiff:
         return {
             "base": self.base,
             "head": self.head,
-            "added": [r.to_json() for r in self.added],
-            "removed": [r.to_json() for r in self.removed],
+            "added": [_masked(r.to_json()) for r in self.added],
+            "removed": [_masked(r.to_json()) for r in self.removed],
             "changed": [
                 {
                     "type": c.after.type,
