@@ -27,11 +27,21 @@ from depot.outputs.secret_files import SECRETS_DIR, SecretsFolderError, init_sec
 from depot.policy.check import check_plan, report
 from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid
-from depot.review.plan import Plan, plan_config, plan_stack, stack_config
+from depot.review.plan import (
+    FINGERPRINT_KEY_BYTES,
+    Plan,
+    new_fingerprint_key,
+    plan_config,
+    plan_stack,
+    stack_config,
+)
 from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
 from depot.types import PROFILES
 
 EXIT_ERROR = 2
+# How `depot diff` hands its secret-fingerprint key to the `depot plan` it runs at the base ref:
+# in that process's environment only, never on a command line (which `ps` shows to every user).
+FINGERPRINT_KEY_VARIABLE = "DEPOT_DIFF_FINGERPRINT_KEY"
 
 
 class UsageError(Exception):
@@ -127,19 +137,39 @@ def _profiles(command: argparse.ArgumentParser) -> None:
 
 
 def _plan(args: argparse.Namespace) -> tuple[str, int]:
-    plan = plan_stack(args.stack, args.profiles)
+    plan = plan_stack(args.stack, args.profiles, fingerprint_key=_fingerprint_key_given())
     render = {"json": lambda p: dumps(p.to_json()), "markdown": plan_markdown, "text": plan_text}
     return render[args.format](plan), 0
 
 
+def _fingerprint_key_given() -> bytes | None:
+    """The key a `depot diff` passed to this `depot plan`, if any (see ``plan_at_ref``)."""
+    given = os.environ.get(FINGERPRINT_KEY_VARIABLE)
+    if given is None:
+        return None
+    try:
+        key = bytes.fromhex(given)
+    except ValueError:
+        key = b""
+    if len(key) != FINGERPRINT_KEY_BYTES:
+        raise UsageError(
+            f"{FINGERPRINT_KEY_VARIABLE} is set but is not {FINGERPRINT_KEY_BYTES * 2} hex "
+            "digits; it is for `depot diff` only: unset it"
+        )
+    return key
+
+
 def _diff(args: argparse.Namespace) -> tuple[str, int]:
+    # One key for both sides: their secrets' fingerprints compare, and no other run's do.
+    key = new_fingerprint_key()
     if args.stacks:
         first, second = args.stacks
-        base, head = plan_stack(first, args.profiles), plan_stack(second, args.profiles)
+        base = plan_stack(first, args.profiles, fingerprint_key=key)
+        head = plan_stack(second, args.profiles, fingerprint_key=key)
         labels = (first, second)
     else:
-        base = plan_at_ref(args.base, args.stack, args.profiles)
-        head = plan_stack(args.stack, args.profiles)
+        base = plan_at_ref(args.base, args.stack, args.profiles, fingerprint_key=key)
+        head = plan_stack(args.stack, args.profiles, fingerprint_key=key)
         labels = (f"{args.stack}@{args.base}", f"{args.stack} (working tree)")
     diff = diff_plans(base, head, base_label=labels[0], head_label=labels[1])
     if args.format == "json":
@@ -153,8 +183,10 @@ def _diff(args: argparse.Namespace) -> tuple[str, int]:
 
 def _check(args: argparse.Namespace) -> tuple[str, int]:
     config = stack_config(args.stack, args.profiles)  # read once: for the policy and the plan
-    policy = load_settings(args.stack, config).policy
-    return report(check_plan(plan_config(args.stack, config), policy), args.stack)
+    settings = load_settings(args.stack, config)
+    plan = plan_config(args.stack, config)
+    violations = check_plan(plan, settings.policy, postgres_major=settings.data.postgres_major)
+    return report(violations, args.stack)
 
 
 def _graph(args: argparse.Namespace) -> tuple[str, int]:
@@ -202,11 +234,15 @@ def _secrets_init(args: argparse.Namespace) -> tuple[str, int]:
     return "".join(f"{line}\n" for line in lines), status
 
 
-def plan_at_ref(ref: str, stack: str, profiles: Sequence[str]) -> Plan:
+def plan_at_ref(
+    ref: str, stack: str, profiles: Sequence[str], *, fingerprint_key: bytes | None = None
+) -> Plan:
     """The plan of ``stack`` as the project was at git ``ref``; the working tree is untouched.
 
     The ref's tree is exported with ``git archive`` into a temporary directory and its own
-    ``depot plan`` runs there, so the base is planned with the base's code and config.
+    ``depot plan`` runs there, so the base is planned with the base's code and config. With
+    ``fingerprint_key``, that plan's secrets carry fingerprints under it (if the ref's code
+    knows how; an older one shows plain ``[secret]`` and the diff says it could not compare).
     """
     if ref.startswith("-"):  # git would read it as an option
         raise UsageError(f"{ref!r} is not a git ref")
@@ -225,7 +261,11 @@ def plan_at_ref(ref: str, stack: str, profiles: Sequence[str]) -> Plan:
         for profile in profiles:
             command += ["--profile", profile]
         result = subprocess.run(  # noqa: S603 - our own interpreter and module
-            command, cwd=tree, env=_env_for(tree, sha), capture_output=True, check=False
+            command,
+            cwd=tree,
+            env=_env_for(tree, sha, fingerprint_key),
+            capture_output=True,
+            check=False,
         )
     if result.returncode != 0:
         message = result.stderr.decode().strip().removeprefix("depot plan: ")
@@ -233,10 +273,14 @@ def plan_at_ref(ref: str, stack: str, profiles: Sequence[str]) -> Plan:
     return Plan.from_json(json.loads(result.stdout))
 
 
-def _env_for(tree: Path, commit: str) -> dict[str, str]:
+def _env_for(tree: Path, commit: str, fingerprint_key: bytes | None) -> dict[str, str]:
     # The ref's own `depot` package must shadow the installed one; the tree has no .git, so
     # pushed images are tagged with the ref's commit, as a deploy of that commit would.
-    return {**os.environ, "PYTHONPATH": str(tree), "DEPOT_RELEASE_COMMIT": commit}
+    env = {**os.environ, "PYTHONPATH": str(tree), "DEPOT_RELEASE_COMMIT": commit}
+    env.pop(FINGERPRINT_KEY_VARIABLE, None)
+    if fingerprint_key is not None:
+        env[FINGERPRINT_KEY_VARIABLE] = fingerprint_key.hex()
+    return env
 
 
 def _git(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -124,7 +124,8 @@ class DepotMocks(pulumi.runtime.Mocks):
         token = hashlib.sha256(f"{args.typ}/{args.name}/{sorted(content.items())}".encode())
         fingerprint = token.hexdigest()[:12]
         if args.typ == "random:index/randomPassword:RandomPassword":
-            outputs["result"] = f"generated-{hashlib.sha256(args.name.encode()).hexdigest()[:24]}"
+            # A replaced password (other length, other rules) is another password.
+            outputs["result"] = f"generated-{token.hexdigest()[:24]}"
         elif args.typ == "docker-build:index:Image":
             outputs["digest"] = f"sha256:{token.hexdigest()}"  # stands for the pushed content
             tag = (args.inputs.get("tags") or [""])[0]

@@ -49,6 +49,7 @@ PolicyRuleId = Literal[
     "data-volume",
     "stop-grace",
     "delete-before-replace",
+    "postgres-major",
 ]
 """Every rule of the policy pack (depot/policy/rules.py), as stack config may name them."""
 

@@ -28,6 +28,8 @@ from depot.types import PolicyRuleId
 from tests.conftest import PROJECT_DIR, edited, run_stack, stack_config
 
 PROD = PolicySettings(enforcement="mandatory", production=True)
+# depot:data.postgresMajor as Pulumi.prod.yaml records it (the postgres-major rule reads it).
+RECORDED_MAJOR = load_settings("prod", stack_config("prod")).data.postgres_major
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,8 @@ def prod_plan() -> Plan:
 
 
 def messages(plan: Plan, rule: str, policy: PolicySettings = PROD) -> list[str]:
-    return [str(v) for v in check_plan(plan, policy) if v.rule.id == rule]
+    found = check_plan(plan, policy, postgres_major=RECORDED_MAJOR)
+    return [str(v) for v in found if v.rule.id == rule]
 
 
 def test_every_rule_id_is_one_the_stack_config_accepts() -> None:
@@ -56,7 +59,8 @@ def test_shipped_dev_shows_no_violation_under_its_own_policy() -> None:
 
 def test_dev_would_only_miss_production_rules() -> None:
     # Held to production's rules, dev lacks exactly what prod adds: limits, digests, protection.
-    found = {v.rule.id for v in check_plan(plan_stack("dev"), PROD)}
+    recorded = load_settings("dev", stack_config("dev")).data.postgres_major
+    found = {v.rule.id for v in check_plan(plan_stack("dev"), PROD, postgres_major=recorded)}
     assert found == {"limits", "image-pinned", "data-volume"}
 
 
@@ -151,7 +155,9 @@ def test_each_rule_reports_its_violation(
 
 
 def test_every_rule_has_a_mutation_that_trips_it() -> None:
-    assert {m[0] for m in MUTATIONS} | {"dockerfile-user"} == {r.id for r in RULES}
+    # dockerfile-user reads files (tested below); postgres-major a setting (test_diff_review).
+    exempt = {"dockerfile-user", "postgres-major"}
+    assert {m[0] for m in MUTATIONS} | exempt == {r.id for r in RULES}
 
 
 @pytest.mark.parametrize(
@@ -207,27 +213,30 @@ def test_images_ci_pushed_are_held_to_the_non_root_rule_too() -> None:
 def test_advisory_violations_do_not_fail_the_check(prod_plan: Plan) -> None:
     plan = edited(prod_plan, "console-container", {"memory": None})
     advisory = PolicySettings(enforcement="advisory", production=True)
-    text, status = report(check_plan(plan, advisory), "prod")
+    text, status = report(check_plan(plan, advisory, postgres_major=RECORDED_MAJOR), "prod")
     assert status == 0
     assert text.startswith("advisory: depot-console")
 
 
 def test_a_rule_can_be_disabled_or_raised_on_its_own(prod_plan: Plan) -> None:
     plan = edited(prod_plan, "console-container", {"memory": None})
-    assert check_plan(plan, PolicySettings(rules={"limits": "disabled"})) == []
+    disabled = PolicySettings(rules={"limits": "disabled"})
+    assert check_plan(plan, disabled, postgres_major=RECORDED_MAJOR) == []
     [violation] = check_plan(
-        plan, PolicySettings(enforcement="advisory", rules={"limits": "mandatory"})
+        plan,
+        PolicySettings(enforcement="advisory", rules={"limits": "mandatory"}),
+        postgres_major=RECORDED_MAJOR,
     )
     assert violation.level == "mandatory"
 
 
 def test_mandatory_violations_fail_the_check(prod_plan: Plan) -> None:
     violations: list[Violation] = check_plan(
-        edited(prod_plan, "console-container", {"cpus": None}), PROD
+        edited(prod_plan, "console-container", {"cpus": None}), PROD, postgres_major=RECORDED_MAJOR
     )
     text, status = report(violations, "prod")
     assert status == 1
-    assert text.splitlines()[-1] == "prod: 1 violation(s), 1 mandatory, 0 advisory (18 rules)"
+    assert text.splitlines()[-1] == "prod: 1 violation(s), 1 mandatory, 0 advisory (19 rules)"
 
 
 def test_depot_check_passes_on_the_shipped_prod_stack(capsys: pytest.CaptureFixture[str]) -> None:
@@ -237,8 +246,13 @@ def test_depot_check_passes_on_the_shipped_prod_stack(capsys: pytest.CaptureFixt
 
 def test_a_stack_edit_that_breaks_a_rule_fails_the_check() -> None:
     recording = run_stack("prod", {"depot:restart": "no", "depot:publish": {"ports": {}}})
-    policy = load_settings("prod", stack_config("prod", {"depot:restart": "no"})).policy
-    found = {v.rule.id for v in check_plan(plan_from(recording), policy)}
+    settings = load_settings("prod", stack_config("prod", {"depot:restart": "no"}))
+    found = {
+        v.rule.id
+        for v in check_plan(
+            plan_from(recording), settings.policy, postgres_major=settings.data.postgres_major
+        )
+    }
     assert found == {"restart"}
 
 
@@ -354,7 +368,7 @@ def test_hadolint_config_raises_missing_healthcheck_to_an_error() -> None:
     [
         ({"depot:restart": "no"}, "restart"),
         ({"depot:restart": "on-failure:9"}, "restart"),
-        ({"depot:data": {"protect": False}}, "data-volume"),
+        ({"depot:data": {"protect": False, "postgresMajor": 17}}, "data-volume"),
         ({"depot:publish": {"address": "0.0.0.0", "ports": {"console": 80, "grafana": 3000}}},
          "published-ports"),
         ({"depot:images": {"postgres": "postgres:17.2-alpine"}}, "image-pinned"),
@@ -365,7 +379,10 @@ def test_editing_the_prod_stack_file_to_break_a_rule_fails_the_check(
 ) -> None:
     config = stack_config("prod", {**edit, "depot:release": {"commit": "abc1234"}})
     recording = record(deploy, stack="prod", config=config)
-    violations = check_plan(plan_from(recording), load_settings("prod", config).policy)
+    settings = load_settings("prod", config)
+    violations = check_plan(
+        plan_from(recording), settings.policy, postgres_major=settings.data.postgres_major
+    )
     assert {v.rule.id for v in violations} == {rule}
     assert report(violations, "prod")[1] == 1
 
@@ -378,7 +395,8 @@ def test_removing_a_containers_limits_from_the_stack_file_fails_the_check() -> N
         if name != "grafana"
     }
     config = stack_config("prod", {"depot:limits": kept, "depot:release": {"commit": "abc1234"}})
-    violations = check_plan(plan_from(record(deploy, stack="prod", config=config)), PROD)
+    plan = plan_from(record(deploy, stack="prod", config=config))
+    violations = check_plan(plan, PROD, postgres_major=RECORDED_MAJOR)
     assert sorted(str(v).split(" — ")[0].split("] ")[1] for v in violations) == [
         "has no CPU limit",
         "has no memory limit",

@@ -136,7 +136,9 @@ def test_markdown_diff_leads_with_a_summary_and_folds_details() -> None:
     diff = diff_plans(plan_stack("dev"), plan_stack("prod"), base_label="dev", head_label="prod")
     markdown = diff_markdown(diff, plan_stack("prod"))
     lines = markdown.splitlines()
-    assert lines[2].startswith("| added | changed | replaced | containers recreated")
+    # What matters first (dev → prod recreates containers), then the summary table.
+    assert lines[2].startswith("- **Recreated (downtime):** `console-container`")
+    assert lines[lines.index("", 3) + 1].startswith("| added | changed | replaced | containers")
     assert "<details><summary><code>discovery-container</code>" in markdown
     assert "```mermaid" in markdown
 

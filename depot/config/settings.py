@@ -161,6 +161,9 @@ class DataSettings(SettingsModel):
     """How stateful resources are guarded. They are always retained on delete."""
 
     protect: bool = True
+    # The postgres major version postgres-data was initialised with: production refuses an
+    # image of another major, which could not open it (README "Upgrading postgres").
+    postgres_major: int | None = Field(default=None, ge=10, le=99)
 
 
 class RegistrySettings(SettingsModel):

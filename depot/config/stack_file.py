@@ -266,7 +266,7 @@ def _holds_secure(value: Any) -> bool:
 
 def _undecrypted(value: Any) -> Any:
     if isinstance(value, dict) and set(value) == {"secure"}:
-        return f"{UNDECRYPTED[:-1]} {_digest(value['secure'])}]"
+        return f"{UNDECRYPTED} {_digest(value['secure'])}"
     if isinstance(value, dict):
         return {k: _undecrypted(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -275,7 +275,7 @@ def _undecrypted(value: Any) -> Any:
 
 
 def _digest(ciphertext: object) -> str:
-    return hashlib.sha256(str(ciphertext).encode()).hexdigest()[:12]
+    return hashlib.sha256(str(ciphertext).encode()).hexdigest()[:16]
 
 
 def _at(source: str, node: Node | None) -> str:

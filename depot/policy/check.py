@@ -36,9 +36,19 @@ def check_plan(
     policy: PolicySettings,
     rules: Sequence[Rule] = RULES,
     project_dir: Path = PROJECT_ROOT,
+    *,
+    postgres_major: int | None = None,
 ) -> list[Violation]:
-    """Every violation of ``rules`` in ``plan``, at the level the stack's policy gives it."""
-    stack = Stack(plan.by_key(), production=policy.production, project_dir=project_dir)
+    """Every violation of ``rules`` in ``plan``, at the level the stack's policy gives it.
+
+    ``postgres_major`` is the stack's ``depot:data.postgresMajor``.
+    """
+    stack = Stack(
+        plan.by_key(),
+        production=policy.production,
+        project_dir=project_dir,
+        postgres_major=postgres_major,
+    )
     found = []
     for rule in rules:
         level = policy.level(rule.id)

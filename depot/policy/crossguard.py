@@ -51,6 +51,7 @@ def _validation(rule: Rule, project_dir: Path) -> StackValidation:
             production=bool(args.get_config().get("production", True)),
             project_dir=project_dir,
             secrets_visible=False,
+            settings_visible=False,
         )
         for resource in args.resources:
             if resource.resource_type in rule.types:

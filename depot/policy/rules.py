@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from depot.catalog import POSTGRES_DATA_VOLUME
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST, PUBLIC_PORTS, WRITABLE_ROOT
-from depot.review.plan import SECRET, PlannedResource
+from depot.review.plan import PlannedResource, is_secret
+from depot.review.postgres import data_image, mounts_data, postgres_major
 from depot.types import PolicyRuleId
 
 CONTAINER = "docker:index/container:Container"
@@ -35,6 +37,9 @@ class Stack:
     # The offline plan marks secrets "[secret]"; CrossGuard hands policies decrypted values
     # without a mark, so there the secret rules cannot tell a secret from a plain value.
     secrets_visible: bool = True
+    # depot:data.postgresMajor; CrossGuard sees no stack config, so there it is not known.
+    postgres_major: int | None = None
+    settings_visible: bool = True
 
     def dependencies_of(self, resource: PlannedResource) -> list[PlannedResource]:
         return [self.resources[k] for k in resource.dependencies if k in self.resources]
@@ -433,11 +438,11 @@ def secret_env(resource: PlannedResource, stack: Stack) -> Iterable[str]:
     if not stack.secrets_visible:
         return
     envs = resource.inputs.get("envs") or []
-    if envs == SECRET:
+    if is_secret(envs):
         return  # the whole environment is a secret
     for entry in envs:
         key, _, value = str(entry).partition("=")
-        if _SECRET_NAME.search(key) and not key.endswith("_FILE") and value != SECRET:
+        if _SECRET_NAME.search(key) and not key.endswith("_FILE") and not is_secret(value):
             yield f"sets {key} in plain text"
 
 
@@ -452,7 +457,7 @@ def secret_delivery(resource: PlannedResource, stack: Stack) -> Iterable[str]:
     if not stack.secrets_visible:
         return
     for upload in resource.inputs.get("uploads") or []:
-        if "/secrets/" in str(upload.get("file")) and upload.get("content") != SECRET:
+        if "/secrets/" in str(upload.get("file")) and not is_secret(upload.get("content")):
             yield f"uploads {upload.get('file')} with plain content"
 
 
@@ -501,3 +506,38 @@ def delete_before_replace(resource: PlannedResource, stack: Stack) -> Iterable[s
     del stack
     if resource.inputs.get("name") and not resource.options.get("deleteBeforeReplace"):
         yield "has a fixed name but is replaced create-first"
+
+
+@rule(
+    "postgres-major",
+    types={CONTAINER},
+    description="postgres runs on postgres-data at the major version the stack records "
+    "(recorded in production)",
+    fix="set depot:data.postgresMajor to the major postgres-data was initialised with and run "
+    "an image of that major; to move to another, dump and restore first (README "
+    '"Upgrading postgres")',
+    source="postgres: a data directory opens only with the major version that initialised it",
+)
+def postgres_major_matches(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+    if not stack.settings_visible or not mounts_data(resource):
+        return
+    recorded = stack.postgres_major
+    if recorded is None:
+        if stack.production:
+            yield (
+                f"mounts {POSTGRES_DATA_VOLUME}, but the stack does not record which postgres "
+                "major version it holds (depot:data.postgresMajor)"
+            )
+        return
+    reference = data_image(resource, stack.resources.values())
+    running = postgres_major(reference) if reference else None
+    if running is None:
+        yield (
+            f"runs {reference!r}, whose tag names no postgres major version to hold to "
+            f"depot:data.postgresMajor ({recorded})"
+        )
+    elif running != recorded:
+        yield (
+            f"runs postgres {running} on {POSTGRES_DATA_VOLUME}, which holds postgres "
+            f"{recorded} data (depot:data.postgresMajor): it cannot open it"
+        )

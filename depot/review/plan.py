@@ -5,10 +5,20 @@ stack's own config under ``depot.recording``. Its JSON is ``{"stack", "resources
 "name", "parent", "inputs", "options"}]}``: inputs keyed by engine property names, every secret
 rendered ``"[secret]"``, and paths inside or beside the project written relative to it, so the
 same program gives the same plan on any machine and at any git ref.
+
+``depot diff`` must see whether a secret changed without seeing it. It plans both sides with one
+random key (``new_fingerprint_key``) and each secret is rendered ``"[secret:<fingerprint>]"``:
+an HMAC of the value under that key. Fingerprints compare within one diff and mean nothing
+outside it (the key is never written anywhere, and the next diff draws another); a plan made
+without a key, as ``depot plan`` is, shows ``"[secret]"`` alone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +32,25 @@ from depot.recording import Recording, Registration, Secret, Unknown, record
 
 SECRET = "[secret]"  # noqa: S105 - the marker shown instead of a secret
 UNKNOWN = "[unknown]"
+_FINGERPRINTED = "[secret:"
+FINGERPRINT_KEY_BYTES = 32
+
+
+def new_fingerprint_key() -> bytes:
+    """A fresh key for one diff's secret fingerprints: drawn per diff, kept in memory only."""
+    return secrets.token_bytes(FINGERPRINT_KEY_BYTES)
+
+
+def is_secret(value: object) -> bool:
+    """True for a secret's marker, with or without a fingerprint."""
+    return value == SECRET or (
+        isinstance(value, str) and value.startswith(_FINGERPRINTED) and value.endswith("]")
+    )
+
+
+def is_fingerprinted(value: object) -> bool:
+    """True for a secret's marker that carries a fingerprint (a plan made for a diff)."""
+    return is_secret(value) and value != SECRET
 
 
 @dataclass(frozen=True)
@@ -94,20 +123,42 @@ def stack_config(
     return RawConfig({**config.values, "depot:profiles": encode(wanted)}, config.secret_keys)
 
 
-def plan_stack(stack: str, profiles: Sequence[str] = (), project_dir: Path = PROJECT_ROOT) -> Plan:
-    """Run the program for ``stack`` under mocks and return its plan."""
-    return plan_config(stack, stack_config(stack, profiles, project_dir), project_dir)
+def plan_stack(
+    stack: str,
+    profiles: Sequence[str] = (),
+    project_dir: Path = PROJECT_ROOT,
+    *,
+    fingerprint_key: bytes | None = None,
+) -> Plan:
+    """Run the program for ``stack`` under mocks and return its plan.
+
+    With ``fingerprint_key``, secrets carry fingerprints under that key (for ``depot diff``).
+    """
+    config = stack_config(stack, profiles, project_dir)
+    return plan_config(stack, config, project_dir, fingerprint_key=fingerprint_key)
 
 
-def plan_config(stack: str, config: RawConfig, project_dir: Path = PROJECT_ROOT) -> Plan:
+def plan_config(
+    stack: str,
+    config: RawConfig,
+    project_dir: Path = PROJECT_ROOT,
+    *,
+    fingerprint_key: bytes | None = None,
+) -> Plan:
     """The plan of ``stack`` with ``config`` already read (see ``stack_config``)."""
-    return plan_from(record(deploy, stack=stack, config=config), project_dir)
+    recording = record(deploy, stack=stack, config=config)
+    return plan_from(recording, project_dir, fingerprint_key=fingerprint_key)
 
 
-def plan_from(recording: Recording, project_dir: Path = PROJECT_ROOT) -> Plan:
+def plan_from(
+    recording: Recording,
+    project_dir: Path = PROJECT_ROOT,
+    *,
+    fingerprint_key: bytes | None = None,
+) -> Plan:
     """The plan of a recorded run."""
     names = {r.urn: r for r in recording.registrations}
-    renderer = _Renderer(project_dir)
+    renderer = _Renderer(project_dir, fingerprint_key)
     resources = [_planned(r, names, renderer) for r in recording.registrations]
     return Plan(recording.stack, tuple(sorted(resources, key=lambda r: (r.type, r.name))))
 
@@ -148,12 +199,13 @@ def render(value: Any, project_dir: Path = PROJECT_ROOT) -> Any:
 class _Renderer:
     """``render`` with the project's directory resolved once, not once per string."""
 
-    def __init__(self, project_dir: Path) -> None:
+    def __init__(self, project_dir: Path, fingerprint_key: bytes | None = None) -> None:
         self.root = project_dir.resolve()
+        self.fingerprint_key = fingerprint_key
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, Secret):
-            return SECRET
+            return self._secret(value)
         if isinstance(value, Unknown):
             return UNKNOWN
         if isinstance(value, dict):
@@ -163,3 +215,12 @@ class _Renderer:
         if isinstance(value, str):
             return project_relative(value, self.root)
         return value
+
+    def _secret(self, secret: Secret) -> str:
+        if self.fingerprint_key is None:
+            return SECRET
+        # The value as the plan would show it (paths relative), so the base, planned in another
+        # directory, fingerprints the same value the same way.
+        shown = json.dumps(self(secret.value), sort_keys=True, separators=(",", ":"))
+        mac = hmac.new(self.fingerprint_key, shown.encode(), hashlib.sha256)
+        return f"{_FINGERPRINTED}{mac.hexdigest()[:32]}]"

@@ -1,6 +1,7 @@
 """Plans and diffs as text (terminals), JSON (tools) and Markdown (pull-request comments).
 
-Every format reads plans whose secrets are already ``"[secret]"``: nothing here can print one.
+Every format reads plans whose secrets are already ``"[secret]"``, and diffs that keep neither a
+secret's value nor its fingerprint (only whether it changed): nothing here can print one.
 """
 
 from __future__ import annotations
@@ -8,11 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from depot.review.diff import PlanDiff, PropertyChange, ResourceChange
+from depot.review.diff import BUILD, PlanDiff, PropertyChange, ResourceChange
 from depot.review.graph import build_graph, to_mermaid
 from depot.review.plan import Plan, PlannedResource
 
 CONTAINER = "docker:index/container:Container"
+SECRET_CHANGED = "[secret] changed"  # noqa: S105 - a marker, not a secret
 
 
 def dumps(document: Any) -> str:
@@ -54,20 +56,44 @@ def plan_markdown(plan: Plan) -> str:
 
 def _change_text(change: PropertyChange) -> str:
     mark = "  (replaces)" if change.replaces else ""
-    return f"    {change.path}: {_value(change.before)} → {_value(change.after)}{mark}"
+    if change.only_secret:
+        return f"    {change.path}: {SECRET_CHANGED}{mark}"
+    inside = "  (and a secret in it changed)" if change.secret else ""
+    return f"    {change.path}: {_value(change.before)} → {_value(change.after)}{inside}{mark}"
+
+
+def _routine_line(diff: PlanDiff) -> str:
+    return f"only the images' commit tags moved: {', '.join(c.service for c in diff.routine)}"
 
 
 def diff_text(diff: PlanDiff) -> str:
     if diff.empty:
         return f"{diff.base} → {diff.head}: no changes\n"
+    if diff.only_routine:
+        notes = "".join(f"! note: {note}\n" for note in diff.notes)
+        return f"{diff.base} → {diff.head}: {_routine_line(diff)}\n{notes}"
     lines = [f"{diff.base} → {diff.head}: {_summary(diff)}"]
+    lines += [f"! data at risk: {_short(risk.key)}: {risk.reason}" for risk in diff.risks]
+    lines += [
+        f"! secret changed: {c.after.name} {p.path}{' (replaces)' if p.replaces else ''}"
+        for c, p in diff.secret_changes
+    ]
+    lines += [f"! note: {note}" for note in diff.notes]
     lines += [f"+ {r.type} {r.name}" for r in diff.added]
     lines += [f"- {r.type} {r.name}{_data_mark(diff, r.key)}" for r in diff.removed]
     for change in diff.changed:
+        if change.routine:
+            continue
         marks = (" [replace]" if change.replaces else "") + _data_mark(diff, change.key)
         lines.append(f"~ {change.after.type} {change.after.name}{marks}")
         lines += [_change_text(c) for c in change.changes]
+    if diff.routine:
+        lines.append(f"~ {_routine_line(diff)}")
     return "\n".join(lines) + "\n"
+
+
+def _short(key: str) -> str:
+    return key.split("::", 1)[-1]
 
 
 def _data_mark(diff: PlanDiff, key: str) -> str:
@@ -81,21 +107,49 @@ def _summary(diff: PlanDiff) -> str:
     )
 
 
-def _cost(change: ResourceChange) -> str:
+def _cost(change: ResourceChange, diff: PlanDiff) -> str:
     """What a reviewer pays for the change: a replaced container is downtime."""
     notes = []
     if change.replaces and change.after.type == CONTAINER:
         notes.append("downtime")
-    if change.touches_data:
+    if change.key in diff.data_risks:
         notes.append("data")
+    if any(p.secret for p in change.changes):
+        notes.append("secret changed")
     return ", ".join(notes)
 
 
+def _what_matters(diff: PlanDiff) -> list[str]:
+    """The lines a reviewer reads first: data, downtime, secrets, notes, then routine."""
+    lines = [f"- **Data at risk:** `{_short(r.key)}`: {r.reason}" for r in diff.risks]
+    recreated = [c.after.name for c in diff.replacements if c.after.type == CONTAINER]
+    if recreated:
+        names = ", ".join(f"`{name}`" for name in recreated)
+        lines.append(f"- **Recreated (downtime):** {names}")
+    if diff.secret_changes:
+        changed = ", ".join(f"`{c.after.name}` `{p.path}`" for c, p in diff.secret_changes)
+        lines.append(f"- **Secrets changed** (values never shown): {changed}")
+    lines += [f"- **Note:** {note}" for note in diff.notes]
+    if diff.routine:
+        lines.append(f"- Routine: {_routine_line(diff)}")
+    return lines
+
+
+def _after(change: PropertyChange) -> str:
+    return SECRET_CHANGED if change.only_secret else _value(change.after)
+
+
 def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
-    """A PR comment section: summary table first, details folded, graph of what changed."""
+    """A PR comment section: what matters first, then the summary table, details folded."""
     lines = [f"### `{diff.base}` → `{diff.head}`", ""]
     if diff.empty:
         return "\n".join([*lines, "No changes.", ""])
+    if diff.only_routine:
+        notes = [f"- **Note:** {note}" for note in diff.notes]
+        settled = "; nothing else changes" if diff.secrets_compared else ""
+        routine = f"Routine: {_routine_line(diff)}{settled}."
+        return "\n".join([*lines, routine, *([""] if notes else []), *notes, ""])
+    lines += [*_what_matters(diff), ""]
     lines += [
         "| added | changed | replaced | containers recreated (downtime) | removed | data at risk |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -104,21 +158,25 @@ def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
         f"| {len(diff.removed)} | {len(diff.data_risks)} |",
         "",
     ]
-    if diff.data_risks:
-        lines += [f"> **Data at risk:** {', '.join(f'`{k}`' for k in diff.data_risks)}", ""]
+    shown = [c for c in diff.changed if not c.routine]
     lines += ["| action | resource | type | note |", "|---|---|---|---|"]
-    lines += [f"| add | `{r.name}` | `{r.type}` | |" for r in diff.added]
+    lines += [
+        f"| {'replace' if c.replaces else 'update'} | `{c.after.name}` | `{c.after.type}` | "
+        f"{_cost(c, diff)} |"
+        for c in sorted(shown, key=lambda c: not c.replaces)
+    ]
     lines += [
         f"| remove | `{r.name}` | `{r.type}` | {'data' if r.key in diff.data_risks else ''} |"
         for r in diff.removed
     ]
-    lines += [
-        f"| {'replace' if c.replaces else 'update'} | `{c.after.name}` | `{c.after.type}` | "
-        f"{_cost(c)} |"
-        for c in diff.changed
-    ]
+    lines += [f"| add | `{r.name}` | `{r.type}` | |" for r in diff.added]
+    if diff.routine:
+        lines.append(
+            f"| update | {', '.join(f'`{c.after.name}`' for c in diff.routine)} "
+            f"| `{BUILD}` | commit tag only |"
+        )
     lines.append("")
-    for change in diff.changed:
+    for change in shown:
         lines += [
             f"<details><summary><code>{change.after.name}</code>: "
             f"{len(change.changes)} change(s){' — replaces' if change.replaces else ''}</summary>",
@@ -127,13 +185,12 @@ def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
             "|---|---|---|---|",
         ]
         lines += [
-            f"| `{c.path}` | `{_value(c.before)}` | `{_value(c.after)}` | "
-            f"{'yes' if c.replaces else ''} |"
+            f"| `{c.path}` | `{_value(c.before)}` | `{_after(c)}` | {'yes' if c.replaces else ''} |"
             for c in change.changes
         ]
         lines += ["", "</details>", ""]
     if head_plan is not None:
-        touched = [r.key for r in diff.added] + [c.key for c in diff.changed]
+        touched = [r.key for r in diff.added] + [c.key for c in diff.changed if not c.routine]
         graph = build_graph(head_plan, only=touched)
         if graph.nodes:
             lines += [

@@ -24,6 +24,7 @@ Sources (read at these versions; pulumi-docker 5.x bridges kreuzwerker's provide
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 _CONTAINER_IN_PLACE = frozenset(
@@ -53,9 +54,10 @@ def replaces_on_change(type_: str, path: str, replace_on_changes: Iterable[str] 
     """True when changing ``path`` (``a.b``) of a ``type_`` resource deletes and recreates it.
 
     ``replace_on_changes`` is the resource's own ``replaceOnChanges`` option. Types not listed
-    (providers, components, docker-build images) are updated in place.
+    (providers, components, docker-build images) are updated in place. A path may index a list
+    (``uploads[0].content``): what counts is the top-level property.
     """
-    top = path.split(".", 1)[0]
+    top = re.split(r"[.\[]", path, maxsplit=1)[0]
     if top in replace_on_changes or "*" in replace_on_changes:
         return True
     in_place = _REPLACE_ALL_BUT.get(type_)
