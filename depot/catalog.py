@@ -23,6 +23,15 @@ LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}  # json-file rotation, refere
 TMPFS_OPTIONS = "rw,noexec,nosuid,size=64m"
 
 
+def worst_case_seconds(*, interval: int, timeout: int, retries: int, start_period: int) -> int:
+    """How long Docker may take to call a container unhealthy after it starts.
+
+    The start period passes, then every probe may run to its timeout and fail, ``retries``
+    times in a row. Waits (``wait_timeout``, Swarm's update monitor) must cover at least this.
+    """
+    return start_period + retries * (interval + timeout)
+
+
 @dataclass(frozen=True)
 class Healthcheck:
     """A Docker healthcheck; durations in seconds."""
@@ -36,7 +45,12 @@ class Healthcheck:
     @property
     def worst_case_seconds(self) -> int:
         """How long Docker may take to call the container unhealthy after it starts."""
-        return self.start_period + self.retries * (self.interval + self.timeout)
+        return worst_case_seconds(
+            interval=self.interval,
+            timeout=self.timeout,
+            retries=self.retries,
+            start_period=self.start_period,
+        )
 
     @property
     def wait_timeout(self) -> int:

@@ -21,9 +21,9 @@ from io import BytesIO
 from pathlib import Path
 
 from depot.config.loader import ConfigError, load_settings
-from depot.model import PROJECT_ROOT
 from depot.outputs.compose import compose_yaml, project_path
 from depot.outputs.secret_files import SECRETS_DIR, SecretsFolderError, init_secret_files
+from depot.paths import PROJECT_ROOT
 from depot.policy.check import check_plan, report
 from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid

@@ -13,25 +13,8 @@ from typing import cast
 
 from depot.catalog import SERVICES, BuiltImage, PulledImage, ServiceSpec
 from depot.config.settings import DepotSettings, RestartPolicy, ServiceLimits
+from depot.paths import PROJECT_ROOT
 from depot.types import BuiltServiceName
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DOCKERFILE = PROJECT_ROOT / "docker" / "rust-service.Dockerfile"
-
-
-def project_relative(path: str | Path, root: Path = PROJECT_ROOT) -> str:
-    """``./x`` or ``../x`` for a path in or beside the project; anything else unchanged.
-
-    Builds, plans and the Compose export all write paths this way: Pulumi runs the program (and
-    its providers) from the project directory, so nothing they produce names where this
-    checkout happens to be — a build's inputs, and so its digest, are the same in every one.
-    """
-    text, base, beside = str(path), str(root), str(root.parent)
-    if text == base or text.startswith(base + "/"):
-        return "." + text.removeprefix(base)
-    if beside != "/" and text.startswith(beside + "/"):
-        return ".." + text.removeprefix(beside)
-    return text
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,12 @@ PolicyRuleId = Literal[
 
 PROFILES: tuple[Profile, ...] = get_args(Profile)
 
+RestartName = Literal["no", "always", "unless-stopped", "on-failure"]
+"""Restart intent, in Compose's words; each runtime maps it to its own policy."""
+
+MAX_RESTART_RETRIES = 5
+"""How often ``on-failure`` may restart a service: a crash loop must end, and be seen."""
+
 MAX_PORT = 65535
 Port = Annotated[int, Field(ge=1, le=MAX_PORT)]
 
@@ -175,11 +181,12 @@ RegistryUsername = Annotated[
         "control characters",
     ),
 ]
+COMMIT_PATTERN = r"^[0-9a-f]{7,40}$"
+"""A git commit as images are tagged with it: 7 to 40 lowercase hex digits."""
+
 GitCommit = Annotated[
     str,
-    _matching(
-        r"^[0-9a-f]{7,40}$", "commit", "is not a git commit; use 7 to 40 lowercase hex digits"
-    ),
+    _matching(COMMIT_PATTERN, "commit", "is not a git commit; use 7 to 40 lowercase hex digits"),
 ]
 
 ReleaseVersion = Annotated[

@@ -29,7 +29,13 @@ BAD_CONFIG: list[tuple[str, dict[str, Any], str]] = [
         "unknown restart policy",
         {"depot:restart": "sometimes"},
         r"Pulumi\.prod\.yaml: depot:restart: 'sometimes' is not a restart policy; "
-        r"use no, always, unless-stopped, on-failure or on-failure:N",
+        r"use no, always, unless-stopped, on-failure or on-failure:N with N from 1 to 5",
+    ),
+    (
+        "more restarts than policy allows",
+        {"depot:restart": "on-failure:9"},
+        r"Pulumi\.prod\.yaml: depot:restart: 'on-failure:9' is not a restart policy; "
+        r"use .* on-failure:N with N from 1 to 5",
     ),
     (
         "memory that is not a size",

@@ -367,7 +367,7 @@ def test_hadolint_config_raises_missing_healthcheck_to_an_error() -> None:
     ("edit", "rule"),
     [
         ({"depot:restart": "no"}, "restart"),
-        ({"depot:restart": "on-failure:9"}, "restart"),
+        ({"depot:restart": "on-failure"}, "restart"),  # without a limit
         ({"depot:data": {"protect": False, "postgresMajor": 17}}, "data-volume"),
         ({"depot:publish": {"address": "0.0.0.0", "ports": {"console": 80, "grafana": 3000}}},
          "published-ports"),

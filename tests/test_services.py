@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from depot.model import DOCKERFILE
+from depot.paths import DOCKERFILE
 from depot.recording import Recording, Registration
 from tests.conftest import BUILD, CONTAINER, PROJECT_DIR, REMOTE_IMAGE, containers, run_stack
 

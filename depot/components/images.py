@@ -19,7 +19,8 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
-from depot.model import DOCKERFILE, RegistryPush, ServiceDeployment, project_relative
+from depot.model import RegistryPush, ServiceDeployment
+from depot.paths import DOCKERFILE, project_relative
 
 
 class ServiceImage(pulumi.ComponentResource):

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from depot.config.settings import SECRET_KEYS, DepotSettings
+from depot.types import COMMIT_PATTERN
 
 NAMESPACE = "depot"
 # Namespaces a stack file may use: this project's, and the engine's own (`pulumi:tags`). The
@@ -117,7 +118,7 @@ def _with_release_commit(settings: DepotSettings, source: str) -> DepotSettings:
     if settings.registry is None or settings.release.commit is not None:
         return settings
     commit = os.environ.get("DEPOT_RELEASE_COMMIT") or _checkout_commit()
-    if commit is None or not re.fullmatch(r"[0-9a-f]{7,40}", commit):
+    if commit is None or not re.match(COMMIT_PATTERN, commit):
         raise ConfigError(
             f"{source}: {NAMESPACE}:release.commit: (not set) is required to tag pushed images; "
             "set it, or DEPOT_RELEASE_COMMIT, or deploy from a git checkout"

@@ -7,7 +7,7 @@ Field aliases are the keys users write in ``Pulumi.<stack>.yaml`` under the ``de
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import Annotated, Literal, Self
+from typing import Annotated, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel, to_snake
@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from depot.catalog import SERVICES, BuiltImage, service
 from depot.types import (
+    MAX_RESTART_RETRIES,
     BuiltServiceName,
     Cpus,
     DockerHost,
@@ -30,6 +31,7 @@ from depot.types import (
     Registry,
     RegistryUsername,
     ReleaseVersion,
+    RestartName,
     ServiceName,
     SshOption,
     has_digest,
@@ -45,9 +47,6 @@ class SettingsModel(BaseModel):
     )
 
 
-RestartName = Literal["no", "always", "unless-stopped", "on-failure"]
-
-
 class RestartPolicy(SettingsModel):
     """Docker's restart policy, written as in Compose: ``unless-stopped`` or ``on-failure:3``."""
 
@@ -60,12 +59,15 @@ class RestartPolicy(SettingsModel):
         if not isinstance(value, str):
             return value
         name, _, retries = value.partition(":")
-        allowed = ("no", "always", "unless-stopped", "on-failure")
-        if name not in allowed or (retries and (name != "on-failure" or not retries.isdigit())):
+        counted = name == "on-failure" and retries.isdigit() and len(retries) <= 2
+        if name not in get_args(RestartName) or (
+            retries and not (counted and 1 <= int(retries) <= MAX_RESTART_RETRIES)
+        ):
             raise PydanticCustomError(
                 "restart_policy",
                 "is not a restart policy; use no, always, unless-stopped, on-failure "
-                "or on-failure:N",
+                "or on-failure:N with N from 1 to {most}",
+                {"most": MAX_RESTART_RETRIES},
             )
         return {"name": name, "max_retries": int(retries) if retries else None}
 
@@ -273,14 +275,7 @@ class DepotSettings(SettingsModel):
 
     @model_validator(mode="after")
     def _every_enabled_build_has_a_context(self) -> Self:
-        missing = [
-            spec.name
-            for spec in SERVICES
-            if isinstance(spec.image, BuiltImage)
-            and self.enabled(spec.profile)
-            and spec.name not in self.build.contexts
-            and spec.name not in self.images  # run from a registry, not built here
-        ]
+        missing = [name for p in (None, *self.profiles) for name in self.unbuildable(p)]
         if missing:
             raise PydanticCustomError(
                 "build_context",
@@ -305,6 +300,17 @@ class DepotSettings(SettingsModel):
                 {"services": ", ".join(moving), "key": "images"},
             )
         return self
+
+    def unbuildable(self, profile: Profile | None) -> list[ServiceName]:
+        """Built services of ``profile`` with neither a crate to build nor a digest to run."""
+        return [
+            spec.name
+            for spec in SERVICES
+            if spec.profile == profile
+            and isinstance(spec.image, BuiltImage)
+            and spec.name not in self.build.contexts
+            and spec.name not in self.images  # run from a registry, not built here
+        ]
 
     def enabled(self, profile: Profile | None) -> bool:
         """True when a service in ``profile`` (None: always-on) is part of this stack."""

@@ -36,9 +36,10 @@ from depot.catalog import (
     ServiceSpec,
 )
 from depot.config.settings import DepotSettings, RestartPolicy
-from depot.model import DOCKERFILE, ServiceDeployment, deployments, project_relative
+from depot.model import ServiceDeployment, deployments
 from depot.outputs.secret_files import SECRETS_DIR, env_file_name, secret_file_name
-from depot.types import PROFILES, Profile
+from depot.paths import DOCKERFILE, project_relative
+from depot.types import PROFILES
 
 PROJECT_NAME = "depot"
 SECRET_FILE_MODE = 0o400  # as the program uploads them: readable by their owner only
@@ -156,17 +157,8 @@ def _with_every_buildable_profile(settings: DepotSettings) -> DepotSettings:
     another profile is added only when the stack gives every built service in it a context, so
     the copy satisfies the same rule without being validated again.
     """
-    extra = [p for p in PROFILES if p not in settings.profiles and _buildable(p, settings)]
+    extra = [p for p in PROFILES if p not in settings.profiles and not settings.unbuildable(p)]
     return settings.model_copy(update={"profiles": [*settings.profiles, *extra]})
-
-
-def _buildable(profile: Profile, settings: DepotSettings) -> bool:
-    """Every built service of ``profile`` has a crate to build, or a digest to run instead."""
-    return all(
-        spec.name in settings.build.contexts or spec.name in settings.images
-        for spec in SERVICES
-        if spec.profile == profile and isinstance(spec.image, BuiltImage)
-    )
 
 
 def _image(deployment: ServiceDeployment) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from depot.config.settings import PolicySettings
-from depot.model import PROJECT_ROOT
+from depot.paths import PROJECT_ROOT
 from depot.policy.rules import RULES, Rule, Stack
 from depot.review.plan import Plan, PlannedResource
 from depot.types import EnforcementLevel

@@ -18,7 +18,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from depot.model import PROJECT_ROOT
+from depot.paths import PROJECT_ROOT
 from depot.policy.rules import RULES, Rule, Stack
 from depot.review.plan import PlannedResource
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from depot.config.loader import RawConfig, load_settings
 from depot.config.stack_file import encode, read_stack_file
-from depot.model import PROJECT_ROOT, project_relative
+from depot.paths import PROJECT_ROOT, project_relative
 from depot.program import deploy
 from depot.recording import Recording, Registration, Secret, Unknown, record
 

@@ -1,0 +1,54 @@
+"""Where things are: the project, and how a path is written so every checkout plans the same.
+
+Nothing here imports Pulumi, a provider or the settings: the CLI, the policy rules and the review
+tools read paths without loading the program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = PROJECT_ROOT / "docker" / "rust-service.Dockerfile"
+
+
+def project_relative(path: str | Path, root: Path = PROJECT_ROOT) -> str:
+    """``./x`` or ``../x`` for a path in or beside the project; anything else unchanged.
+
+    Builds, plans and the Compose export all write paths this way: Pulumi runs the program (and
+    its providers) from the project directory, so nothing they produce names where this
+    checkout happens to be — a build's inputs, and so its digest, are the same in every one.
+    """
+    text, base, beside = str(path), str(root), str(root.parent)
+    if text == base or text.startswith(base + "/"):
+        return "." + text.removeprefix(base)
+    if beside != "/" and text.startswith(beside + "/"):
+        return ".." + text.removeprefix(beside)
+    return text
+
+
+@dataclass(frozen=True)
+class ProjectPath:
+    """A host path as a stack file writes it, resolved once into both of its forms.
+
+    ``host`` is what Docker needs (absolute: relative paths are taken from the project
+    directory); ``relative`` is what plans, builds and the Compose export write, so they do not
+    depend on where this checkout is.
+    """
+
+    written: str
+    root: Path = PROJECT_ROOT
+
+    @property
+    def host(self) -> str:
+        if Path(self.written).is_absolute():
+            return self.written
+        return str((self.root / self.written).resolve())
+
+    @property
+    def relative(self) -> str:
+        return project_relative(self.host, self.root)
+
+    def __str__(self) -> str:
+        return self.host
