@@ -19,24 +19,17 @@ import tempfile
 from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from depot.config.loader import ConfigError, load_settings
-from depot.outputs.compose import compose_yaml, project_path
-from depot.outputs.secret_files import SECRETS_DIR, SecretsFolderError, init_secret_files
+# Each command imports what it runs, inside its handler: `depot compose` needs no Pulumi SDK
+# and no provider, and a plan needs no policy. Process start is most of a command's time.
+from depot.config.loader import ConfigError
+from depot.outputs.secret_files import SECRETS_DIR, SecretsFolderError
 from depot.paths import PROJECT_ROOT
-from depot.policy.check import check_plan, report
-from depot.review.diff import diff_plans
-from depot.review.graph import build_graph, to_dot, to_mermaid
-from depot.review.plan import (
-    FINGERPRINT_KEY_BYTES,
-    Plan,
-    new_fingerprint_key,
-    plan_config,
-    plan_stack,
-    stack_config,
-)
-from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
 from depot.types import PROFILES
+
+if TYPE_CHECKING:
+    from depot.review.plan import Plan
 
 EXIT_ERROR = 2
 # How `depot diff` hands its secret-fingerprint key to the `depot plan` it runs at the base ref:
@@ -137,6 +130,9 @@ def _profiles(command: argparse.ArgumentParser) -> None:
 
 
 def _plan(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.review.plan import plan_stack
+    from depot.review.render import dumps, plan_markdown, plan_text
+
     plan = plan_stack(args.stack, args.profiles, fingerprint_key=_fingerprint_key_given())
     render = {"json": lambda p: dumps(p.to_json()), "markdown": plan_markdown, "text": plan_text}
     return render[args.format](plan), 0
@@ -144,6 +140,8 @@ def _plan(args: argparse.Namespace) -> tuple[str, int]:
 
 def _fingerprint_key_given() -> bytes | None:
     """The key a `depot diff` passed to this `depot plan`, if any (see ``plan_at_ref``)."""
+    from depot.review.plan import FINGERPRINT_KEY_BYTES
+
     given = os.environ.get(FINGERPRINT_KEY_VARIABLE)
     if given is None:
         return None
@@ -160,6 +158,10 @@ def _fingerprint_key_given() -> bytes | None:
 
 
 def _diff(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.review.diff import diff_plans
+    from depot.review.plan import new_fingerprint_key, plan_stack
+    from depot.review.render import diff_markdown, diff_text, dumps
+
     # One key for both sides: their secrets' fingerprints compare, and no other run's do.
     key = new_fingerprint_key()
     if args.stacks:
@@ -182,6 +184,11 @@ def _diff(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _check(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.config.loader import load_settings
+    from depot.config.stack_file import stack_config
+    from depot.policy.check import check_plan, report
+    from depot.review.plan import plan_config
+
     config = stack_config(args.stack, args.profiles)  # read once: for the policy and the plan
     settings = load_settings(args.stack, config)
     plan = plan_config(args.stack, config)
@@ -190,11 +197,18 @@ def _check(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _graph(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.review.graph import build_graph, to_dot, to_mermaid
+    from depot.review.plan import plan_stack
+
     graph = build_graph(plan_stack(args.stack, args.profiles))
     return (to_dot(graph) if args.format == "dot" else to_mermaid(graph)), 0
 
 
 def _compose(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.config.loader import load_settings
+    from depot.config.stack_file import stack_config
+    from depot.outputs.compose import compose_yaml
+
     text = compose_yaml(load_settings(args.stack, stack_config(args.stack, args.profiles)))
     if args.output is None:
         return text, 0
@@ -217,6 +231,9 @@ def _write_export(output: Path, text: str) -> None:
 
 
 def _secrets_init(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.outputs.compose import project_path
+    from depot.outputs.secret_files import init_secret_files
+
     lines, status = [], 0
     for result in init_secret_files(args.dir):
         path = project_path(os.path.abspath(args.dir / result.name))
@@ -270,6 +287,8 @@ def plan_at_ref(
     if result.returncode != 0:
         message = result.stderr.decode().strip().removeprefix("depot plan: ")
         raise UsageError(f"at {ref}: {message}")
+    from depot.review.plan import Plan
+
     return Plan.from_json(json.loads(result.stdout))
 
 

@@ -14,7 +14,8 @@ from depot.components.data import DepotData
 from depot.components.networks import DepotNetworks
 from depot.components.secrets import GeneratedOrGivenPassword
 from depot.components.service import DepotService, ServiceWiring
-from depot.config import DepotSettings, load_stack_settings
+from depot.config import DepotSettings
+from depot.config.engine import load_stack_settings
 from depot.model import deployments
 from depot.types import ServiceName
 

@@ -33,11 +33,12 @@ from depot.catalog import (
 )
 from depot.components.images import image_build_args
 from depot.components.service import ServiceWiring, to_container_args
-from depot.config import load_stack_settings
+from depot.config.engine import load_stack_settings
+from depot.config.stack_file import stack_config
 from depot.model import deployments
 from depot.program import build_depot
 from depot.recording import record
-from depot.review.plan import plan_from, plan_stack, stack_config
+from depot.review.plan import plan_from, plan_stack
 from depot.review.render import dumps
 from depot.types import ServiceName
 

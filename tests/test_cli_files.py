@@ -101,7 +101,7 @@ def test_any_os_error_is_one_line_with_exit_2(
     def full_disk(directory: Path) -> list[object]:
         raise OSError(28, "No space left on device", str(directory / PASSWORD))
 
-    monkeypatch.setattr("depot.cli.init_secret_files", full_disk)
+    monkeypatch.setattr("depot.outputs.secret_files.init_secret_files", full_disk)
     status, out, err = run(capsys, "secrets", "init", "--dir", str(tmp_path))
     assert (status, out) == (2, "")
     assert err == f"depot secrets init: {tmp_path / PASSWORD}: No space left on device\n"

@@ -24,11 +24,11 @@ from jsonschema.validators import validator_for
 from depot.cli import _parser, main
 from depot.config import ConfigError, DepotSettings, RawConfig, load_settings
 from depot.config.stack_file import read_stack_file
+from depot.config.stack_file import stack_config as read_stack_config
 from depot.outputs.compose import compose_document, compose_yaml, omitted_services, project_path
 from depot.outputs.secret_files import PASSWORD_LENGTH, init_secret_files
 from depot.program import deploy
 from depot.recording import Recording, Registration, record
-from depot.review import plan as review_plan
 from tests.conftest import (
     BUILD,
     CONTAINER,
@@ -695,8 +695,8 @@ def test_cli_compose_of_a_bad_stack_file_gives_the_programs_message(
     stack_file.write_text(shipped.replace("unless-stopped", "sometimes"))
     # The command reads the stack file of this copy instead of the project's.
     monkeypatch.setattr(
-        "depot.cli.stack_config",
-        lambda stack, profiles: review_plan.stack_config(stack, profiles, tmp_path),
+        "depot.config.stack_file.stack_config",
+        lambda stack, profiles: read_stack_config(stack, profiles, tmp_path),
     )
     with pytest.raises(ConfigError) as program:
         record(deploy, stack="dev", config=read_stack_file("dev", tmp_path))

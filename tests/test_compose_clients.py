@@ -31,10 +31,10 @@ import yaml
 
 from depot.catalog import database_url
 from depot.config import load_settings
+from depot.config.stack_file import stack_config
 from depot.outputs.compose import compose_yaml
 from depot.outputs.secret_files import init_secret_files
 from depot.recording import Recording, Registration
-from depot.review.plan import stack_config
 from tests.conftest import NETWORK, PROJECT_DIR, STACKS, containers, env_of, run_stack
 
 COMPOSE = Path(sys.executable).parent / "docker-compose"

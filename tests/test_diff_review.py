@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import depot.cli
+import depot.review.plan
 from depot.cli import FINGERPRINT_KEY_VARIABLE, plan_at_ref
 from depot.config.loader import load_settings
 from depot.policy.check import check_plan
@@ -154,7 +155,7 @@ def test_each_diff_draws_its_own_key_for_both_sides(monkeypatch: pytest.MonkeyPa
         keys.append(fingerprint_key)
         return real_plan_stack(stack, profiles, fingerprint_key=fingerprint_key)
 
-    monkeypatch.setattr(depot.cli, "plan_stack", spy)
+    monkeypatch.setattr(depot.review.plan, "plan_stack", spy)
     assert depot.cli.main(["diff", "--stacks", "dev", "dev"]) == 0
     assert depot.cli.main(["diff", "--stacks", "dev", "dev"]) == 0
     first_base, first_head, second_base, second_head = keys

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-import pulumi
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -53,8 +52,12 @@ class RawConfig:
         return source
 
 
-class ConfigError(pulumi.RunError):
-    """Invalid stack config. Pulumi prints a RunError's message without a traceback."""
+class ConfigError(Exception):
+    """Invalid stack config: one line per problem, safe to print (no secret, no whole config).
+
+    Plain on purpose: tools that only read settings (`depot compose`, the policy) do not load
+    Pulumi. The program raises it as a ``pulumi.RunError`` (``depot.config.engine``).
+    """
 
 
 def load_settings(stack: str, raw: RawConfig) -> DepotSettings:
@@ -140,22 +143,6 @@ def _checkout_commit() -> str | None:
     except OSError:
         return None
     return result.stdout.strip() if result.returncode == 0 else None
-
-
-def read_engine_config() -> RawConfig:
-    """The config of the running Pulumi program (``pulumi up``, or mocks in tests)."""
-    # The language host passes config through the environment; tests and the automation API
-    # set it in-process. Pulumi's own reader merges both the same way, in this order.
-    values: dict[str, str] = dict(pulumi.runtime.config.get_config_env())
-    values.update(pulumi.runtime.config.CONFIG.get())
-    secret_keys = set(pulumi.runtime.config.get_config_secret_keys_env())
-    secret_keys |= pulumi.runtime.config._SECRET_KEYS.get()
-    return RawConfig(values=values, secret_keys=frozenset(secret_keys))
-
-
-def load_stack_settings() -> DepotSettings:
-    """Settings of the stack being deployed, as Pulumi runs the program."""
-    return load_settings(pulumi.get_stack(), read_engine_config())
 
 
 def _decode(text: str) -> object:

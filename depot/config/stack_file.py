@@ -15,14 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from depot.config.loader import ConfigError, RawConfig
+from depot.config.loader import ConfigError, RawConfig, load_settings
+from depot.paths import PROJECT_ROOT
 
 UNDECRYPTED = "[secure value: only the Pulumi CLI can decrypt it]"
 
@@ -84,6 +85,21 @@ def read_stack_file(stack: str, project_dir: Path) -> RawConfig:
     except OSError as error:
         raise ConfigError(f"{path.name}: cannot be read: {error.strerror}") from None
     return parse_stack_file(data, path.name)
+
+
+def stack_config(
+    stack: str, profiles: Sequence[str] = (), project_dir: Path = PROJECT_ROOT
+) -> RawConfig:
+    """The stack file's config, with ``profiles`` enabled on top of the stack's own."""
+    config = read_stack_file(stack, project_dir)
+    if not profiles:
+        return config
+    # Enable, as `docker compose --profile` does: the stack's profiles stay on.
+    current = list(load_settings(stack, config).profiles)
+    wanted = list(dict.fromkeys([*current, *profiles]))
+    return RawConfig(
+        {**config.values, "depot:profiles": encode(wanted)}, config.secret_keys, config.positions
+    )
 
 
 def parse_stack_file(data: bytes, source: str) -> RawConfig:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from depot.config.loader import RawConfig, load_settings
-from depot.config.stack_file import encode, read_stack_file
+from depot.config.loader import RawConfig
+from depot.config.stack_file import stack_config
 from depot.paths import PROJECT_ROOT, project_relative
 from depot.program import deploy
 from depot.recording import Recording, Registration, Secret, Unknown, record
@@ -108,19 +108,6 @@ class Plan:
 
     def by_key(self) -> dict[str, PlannedResource]:
         return {resource.key: resource for resource in self.resources}
-
-
-def stack_config(
-    stack: str, profiles: Sequence[str] = (), project_dir: Path = PROJECT_ROOT
-) -> RawConfig:
-    """The stack file's config, with ``profiles`` enabled on top of the stack's own."""
-    config = read_stack_file(stack, project_dir)
-    if not profiles:
-        return config
-    # Enable, as `docker compose --profile` does: the stack's profiles stay on.
-    current = list(load_settings(stack, config).profiles)
-    wanted = list(dict.fromkeys([*current, *profiles]))
-    return RawConfig({**config.values, "depot:profiles": encode(wanted)}, config.secret_keys)
 
 
 def plan_stack(
