@@ -7,6 +7,7 @@ start order). What differs between stacks (restart, limits, profiles, ports, log
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
@@ -19,8 +20,46 @@ DATABASE_NETWORK: NetworkName = "database-network"
 
 POSTGRES_DATA_VOLUME = "postgres-data"
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}  # json-file rotation, reference "Logging"
+
+
+@dataclass(frozen=True)
+class TmpfsOptions:
+    """How an in-memory mount is made: each runtime writes these its own way."""
+
+    size_mib: int
+    noexec: bool = True
+    nosuid: bool = True
+
+    @property
+    def size_bytes(self) -> int:
+        return self.size_mib * 1024 * 1024
+
+    @property
+    def mount_options(self) -> str:
+        """As ``docker run --tmpfs`` and Compose write them: ``rw,noexec,nosuid,size=64m``."""
+        flags = ["rw", *(["noexec"] if self.noexec else []), *(["nosuid"] if self.nosuid else [])]
+        return ",".join([*flags, f"size={self.size_mib}m"])
+
+
 # Every tmpfs mount: writable scratch space that can run nothing and is bounded in size.
-TMPFS_OPTIONS = "rw,noexec,nosuid,size=64m"
+SCRATCH = TmpfsOptions(size_mib=64)
+
+SecretName = Literal["database_password", "grafana_admin_password"]
+
+
+@dataclass(frozen=True)
+class StackSecret:
+    """A password the stack holds: the secret config ``setting``, or generated when unset."""
+
+    name: SecretName
+    setting: str  # the key under depot:, set with `pulumi config set --secret`
+
+
+SECRETS: tuple[StackSecret, ...] = (
+    StackSecret("database_password", setting="databasePassword"),
+    StackSecret("grafana_admin_password", setting="grafanaAdminPassword"),
+)
+"""Every password a service reads; adding one here is what makes the program hold it."""
 
 
 def worst_case_seconds(*, interval: int, timeout: int, retries: int, start_period: int) -> int:
@@ -62,6 +101,11 @@ class Healthcheck:
         return self.worst_case_seconds + self.interval
 
 
+def database_url(password: str) -> str:
+    """dispatch's ``DATABASE_URL`` for ``password``: postgres' user, alias, port and database."""
+    return f"postgres://postgres:{quote(password, safe='')}@postgres:5432/dispatch"
+
+
 def http_probe(port: int, path: str = "/health") -> tuple[str, ...]:
     """An exec-form probe with busybox wget, present in every Alpine-based depot image."""
     return ("CMD", "wget", "-q", "-O-", f"http://localhost:{port}{path}")
@@ -96,13 +140,42 @@ class PulledImage:
 class SecretFile:
     """A secret delivered as a file under /run/secrets, readable only by ``owner``."""
 
-    secret: Literal["database_password", "grafana_admin_password"]
+    secret: SecretName
     env: str  # the image's ``*_FILE`` variable that points at the file
     owner: int
+    mode: int = 0o400  # read by its owner only
 
     @property
     def path(self) -> str:
         return f"/run/secrets/{self.secret}"
+
+
+@dataclass(frozen=True)
+class SecretEnv:
+    """An environment variable built from a secret (``DATABASE_URL`` from the password)."""
+
+    name: str
+    secret: SecretName
+    render: Callable[[str], str]  # the secret's value → the variable's value
+
+
+BindSetting = Literal["console.distPath", "console.sessionsPath"]
+
+
+@dataclass(frozen=True)
+class BindSpec:
+    """A host directory mounted into the service; the stack says where it is on the host."""
+
+    setting: BindSetting  # the depot: key holding the host path
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """Access to the host's GPUs: every one of them, as ``docker run --gpus all``."""
+
+    count: int | Literal["all"] = "all"
 
 
 @dataclass(frozen=True)
@@ -120,18 +193,18 @@ class ServiceSpec:
     log_target: str | None = None  # the RUST_LOG target, for the Rust services
     extra_log_directives: str = ""
     secret_files: tuple[SecretFile, ...] = ()
-    tmpfs: tuple[str, ...] = ()  # in-memory writable paths; the root filesystem is read-only
+    secret_env: tuple[SecretEnv, ...] = ()
+    tmpfs: tuple[str, ...] = ()  # in-memory writable paths (SCRATCH); the root is read-only
     # Why the root filesystem must stay writable (None: it is read-only). See README "Policy".
     writable_root: str | None = None
     # Capabilities kept after dropping ALL: only what the image's entrypoint needs.
     capabilities: tuple[str, ...] = ()
     user: str | None = None  # None: the image's own user
     metrics: bool = False
-    gpu: bool = False
+    gpu: GpuRequest | None = None
     stop_grace_seconds: int = 10
     data_mount: str | None = None  # where ``postgres-data`` is mounted
-    console_mounts: bool = False
-    database_url: bool = False
+    binds: tuple[BindSpec, ...] = ()
 
     @property
     def container_name(self) -> str:
@@ -184,7 +257,7 @@ DISPATCH = ServiceSpec(
     log_target="dispatch",
     extra_log_directives=",sqlx=warn",
     metrics=True,
-    database_url=True,
+    secret_env=(SecretEnv("DATABASE_URL", "database_password", render=database_url),),
     tmpfs=("/tmp",),  # noqa: S108 - scratch space on a read-only root
     user=SERVICE_USER,
 )
@@ -221,7 +294,10 @@ CONSOLE = ServiceSpec(
     networks=(DEPOT_NETWORK,),
     port=80,
     waits_for=("discovery", "dispatch", "grafana"),
-    console_mounts=True,
+    binds=(
+        BindSpec("console.distPath", "/usr/share/nginx/html", read_only=True),
+        BindSpec("console.sessionsPath", "/data/sessions", read_only=False),
+    ),
     tmpfs=("/tmp", "/var/cache/nginx", "/var/run"),  # noqa: S108 - nginx's cache, pid, scratch
     # The master binds port 80 as root, then starts workers as the nginx user.
     capabilities=("CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"),
@@ -235,7 +311,7 @@ SPLAT_WORKER = ServiceSpec(
     networks=(DEPOT_NETWORK,),
     profile="gpu",
     log_target="splat_worker",
-    gpu=True,
+    gpu=GpuRequest(),
     tmpfs=("/tmp",),  # noqa: S108 - scratch space on a read-only root
     user=SERVICE_USER,
 )
@@ -266,8 +342,3 @@ SERVICES: tuple[ServiceSpec, ...] = (
 def service(name: ServiceName) -> ServiceSpec:
     """The spec of ``name``."""
     return next(spec for spec in SERVICES if spec.name == name)
-
-
-def database_url(password: str) -> str:
-    """dispatch's ``DATABASE_URL`` for ``password``: postgres' user, alias, port and database."""
-    return f"postgres://postgres:{quote(password, safe='')}@postgres:5432/dispatch"

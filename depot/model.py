@@ -8,31 +8,49 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import cast
 
-from depot.catalog import SERVICES, BuiltImage, PulledImage, ServiceSpec
+from depot.catalog import (
+    SCRATCH,
+    SERVICES,
+    BuiltImage,
+    PulledImage,
+    SecretEnv,
+    SecretFile,
+    ServiceSpec,
+    TmpfsOptions,
+)
 from depot.config.settings import DepotSettings, RestartPolicy, ServiceLimits
-from depot.paths import PROJECT_ROOT
-from depot.types import BuiltServiceName
+from depot.paths import ProjectPath
+from depot.types import ServiceName
 
 
 @dataclass(frozen=True)
 class BindMount:
-    """A host directory mounted into a container."""
+    """A host directory mounted into a container; its path resolved once, in both forms."""
 
-    source: str
+    source: ProjectPath
     target: str
     read_only: bool
 
 
 @dataclass(frozen=True)
-class PublishedPort:
-    """A container port published on the Docker host."""
+class TmpfsMount:
+    """Writable in-memory scratch space at ``path``."""
 
-    internal: int
-    external: int
-    address: str
+    path: str
+    options: TmpfsOptions
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    """A service port reachable from outside: ``published`` on the stack's hosts → ``target``.
+
+    Which address it binds to is the host runtime's business (``publish_address``); Swarm
+    publishes through its ingress and has no such address.
+    """
+
+    target: int
+    published: int
 
 
 @dataclass(frozen=True)
@@ -60,15 +78,32 @@ class ServiceDeployment:
 
     spec: ServiceSpec
     stack: str
-    restart: RestartPolicy
+    restart: RestartPolicy  # the intent (Compose's words); each runtime maps it
     limits: ServiceLimits | None
-    env: tuple[tuple[str, str], ...]
+    env: tuple[tuple[str, str], ...]  # plain values only; see ``secret_env``
     published: PublishedPort | None
+    publish_address: str  # where the host runtime binds ``published``
     bind_mounts: tuple[BindMount, ...]
+    tmpfs: tuple[TmpfsMount, ...]
     image_reference: str | None  # pulled services, and built ones run from a registry digest
-    build_context: str | None  # services built by this stack
+    build_context: ProjectPath | None  # services built by this stack
     build_on_preview: bool
     push: RegistryPush | None = None  # None: built images are loaded into the stack's daemon
+    replicas: int = 1  # how many tasks a scheduler runs; a single host runs one container
+    placement: tuple[str, ...] = ()  # scheduler constraints; a single host has none
+
+    @property
+    def start_after(self) -> tuple[ServiceName, ...]:
+        """Services that must be healthy before this one starts."""
+        return self.spec.waits_for
+
+    @property
+    def secret_files(self) -> tuple[SecretFile, ...]:
+        return self.spec.secret_files
+
+    @property
+    def secret_env(self) -> tuple[SecretEnv, ...]:
+        return self.spec.secret_env
 
     @property
     def name(self) -> str:
@@ -120,7 +155,9 @@ def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
         limits=settings.limits.get(spec.name),
         env=_environment(spec, settings),
         published=_published(spec, settings),
+        publish_address=str(settings.publish.address),
         bind_mounts=_bind_mounts(spec, settings),
+        tmpfs=tuple(TmpfsMount(path, SCRATCH) for path in spec.tmpfs),
         image_reference=_image_reference(spec, settings),
         build_context=context,
         build_on_preview=settings.build.on_preview,
@@ -148,25 +185,21 @@ def _published(spec: ServiceSpec, settings: DepotSettings) -> PublishedPort | No
     external = settings.publish.ports.get(spec.name)
     if external is None or spec.port is None:
         return None
-    return PublishedPort(
-        internal=spec.port, external=external, address=str(settings.publish.address)
-    )
+    return PublishedPort(target=spec.port, published=external)
 
 
 def _bind_mounts(spec: ServiceSpec, settings: DepotSettings) -> tuple[BindMount, ...]:
-    if not spec.console_mounts:
-        return ()
-    return (
-        BindMount(_host_path(settings.console.dist_path), "/usr/share/nginx/html", read_only=True),
-        BindMount(_host_path(settings.console.sessions_path), "/data/sessions", read_only=False),
+    return tuple(
+        BindMount(ProjectPath(settings.bind_source(bind.setting)), bind.target, bind.read_only)
+        for bind in spec.binds
     )
 
 
-def _build_context(spec: ServiceSpec, settings: DepotSettings) -> str | None:
+def _build_context(spec: ServiceSpec, settings: DepotSettings) -> ProjectPath | None:
     if not isinstance(spec.image, BuiltImage) or spec.name in settings.images:
         return None
     # DepotSettings guarantees a context for every enabled built service.
-    return _host_path(settings.build.contexts[cast(BuiltServiceName, spec.name)])
+    return ProjectPath(settings.build.contexts[spec.name])
 
 
 def _push(spec: ServiceSpec, settings: DepotSettings) -> RegistryPush | None:
@@ -182,8 +215,3 @@ def _push(spec: ServiceSpec, settings: DepotSettings) -> RegistryPush | None:
         address=registry.host,
         username=registry.username,
     )
-
-
-def _host_path(path: str) -> str:
-    """Docker needs absolute host paths; relative ones are taken from the project directory."""
-    return str((PROJECT_ROOT / path).resolve()) if not Path(path).is_absolute() else path

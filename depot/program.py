@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
-from depot.catalog import SERVICES, ServiceSpec
+from depot.catalog import SECRETS, SERVICES, SecretName, ServiceSpec
 from depot.components.data import DepotData
 from depot.components.networks import DepotNetworks
 from depot.components.secrets import GeneratedOrGivenPassword
@@ -27,8 +27,7 @@ class Depot:
     services: dict[ServiceName, DepotService]
     networks: DepotNetworks
     data: DepotData
-    database_password: pulumi.Output[str]
-    grafana_admin_password: pulumi.Output[str]
+    passwords: dict[SecretName, pulumi.Output[str]]
     endpoints: dict[ServiceName, str]
 
     def outputs(self) -> dict[str, object]:
@@ -38,8 +37,7 @@ class Depot:
             "networks": {name: net.name for name, net in self.networks.networks.items()},
             "dataVolume": self.data.volume.name,
             "endpoints": self.endpoints,
-            "databasePassword": self.database_password,
-            "grafanaAdminPassword": self.grafana_admin_password,
+            **{secret.setting: self.passwords[secret.name] for secret in SECRETS},
         }
 
 
@@ -65,15 +63,12 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
 
     networks = DepotNetworks("networks", opts=on_docker)
     data = DepotData("data", protect=settings.data.protect, opts=on_docker)
-    database_password = GeneratedOrGivenPassword(
-        "database-password", given=settings.database_password
-    ).value
-    grafana_admin_password = GeneratedOrGivenPassword(
-        "grafana-admin-password", given=settings.grafana_admin_password
-    ).value
-    secrets = {
-        "database_password": database_password,
-        "grafana_admin_password": grafana_admin_password,
+    # Every password the catalog names: the stack's secret config, or generated.
+    secrets: dict[SecretName, pulumi.Output[str]] = {
+        secret.name: GeneratedOrGivenPassword(
+            secret.name.replace("_", "-"), given=settings.secret(secret.setting)
+        ).value
+        for secret in SECRETS
     }
 
     registry_password = (
@@ -88,7 +83,7 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
             networks=networks.networks,
             data_volume=data.volume,
             secrets=secrets,
-            waits_for=[services[name].container for name in deployment.spec.waits_for],
+            waits_for=[services[name].container for name in deployment.start_after],
             registry_password=registry_password,
         )
         services[deployment.spec.name] = DepotService(
@@ -103,10 +98,9 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
         services=services,
         networks=networks,
         data=data,
-        database_password=database_password,
-        grafana_admin_password=grafana_admin_password,
+        passwords=secrets,
         endpoints={
-            d.spec.name: f"http://{d.published.address}:{d.published.external}"
+            d.spec.name: f"http://{d.publish_address}:{d.published.published}"
             for d in planned
             if d.published is not None
         },

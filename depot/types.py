@@ -21,9 +21,6 @@ ServiceName = Literal[
 ]
 """Every depot service; container names are ``depot-<service>``."""
 
-BuiltServiceName = Literal["discovery", "dispatch", "splat-worker", "rtk-base"]
-"""The Rust services built from this repository's Dockerfile."""
-
 
 LogLevel = Literal["trace", "debug", "info", "warn", "error"]
 

@@ -26,9 +26,11 @@ from depot.catalog import (
     DATABASE_NETWORK,
     DEPOT_NETWORK,
     POSTGRES,
+    SECRETS,
     SERVICES,
     NetworkName,
     PulledImage,
+    SecretName,
     ServiceSpec,
 )
 from depot.components.images import image_build_args
@@ -85,13 +87,11 @@ def direct_program() -> None:
         name="postgres-data",
         opts=pulumi.ResourceOptions(provider=provider, parent=data, retain_on_delete=True),
     )
-    secrets = {}
-    for key, name in (
-        ("database_password", "database-password"),
-        ("grafana_admin_password", "grafana-admin-password"),
-    ):
+    secrets: dict[SecretName, pulumi.Output[str]] = {}
+    for secret in SECRETS:
+        name = secret.name.replace("_", "-")
         holder = component("depot:secrets:Password", name)
-        secrets[key] = random.RandomPassword(
+        secrets[secret.name] = random.RandomPassword(
             name, length=32, special=False, opts=pulumi.ResourceOptions(parent=holder)
         ).result
     containers: dict[str, docker.Container] = {}
@@ -143,7 +143,7 @@ def synthetic_catalog(size: int) -> tuple[ServiceSpec, ...]:
                 name=name,
                 image=PulledImage("nginx:1.27.3-alpine"),
                 waits_for=(previous,),
-                console_mounts=False,
+                binds=(),
             )
         )
     return tuple(services)

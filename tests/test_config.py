@@ -231,3 +231,13 @@ def test_raw_config_from_the_engine_decodes_json_values() -> None:
         }
     )
     assert load_settings("x", raw).profiles == ["gpu"]
+
+
+def test_a_pulled_service_takes_no_build_context() -> None:
+    config = stack_config("prod", {"depot:build": {"contexts": {"postgres": "../pg"}}})
+    with pytest.raises(ConfigError) as error:
+        load_settings("prod", config)
+    assert str(error.value) == (
+        "Pulumi.prod.yaml: depot:build.contexts.postgres: '../pg' names postgres, which runs a "
+        "pulled image and is never built here; remove contexts.postgres"
+    )

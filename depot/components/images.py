@@ -71,9 +71,9 @@ def image_build_args(
     deployment: ServiceDeployment, registry_password: pulumi.Output[str] | None
 ) -> docker_build.ImageArgs:
     """The build of one service: loaded into the stack's daemon, or pushed with a cache."""
-    context = docker_build.BuildContextArgs(
-        location=project_relative(deployment.build_context or "")
-    )
+    if deployment.build_context is None:
+        raise TypeError(f"{deployment.name} is not built by this stack")
+    context = docker_build.BuildContextArgs(location=deployment.build_context.relative)
     dockerfile = docker_build.DockerfileArgs(location=project_relative(DOCKERFILE))
     build_args = {"BINARY": deployment.binary}
     # Builds are slow and touch a daemon: previews (e.g. on pull requests) build only when

@@ -11,11 +11,11 @@ import pulumi_docker_build as docker_build
 
 from depot.catalog import (
     LOG_OPTIONS,
-    TMPFS_OPTIONS,
     BuiltImage,
     Healthcheck,
     NetworkName,
-    database_url,
+    SecretEnv,
+    SecretName,
 )
 from depot.components.images import ServiceImage
 from depot.model import ServiceDeployment
@@ -27,7 +27,7 @@ class ServiceWiring:
 
     networks: Mapping[NetworkName, docker.Network]
     data_volume: docker.Volume
-    secrets: Mapping[str, pulumi.Output[str]]
+    secrets: Mapping[SecretName, pulumi.Output[str]]
     waits_for: Sequence[docker.Container]
     registry_password: pulumi.Output[str] | None = None
 
@@ -114,9 +114,9 @@ def to_container_args(
         ports=(
             [
                 docker.ContainerPortArgs(
-                    internal=deployment.published.internal,
-                    external=deployment.published.external,
-                    ip=deployment.published.address,
+                    internal=deployment.published.target,
+                    external=deployment.published.published,
+                    ip=deployment.publish_address,
                     protocol="tcp",
                 )
             ]
@@ -134,12 +134,15 @@ def to_container_args(
         ),
         mounts=[
             docker.ContainerMountArgs(
-                type="bind", source=mount.source, target=mount.target, read_only=mount.read_only
+                type="bind",
+                source=mount.source.host,
+                target=mount.target,
+                read_only=mount.read_only,
             )
             for mount in deployment.bind_mounts
         ]
         or None,
-        tmpfs=dict.fromkeys(spec.tmpfs, TMPFS_OPTIONS) or None,
+        tmpfs={tmpfs.path: tmpfs.options.mount_options for tmpfs in deployment.tmpfs} or None,
         read_only=spec.writable_root is None,
         user=spec.user,
         capabilities=docker.ContainerCapabilitiesArgs(
@@ -152,12 +155,12 @@ def to_container_args(
                 content=wiring.secrets[secret.secret],
                 owner=str(secret.owner),
                 group=str(secret.owner),
-                permissions="0400",
+                permissions=f"0{secret.mode:o}",
             )
-            for secret in spec.secret_files
+            for secret in deployment.secret_files
         ]
         or None,
-        gpus="all" if spec.gpu else None,
+        gpus=str(spec.gpu.count) if spec.gpu else None,
         # Our Rust binaries run as PID 1 without default signal handlers; an init forwards
         # SIGTERM so `docker stop` is a clean stop, not a kill after the grace period.
         init=True if isinstance(spec.image, BuiltImage) else None,
@@ -166,6 +169,10 @@ def to_container_args(
         # Anonymous volumes go with the container; the named data volume never does.
         remove_volumes=spec.data_mount is None,
     )
+
+
+def _secret_variable(env: SecretEnv, secret: pulumi.Output[str]) -> pulumi.Output[str]:
+    return secret.apply(lambda value: f"{env.name}={env.render(value)}")
 
 
 def _healthcheck(check: Healthcheck) -> docker.ContainerHealthcheckArgs:
@@ -179,13 +186,14 @@ def _healthcheck(check: Healthcheck) -> docker.ContainerHealthcheckArgs:
 
 
 def container_env(
-    deployment: ServiceDeployment, secrets: Mapping[str, pulumi.Output[str]]
+    deployment: ServiceDeployment, secrets: Mapping[SecretName, pulumi.Output[str]]
 ) -> pulumi.Input[Sequence[str]]:
     plain = [f"{key}={value}" for key, value in deployment.env]
-    if not deployment.spec.database_url:
+    if not deployment.secret_env:
         return plain
-    # The URL carries the password, so the whole list becomes a secret (masked in diffs).
-    url = secrets["database_password"].apply(database_url)
+    # A value built from a secret (DATABASE_URL carries the password) makes the whole list a
+    # secret: the provider takes one list, so diffs mask it all.
+    derived = [_secret_variable(env, secrets[env.secret]) for env in deployment.secret_env]
     return pulumi.Output.secret(
-        pulumi.Output.from_input(url).apply(lambda u: sorted([*plain, f"DATABASE_URL={u}"]))
+        pulumi.Output.all(*derived).apply(lambda values: sorted([*plain, *values]))
     )

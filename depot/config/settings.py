@@ -13,10 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 from pydantic_core import PydanticCustomError
 
-from depot.catalog import SERVICES, BuiltImage, service
+from depot.catalog import SECRETS, SERVICES, BindSetting, BuiltImage, service
 from depot.types import (
     MAX_RESTART_RETRIES,
-    BuiltServiceName,
     Cpus,
     DockerHost,
     EnforcementLevel,
@@ -99,9 +98,22 @@ class DockerSettings(SettingsModel):
 class BuildSettings(SettingsModel):
     """Where the Rust services' sources are, whether previews build them, and where."""
 
-    contexts: dict[BuiltServiceName, HostPath] = Field(
+    contexts: dict[ServiceName, HostPath] = Field(
         default_factory=dict, description="a map of built service to its source directory"
     )
+
+    @model_validator(mode="after")
+    def _only_built_services(self) -> Self:
+        for name in self.contexts:
+            if not isinstance(service(name).image, BuiltImage):
+                raise PydanticCustomError(
+                    "not_built",
+                    "names {service}, which runs a pulled image and is never built here; "
+                    "remove contexts.{service}",
+                    {"service": name, "key": f"contexts.{name}"},
+                )
+        return self
+
     on_preview: bool = False
     # The daemon that builds. Unset: the stack's Docker host when images are loaded there,
     # the local daemon of whoever runs `pulumi up` when they are pushed to a registry.
@@ -301,6 +313,19 @@ class DepotSettings(SettingsModel):
             )
         return self
 
+    def secret(self, setting: str) -> SecretStr | None:
+        """The value of a secret setting by its key (``databasePassword``), if the stack set it."""
+        value = getattr(self, to_snake(setting))
+        return value if isinstance(value, SecretStr) else None
+
+    def bind_source(self, setting: BindSetting) -> str:
+        """The host path a catalog bind mount names by its setting (``console.distPath``)."""
+        sources: dict[BindSetting, str] = {
+            "console.distPath": self.console.dist_path,
+            "console.sessionsPath": self.console.sessions_path,
+        }
+        return sources[setting]
+
     def unbuildable(self, profile: Profile | None) -> list[ServiceName]:
         """Built services of ``profile`` with neither a crate to build nor a digest to run."""
         return [
@@ -317,5 +342,5 @@ class DepotSettings(SettingsModel):
         return profile is None or profile in self.profiles
 
 
-SECRET_KEYS = ("databasePassword", "grafanaAdminPassword", "registryPassword")
+SECRET_KEYS = (*(secret.setting for secret in SECRETS), "registryPassword")
 """Keys that must be set with ``pulumi config set --secret``."""

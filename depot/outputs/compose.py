@@ -29,7 +29,6 @@ from depot.catalog import (
     LOG_OPTIONS,
     POSTGRES_DATA_VOLUME,
     SERVICES,
-    TMPFS_OPTIONS,
     BuiltImage,
     Healthcheck,
     NetworkName,
@@ -85,21 +84,24 @@ def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
         "profiles": [spec.profile] if spec.profile else None,
         # The program creates the dependencies with `wait` and this container after them;
         # Compose waits for their healthchecks itself.
-        "depends_on": {name: {"condition": "service_healthy"} for name in spec.waits_for} or None,
+        "depends_on": {name: {"condition": "service_healthy"} for name in deployment.start_after}
+        or None,
         "restart": _restart(deployment.restart),
         "environment": dict(deployment.env) or None,
         # DATABASE_URL embeds the password, and Compose cannot build a value from a file
         # secret: it comes from an env file that `depot secrets init` writes (mode 0600).
-        "env_file": f"./{SECRETS_DIR}/{env_file_name(spec.name)}" if spec.database_url else None,
+        "env_file": (
+            f"./{SECRETS_DIR}/{env_file_name(spec.name)}" if deployment.secret_env else None
+        ),
         "healthcheck": _healthcheck(spec.healthcheck),
         # The program's first network is the container's own (network_mode); Compose attaches
         # them all itself. The first only picks the default route, which internal networks lack.
         "networks": {network: {"aliases": [spec.name]} for network in spec.networks},
         "ports": [
             {
-                "target": published.internal,
-                "published": published.external,  # an integer: Swarm's loader refuses a string
-                "host_ip": published.address,
+                "target": published.target,
+                "published": published.published,  # an integer: Swarm's loader refuses a string
+                "host_ip": deployment.publish_address,
                 "protocol": "tcp",
             }
         ]
@@ -107,16 +109,17 @@ def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
         else None,
         "volumes": _volumes(deployment) or None,
         # `path:options`: Compose hands Docker the same tmpfs map the program sends.
-        "tmpfs": [f"{path}:{TMPFS_OPTIONS}" for path in spec.tmpfs] or None,
+        "tmpfs": [f"{tmpfs.path}:{tmpfs.options.mount_options}" for tmpfs in deployment.tmpfs]
+        or None,
         "secrets": [
             {
                 "source": secret.secret,
                 "target": secret.path,
                 "uid": str(secret.owner),
                 "gid": str(secret.owner),
-                "mode": FileMode(SECRET_FILE_MODE),
+                "mode": FileMode(secret.mode),
             }
-            for secret in spec.secret_files
+            for secret in deployment.secret_files
         ]
         or None,
         "read_only": spec.writable_root is None,
@@ -165,7 +168,7 @@ def _image(deployment: ServiceDeployment) -> dict[str, Any]:
     if deployment.build_context is None:
         # The pinned reference; the program runs what it pulled for it.
         return {"image": deployment.image_reference}
-    context = deployment.build_context
+    context = deployment.build_context.host
     push = deployment.push
     return {
         # Compose tags what it builds with `image:`: the program's local tag, or the registry
@@ -218,7 +221,7 @@ def _volumes(deployment: ServiceDeployment) -> list[dict[str, Any]]:
     volumes.extend(
         {
             "type": "bind",
-            "source": project_path(mount.source),
+            "source": mount.source.relative,
             "target": mount.target,
             "read_only": mount.read_only,
         }
@@ -237,9 +240,9 @@ def _resources(deployment: ServiceDeployment) -> dict[str, Any]:
         resources["limits"] = {"cpus": f"{limits.cpus:g}", "memory": f"{limits.memory}m"}
         if limits.memory_reservation is not None:
             reservations["memory"] = f"{limits.memory_reservation}m"
-    if deployment.spec.gpu:
+    if deployment.spec.gpu is not None:
         # The program's `gpus: all` is this device request: every GPU, any driver.
-        reservations["devices"] = [{"capabilities": ["gpu"], "count": "all"}]
+        reservations["devices"] = [{"capabilities": ["gpu"], "count": deployment.spec.gpu.count}]
     if reservations:
         resources["reservations"] = reservations
     return resources

@@ -18,10 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from depot.catalog import SERVICES, ServiceSpec, database_url
+from depot.catalog import SERVICES, ServiceSpec
 
 SECRETS_DIR = "secrets"  # beside the Compose file, at the project root; git-ignored
-DATABASE_PASSWORD = "database_password"  # noqa: S105 - the secret's name, not a value
 PASSWORD_LENGTH = 32
 # Letters and digits, as the program's RandomPassword (special=False): nothing to escape anywhere.
 _ALPHABET = string.ascii_letters + string.digits
@@ -85,8 +84,8 @@ def init_secret_files(
             _, problem, warning = _read_secret(directory / name)
             results.append(SecretFileResult(name, False, problem, warning))
     for spec in services:
-        if spec.database_url:
-            results.append(_database_env_file(directory, env_file_name(spec.name)))
+        if spec.secret_env:
+            results.append(_secret_env_file(directory, spec))
     return results
 
 
@@ -111,27 +110,33 @@ def _private_folder(directory: Path) -> None:
         )
 
 
-def _database_env_file(directory: Path, name: str) -> SecretFileResult:
-    password_file = directory / secret_file_name(DATABASE_PASSWORD)
-    password, problem, _ = _read_secret(password_file)
-    if password is None:
-        # Never build DATABASE_URL from an empty or unreadable password: say why, write nothing.
-        why = f"cannot be built: {password_file.name} {problem}"
-        if os.path.lexists(directory / name):
-            return SecretFileResult(name, created=False, problem=why)
-        return SecretFileResult(name, created=False, problem=why, skipped=True)
-    expected = f"DATABASE_URL={database_url(password)}"
-    if _create(directory / name, expected + "\n"):
+def _secret_env_file(directory: Path, spec: ServiceSpec) -> SecretFileResult:
+    """``<service>.env``: the variables the service builds from secrets (``DATABASE_URL``)."""
+    name = env_file_name(spec.name)
+    expected: dict[str, tuple[str, Path]] = {}  # line → (variable, the file it comes from)
+    for env in spec.secret_env:
+        secret_file = directory / secret_file_name(env.secret)
+        value, problem, _ = _read_secret(secret_file)
+        if value is None:
+            # Never build a variable from an empty or unreadable secret: say why, write nothing.
+            why = f"cannot be built: {secret_file.name} {problem}"
+            if os.path.lexists(directory / name):
+                return SecretFileResult(name, created=False, problem=why)
+            return SecretFileResult(name, created=False, problem=why, skipped=True)
+        expected[f"{env.name}={env.render(value)}"] = (env.name, secret_file)
+    if _create(directory / name, "".join(f"{line}\n" for line in expected)):
         return SecretFileResult(name, created=True)
     content, problem, warning = _read_secret(directory / name)
     if content is None:
         return SecretFileResult(name, False, problem, warning)
-    if expected in content.splitlines():
+    stale = [source for line, source in expected.items() if line not in content.splitlines()]
+    if not stale:
         return SecretFileResult(name, created=False, warning=warning)
+    variable, secret_file = stale[0]
     return SecretFileResult(
         name,
         created=False,
-        problem=f"its DATABASE_URL does not match {password_file.name}; "
+        problem=f"its {variable} does not match {secret_file.name}; "
         "remove it and run again to rebuild it",
         warning=warning,
     )
