@@ -191,7 +191,7 @@ def _check(args: argparse.Namespace) -> tuple[str, int]:
 
     config = stack_config(args.stack, args.profiles)  # read once: for the policy and the plan
     settings = load_settings(args.stack, config)
-    plan = plan_config(args.stack, config)
+    plan = plan_config(args.stack, config, settings=settings)
     violations = check_plan(plan, settings.policy, postgres_major=settings.data.postgres_major)
     return report(violations, args.stack)
 

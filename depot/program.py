@@ -107,8 +107,13 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
     )
 
 
-def deploy() -> None:
-    """Entry point of ``pulumi up``: validate the stack's config, then build and export."""
-    settings = load_stack_settings()  # raises before any resource is registered
+def deploy(settings: DepotSettings | None = None) -> None:
+    """Entry point of ``pulumi up``: validate the stack's config, then build and export.
+
+    A tool that validated the settings already (``depot check``, ``depot plan``) passes them,
+    so one command validates once.
+    """
+    if settings is None:
+        settings = load_stack_settings()  # raises before any resource is registered
     for key, value in build_depot(settings).outputs().items():
         pulumi.export(key, value)

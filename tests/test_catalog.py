@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
+import pytest
 from pydantic import SecretStr
 
+import depot.config as config_package
+import depot.review.plan as plan_module
 from depot.catalog import SECRETS, SERVICES, BindSetting, BuiltImage, SecretName
+from depot.cli import main
+from depot.config import loader
 from depot.config.loader import RawConfig, load_settings
 from depot.config.settings import SECRET_KEYS, DepotSettings
 from depot.config.stack_file import stack_config
@@ -75,3 +80,29 @@ def test_a_project_path_knows_both_of_its_forms() -> None:
     assert absolute.host == absolute.relative == "/srv/depot/console/dist"
     elsewhere = ProjectPath("x", root=Path("/a/b"))
     assert (elsewhere.host, elsewhere.relative) == ("/a/b/x", "./x")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check", "--stack", "prod"],
+        ["plan", "--stack", "dev", "--profile", "gpu"],
+        ["graph", "--stack", "prod"],
+        ["compose", "--stack", "dev", "--profile", "rtk"],
+    ],
+)
+def test_a_command_validates_the_settings_once(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[str] = []
+    real = loader.load_settings
+
+    def counted(stack: str, raw: RawConfig) -> DepotSettings:
+        calls.append(stack)
+        return real(stack, raw)
+
+    for module in (loader, plan_module, config_package):
+        monkeypatch.setattr(module, "load_settings", counted)
+    assert main(command) in (0, 1)
+    capsys.readouterr()
+    assert len(calls) == 1

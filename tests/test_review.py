@@ -289,7 +289,10 @@ def test_a_bad_config_gives_the_programs_message(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(project)},
     )
     assert completed.returncode == 2
-    assert "Pulumi.dev.yaml: depot:restart: 'sometimes' is not a restart policy" in completed.stderr
+    assert "Pulumi.dev.yaml:3:18: depot:restart: 'sometimes' is not a restart" in completed.stderr
+        "Pulumi.dev.yaml:3:18: depot:restart: 'sometimes' is not a restart policy"
+        in completed.stderr
+    )
 
 
 def test_secure_values_in_a_stack_file_never_fail_or_print(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from depot.config.loader import ConfigError, RawConfig, load_settings
+from depot.config.loader import ConfigError, RawConfig
 from depot.paths import PROJECT_ROOT
 
 UNDECRYPTED = "[secure value: only the Pulumi CLI can decrypt it]"
@@ -92,11 +92,15 @@ def stack_config(
 ) -> RawConfig:
     """The stack file's config, with ``profiles`` enabled on top of the stack's own."""
     config = read_stack_file(stack, project_dir)
-    if not profiles:
-        return config
-    # Enable, as `docker compose --profile` does: the stack's profiles stay on.
-    current = list(load_settings(stack, config).profiles)
-    wanted = list(dict.fromkeys([*current, *profiles]))
+    try:
+        current = json.loads(config.values.get("depot:profiles", "[]"))
+    except (ValueError, RecursionError):
+        current = None
+    if not profiles or not isinstance(current, list):
+        return config  # nothing to add, or a value the validation will refuse as it is
+    # Enable, as `docker compose --profile` does: the stack's profiles stay on. Not validated
+    # here: the caller validates the result, once.
+    wanted = [*current, *(p for p in dict.fromkeys(profiles) if p not in current)]
     return RawConfig(
         {**config.values, "depot:profiles": encode(wanted)}, config.secret_keys, config.positions
     )

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from depot.config.loader import RawConfig
+from depot.config.loader import RawConfig, load_settings
+from depot.config.settings import DepotSettings
 from depot.config.stack_file import stack_config
 from depot.paths import PROJECT_ROOT, project_relative
 from depot.program import deploy
@@ -131,9 +132,14 @@ def plan_config(
     project_dir: Path = PROJECT_ROOT,
     *,
     fingerprint_key: bytes | None = None,
+    settings: DepotSettings | None = None,
 ) -> Plan:
-    """The plan of ``stack`` with ``config`` already read (see ``stack_config``)."""
-    recording = record(deploy, stack=stack, config=config)
+    """The plan of ``stack`` with ``config`` already read (see ``stack_config``).
+
+    ``settings``: ``config`` validated already, by a caller that needed it too.
+    """
+    validated = settings if settings is not None else load_settings(stack, config)
+    recording = record(lambda: deploy(validated), stack=stack, config=config)
     return plan_from(recording, project_dir, fingerprint_key=fingerprint_key)
 
 
