@@ -289,7 +289,7 @@ def test_a_bad_config_gives_the_programs_message(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(project)},
     )
     assert completed.returncode == 2
-    assert "Pulumi.dev.yaml:3:18: depot:restart: 'sometimes' is not a restart" in completed.stderr
+    assert (
         "Pulumi.dev.yaml:3:18: depot:restart: 'sometimes' is not a restart policy"
         in completed.stderr
     )
