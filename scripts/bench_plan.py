@@ -11,33 +11,26 @@ disturbed by whatever else the machine does, which is what a ratio of two costs 
 
 from __future__ import annotations
 
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import cast
 
-import pulumi
-import pulumi_docker as docker
-import pulumi_docker_build as docker_build
-import pulumi_random as random
+from bench_direct import direct_program  # beside this script (scripts/ is on sys.path)
 
 from depot.catalog import (
     CONSOLE,
-    DATABASE_NETWORK,
-    DEPOT_NETWORK,
     POSTGRES,
-    SECRETS,
     SERVICES,
-    NetworkName,
     PulledImage,
-    SecretName,
     ServiceSpec,
 )
-from depot.components.images import image_build_args
-from depot.components.service import ServiceWiring, to_container_args
 from depot.config.engine import load_stack_settings
 from depot.config.stack_file import stack_config
-from depot.model import deployments
+from depot.paths import PROJECT_ROOT
 from depot.program import build_depot
 from depot.recording import record
 from depot.review.plan import plan_from, plan_stack
@@ -55,80 +48,6 @@ def best_seconds(action: Callable[[], object], runs: int = RUNS) -> float:
         action()
         samples.append(time.perf_counter() - start)
     return min(samples)
-
-
-def direct_program() -> None:
-    """The resources `depot plan --stack prod` lists — the same types, names, parents and
-    inputs — registered directly with pulumi_docker, pulumi_docker_build, pulumi_random and bare
-    ``pulumi.ComponentResource``s: no typed components, no outputs, no plan rendering."""
-    settings = load_stack_settings()
-    registry = settings.registry
-    provider = docker.Provider(
-        "docker",
-        host=settings.docker.host,
-        registry_auth=(
-            [docker.ProviderRegistryAuthArgs(address=registry.host)] if registry else None
-        ),
-    )
-    builder = docker_build.Provider("docker-build", host=None if registry else settings.docker.host)
-
-    def component(type_: str, name: str, parent: pulumi.Resource | None = None) -> pulumi.Resource:
-        return pulumi.ComponentResource(type_, name, None, pulumi.ResourceOptions(parent=parent))
-
-    network_group = component("depot:network:Networks", "networks")
-    on_docker = pulumi.ResourceOptions(provider=provider, parent=network_group)
-    networks: dict[NetworkName, docker.Network] = {
-        name: docker.Network(name, name=name, driver="bridge", internal=internal, opts=on_docker)
-        for name, internal in ((DEPOT_NETWORK, False), (DATABASE_NETWORK, True))
-    }
-    data = component("depot:data:Data", "data")
-    volume = docker.Volume(
-        "postgres-data",
-        name="postgres-data",
-        opts=pulumi.ResourceOptions(provider=provider, parent=data, retain_on_delete=True),
-    )
-    secrets: dict[SecretName, pulumi.Output[str]] = {}
-    for secret in SECRETS:
-        name = secret.name.replace("_", "-")
-        holder = component("depot:secrets:Password", name)
-        secrets[secret.name] = random.RandomPassword(
-            name, length=32, special=False, opts=pulumi.ResourceOptions(parent=holder)
-        ).result
-    containers: dict[str, docker.Container] = {}
-    for deployment in deployments(settings):
-        spec = deployment.spec
-        service = component("depot:services:Service", spec.name)
-        holder = component("depot:images:ServiceImage", f"{spec.name}-image", service)
-        on_host = pulumi.ResourceOptions(provider=provider, parent=holder)
-        if deployment.build_context is None:
-            image = docker.RemoteImage(
-                f"{spec.name}-image", name=deployment.image_reference or "", opts=on_host
-            )
-            runs = image.image_id
-        else:
-            build = docker_build.Image(
-                f"{spec.name}-image-build",
-                args=image_build_args(deployment, None),
-                opts=pulumi.ResourceOptions(provider=builder, parent=holder),
-            )
-            reference = (
-                pulumi.Output.concat(deployment.push.repository, "@", build.digest)
-                if deployment.push
-                else build.ref
-            )
-            image = docker.RemoteImage(f"{spec.name}-image", name=reference, opts=on_host)
-            runs = image.name if deployment.push else image.image_id
-        wiring = ServiceWiring(
-            networks=networks,
-            data_volume=volume,
-            secrets=secrets,
-            waits_for=[containers[name] for name in spec.waits_for],
-        )
-        containers[spec.name] = docker.Container(
-            f"{spec.name}-container",
-            args=to_container_args(deployment, runs, wiring),
-            opts=pulumi.ResourceOptions(provider=provider, parent=service),
-        )
 
 
 def synthetic_catalog(size: int) -> tuple[ServiceSpec, ...]:
@@ -158,6 +77,28 @@ def plan_synthetic(size: int) -> None:
     dumps(plan_from(record(program, stack="prod", config=stack_config("prod"))).to_json())
 
 
+WHOLE_PROCESS_RUNS = 9
+
+
+def whole_process_seconds() -> tuple[float, float]:
+    """Medians of alternated runs: ``depot plan --stack prod`` as a command, and a plain Python
+    process that imports the providers and registers the same resources under the same mocks.
+
+    Alternated, so a slow patch of the machine hits both; the median, because a command's time
+    includes process start, which is what a user waits for.
+    """
+    plan_command = [sys.executable, "-m", "depot", "plan", "--stack", "prod"]
+    direct_command = [sys.executable, str(PROJECT_ROOT / "scripts" / "bench_direct.py")]
+    plans: list[float] = []
+    directs: list[float] = []
+    for _ in range(WHOLE_PROCESS_RUNS):
+        for command, samples in ((plan_command, plans), (direct_command, directs)):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=PROJECT_ROOT)  # noqa: S603 - our own interpreter
+            samples.append(time.perf_counter() - start)
+    return statistics.median(plans), statistics.median(directs)
+
+
 def main() -> None:
     plan = best_seconds(lambda: dumps(plan_stack("prod").to_json()))
     direct = best_seconds(lambda: record(direct_program, stack="prod", config=stack_config("prod")))
@@ -173,6 +114,12 @@ def main() -> None:
     for label, seconds in rows:
         print(f"{label:45} {seconds * 1000:8.1f} ms")
     print(f"plan / direct: {plan / direct:.2f} (target ≤ 1.5)")
+    command, process = whole_process_seconds()
+    print(
+        f"as whole processes (median of {WHOLE_PROCESS_RUNS} alternated): depot plan "
+        f"{command * 1000:.0f} ms, direct {process * 1000:.0f} ms, "
+        f"ratio {command / process:.2f} (target ≤ 1.3)"
+    )
     print(f"200 / 20 services: {large / small:.2f} (target ≤ 12; linear is 10)")
     print(f"depot services: {len(SERVICES)}; runs per figure: {RUNS} (200 services: 3)")
 
