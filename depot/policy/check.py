@@ -9,7 +9,8 @@ from pathlib import Path
 from depot.config.settings import PolicySettings
 from depot.paths import PROJECT_ROOT
 from depot.policy.rules import RULES, Rule, Stack
-from depot.review.plan import Plan, PlannedResource
+from depot.review.planned import Plan, PlannedResource
+from depot.review.workload import display_name
 from depot.types import EnforcementLevel
 
 
@@ -23,10 +24,9 @@ class Violation:
     level: EnforcementLevel
 
     def __str__(self) -> str:
-        shown = self.resource.inputs.get("name")
-        label = shown if isinstance(shown, str) else self.resource.name
+        resource = self.resource
         return (
-            f"{self.level}: {label} ({self.resource.type} {self.resource.name}) "
+            f"{self.level}: {display_name(resource)} ({resource.type} {resource.name}) "
             f"[{self.rule.id}] {self.message} — fix: {self.rule.fix}"
         )
 
