@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from depot.config.settings import PolicySettings
 from depot.paths import PROJECT_ROOT
 from depot.policy.rules import RULES, Rule, Stack
 from depot.review.planned import Plan, PlannedResource
 from depot.review.workload import display_name
 from depot.types import EnforcementLevel
+
+if TYPE_CHECKING:  # the settings are read by the caller; checking them needs no loader
+    from depot.config.settings import PolicySettings
 
 
 @dataclass(frozen=True)
