@@ -250,8 +250,12 @@ def _labels(value: object) -> tuple[tuple[str, str], ...]:
 
 
 def _networks(value: object) -> tuple[NetworkAttachment, ...]:
+    # Swarm's provider names a network by ``id`` (``name`` is deprecated there); a container's
+    # by ``name``.
     return tuple(
-        NetworkAttachment(str(_map(n).get("name")), _strings(_map(n).get("aliases")))
+        NetworkAttachment(
+            str(_map(n).get("name") or _map(n).get("id")), _strings(_map(n).get("aliases"))
+        )
         for n in _list(value)
     )
 
