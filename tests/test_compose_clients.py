@@ -34,8 +34,9 @@ from depot.config import load_settings
 from depot.outputs.compose import compose_yaml
 from depot.outputs.secret_files import init_secret_files
 from depot.recording import Recording, Registration
+from depot.resource_types import NETWORK
 from depot.review.plan import stack_config
-from tests.conftest import NETWORK, PROJECT_DIR, STACKS, containers, env_of, run_stack
+from tests.conftest import PROJECT_DIR, STACKS, containers, env_of, run_stack
 
 COMPOSE = Path(sys.executable).parent / "docker-compose"
 DOCKER = shutil.which("docker")

@@ -10,7 +10,8 @@ import pytest
 
 from depot.paths import DOCKERFILE
 from depot.recording import Recording, Registration
-from tests.conftest import BUILD, CONTAINER, PROJECT_DIR, REMOTE_IMAGE, containers, run_stack
+from depot.resource_types import BUILD, CONTAINER, REMOTE_IMAGE
+from tests.conftest import PROJECT_DIR, containers, run_stack
 
 BASE_SERVICES = {"discovery", "dispatch", "console", "grafana", "postgres"}
 BUILT = {"discovery", "dispatch", "splat-worker", "rtk-base"}
