@@ -29,7 +29,7 @@ from depot.paths import PROJECT_ROOT
 from depot.types import PROFILES
 
 if TYPE_CHECKING:
-    from depot.review.plan import Plan
+    from depot.review.planned import Plan
 
 EXIT_ERROR = 2
 # How `depot diff` hands its secret-fingerprint key to the `depot plan` it runs at the base ref:
@@ -287,7 +287,7 @@ def plan_at_ref(
     if result.returncode != 0:
         message = result.stderr.decode().strip().removeprefix("depot plan: ")
         raise UsageError(f"at {ref}: {message}")
-    from depot.review.plan import Plan
+    from depot.review.planned import Plan
 
     return Plan.from_json(json.loads(result.stdout))
 

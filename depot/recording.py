@@ -23,6 +23,7 @@ from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from depot.config.loader import RawConfig
+from depot.resource_types import BUILD, RANDOM_PASSWORD, REMOTE_IMAGE, STACK
 
 PROJECT = "depot"
 
@@ -123,14 +124,14 @@ class DepotMocks(pulumi.runtime.Mocks):
         content = {k: v for k, v in args.inputs.items() if k not in {"tags", "registries", "push"}}
         token = hashlib.sha256(f"{args.typ}/{args.name}/{sorted(content.items())}".encode())
         fingerprint = token.hexdigest()[:12]
-        if args.typ == "random:index/randomPassword:RandomPassword":
+        if args.typ == RANDOM_PASSWORD:
             # A replaced password (other length, other rules) is another password.
             outputs["result"] = f"generated-{token.hexdigest()[:24]}"
-        elif args.typ == "docker-build:index:Image":
+        elif args.typ == BUILD:
             outputs["digest"] = f"sha256:{token.hexdigest()}"  # stands for the pushed content
             tag = (args.inputs.get("tags") or [""])[0]
             outputs["ref"] = f"{tag}@{outputs['digest']}" if args.inputs.get("push") else tag
-        elif args.typ == "docker:index/remoteImage:RemoteImage":
+        elif args.typ == REMOTE_IMAGE:
             outputs["imageId"] = f"(image id of {args.inputs.get('name')} {fingerprint})"
             outputs["repoDigest"] = f"(repo digest of {args.inputs.get('name')} {fingerprint})"
         return f"{args.name}-id", outputs
@@ -150,7 +151,7 @@ class RecordingMonitor(mocks.MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         urn = self.make_urn(request.parent, request.type, request.name)
-        if request.type == "pulumi:pulumi:Stack":
+        if request.type == STACK:
             return super().RegisterResource(request)  # type: ignore[no-untyped-call]
         wire = json_format.MessageToDict(request.object)
         self.recording.registrations.append(

@@ -7,6 +7,7 @@ allowed, because that text reaches the user verbatim (see ``depot.config.errors`
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Annotated, Literal, get_args
 
@@ -136,6 +137,33 @@ def has_digest(reference: str) -> bool:
     """True when ``reference`` names its image by content (``…@sha256:…``)."""
     match = _IMAGE_REF.match(reference)
     return match is not None and bool(match["digest"])
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """An image reference in its parts: ``name[:tag][@sha256:digest]``."""
+
+    name: str
+    tag: str | None
+    digest: str | None  # ``sha256:…``, without the ``@``
+
+    @property
+    def moving(self) -> bool:
+        """True when what it names can change under it: no digest, and no tag or ``latest``."""
+        return self.digest is None and self.tag in (None, "latest")
+
+
+def parse_image_reference(reference: str) -> ImageReference | None:
+    """``reference`` in its parts, or None when it is not an image reference.
+
+    The one grammar for references: stack settings (``PinnedImage``) and the policy rules both
+    read images through it.
+    """
+    match = _IMAGE_REF.match(reference)
+    if match is None:
+        return None
+    digest = match["digest"]
+    return ImageReference(match["name"], match["tag"], digest.removeprefix("@") if digest else None)
 
 
 PinnedImage = Annotated[str, AfterValidator(_pinned_image)]

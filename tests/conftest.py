@@ -17,7 +17,8 @@ from depot.config.loader import RawConfig
 from depot.config.stack_file import encode, read_stack_file
 from depot.program import deploy
 from depot.recording import Recording, Registration, Secret, record
-from depot.review.plan import Plan, PlannedResource
+from depot.resource_types import CONTAINER
+from depot.review.planned import Plan, PlannedResource
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -26,12 +27,6 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 # fallback remove it themselves.
 os.environ.setdefault("DEPOT_RELEASE_COMMIT", "0123456789abcdef0123456789abcdef01234567")
 STACKS = ("dev", "prod")
-CONTAINER = "docker:index/container:Container"
-BUILD = "docker-build:index:Image"
-REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
-NETWORK = "docker:index/network:Network"
-VOLUME = "docker:index/volume:Volume"
-RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 
 Run = Callable[..., Recording]
 

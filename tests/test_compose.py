@@ -29,18 +29,8 @@ from depot.outputs.compose import compose_document, compose_yaml, omitted_servic
 from depot.outputs.secret_files import PASSWORD_LENGTH, init_secret_files
 from depot.program import deploy
 from depot.recording import Recording, Registration, record
-from tests.conftest import (
-    BUILD,
-    CONTAINER,
-    NETWORK,
-    PROJECT_DIR,
-    REMOTE_IMAGE,
-    VOLUME,
-    containers,
-    env_of,
-    run_stack,
-    stack_config,
-)
+from depot.resource_types import BUILD, CONTAINER, NETWORK, REMOTE_IMAGE, VOLUME
+from tests.conftest import PROJECT_DIR, containers, env_of, run_stack, stack_config
 
 SCHEMA = json.loads((PROJECT_DIR / "schemas" / "compose-spec.json").read_text())
 CANARY = "canary-Zq7!pw/with:url@chars"

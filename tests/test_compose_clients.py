@@ -35,7 +35,8 @@ from depot.config.stack_file import stack_config
 from depot.outputs.compose import compose_yaml
 from depot.outputs.secret_files import init_secret_files
 from depot.recording import Recording, Registration
-from tests.conftest import NETWORK, PROJECT_DIR, STACKS, containers, env_of, run_stack
+from depot.resource_types import NETWORK
+from tests.conftest import PROJECT_DIR, STACKS, containers, env_of, run_stack
 
 COMPOSE = Path(sys.executable).parent / "docker-compose"
 DOCKER = shutil.which("docker")

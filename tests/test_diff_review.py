@@ -18,11 +18,12 @@ import depot.review.plan
 from depot.cli import FINGERPRINT_KEY_VARIABLE, plan_at_ref
 from depot.config.loader import load_settings
 from depot.policy.check import check_plan
+from depot.resource_types import CONTAINER
 from depot.review.diff import DATABASE_PASSWORD_NOTE, PlanDiff, diff_plans
 from depot.review.plan import SECRET, Plan, new_fingerprint_key, plan_from, plan_stack
 from depot.review.postgres import postgres_major
 from depot.review.render import diff_markdown, diff_text, dumps
-from tests.conftest import CONTAINER, edited, run_stack, stack_config
+from tests.conftest import edited, run_stack, stack_config
 from tests.test_review import _project_copy
 
 CANARY = "diff-canary-Zq81v"

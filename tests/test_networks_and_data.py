@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from depot.recording import Recording
-from tests.conftest import CONTAINER, NETWORK, VOLUME, containers, run_stack
+from depot.resource_types import CONTAINER, NETWORK, VOLUME
+from tests.conftest import containers, run_stack
 
 
 def test_depot_network_is_a_plain_bridge(stack: Recording) -> None:

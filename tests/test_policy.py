@@ -8,12 +8,14 @@ from typing import Any, get_args
 
 import pytest
 import yaml
-from pulumi_policy import (
-    PolicyCustomTimeouts,
-    PolicyResource,
-    PolicyResourceOptions,
-    StackValidationArgs,
-)
+from google.protobuf import struct_pb2
+from pulumi.runtime.proto import analyzer_pb2
+from pulumi_policy import EnforcementLevel as PolicyEnforcementLevel
+from pulumi_policy import Policy
+from pulumi_policy import secret as policy_secret
+from pulumi_policy.deserialize import serialize_properties
+from pulumi_policy.policy import _PolicyAnalyzerServicer
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from depot.cli import main
 from depot.config import load_settings
@@ -22,7 +24,7 @@ from depot.policy.check import Violation, check_plan, report
 from depot.policy.crossguard import policies
 from depot.policy.rules import RULES, final_stage_user
 from depot.program import deploy
-from depot.recording import Recording, Secret, record
+from depot.recording import Recording, Secret, Unknown, record
 from depot.review.plan import Plan, plan_from, plan_stack
 from depot.types import PolicyRuleId
 from tests.conftest import PROJECT_DIR, edited, run_stack, stack_config
@@ -259,65 +261,82 @@ def test_a_stack_edit_that_breaks_a_rule_fails_the_check() -> None:
 # --- CrossGuard -----------------------------------------------------------------------------
 
 
-def _decrypted(value: Any) -> Any:
-    """A recorded value as CrossGuard hands it to a policy: secrets decrypted, unmarked."""
+def _wire(value: Any) -> Any:
+    """A recorded input as the engine marshals it for an analyzer: a secret in its signature
+    object (pulumi-policy's own serialiser writes it), an unknown as its sentinel string."""
     if isinstance(value, Secret):
-        return _decrypted(value.value)
+        return serialize_properties({"v": policy_secret.Secret(_wire(value.value))})["v"]
+    if isinstance(value, Unknown):
+        return UNKNOWN_STRING_VALUE
     if isinstance(value, dict):
-        return {key: _decrypted(item) for key, item in value.items()}
+        return {key: _wire(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_decrypted(item) for item in value]
+        return [_wire(item) for item in value]
     return value
 
 
-def _policy_resources(
+def _analyze_stack_request(
     recording: Recording, edits: dict[str, dict[str, Any]] | None = None
-) -> list[PolicyResource]:
-    """What CrossGuard would hand the pack: the engine's inputs with secrets decrypted and
-    unmarked, absolute paths, and options without retainOnDelete."""
-    by_urn: dict[str, PolicyResource] = {}
+) -> analyzer_pb2.AnalyzeStackRequest:
+    """The ``AnalyzeStackRequest`` the engine sends the pack for ``recording``: each resource's
+    inputs as a protobuf Struct (so every number a double), parent and dependencies by URN."""
+    resources = []
     for registration in recording.registrations:
-        props = {**_decrypted(registration.inputs), **(edits or {}).get(registration.name, {})}
-        by_urn[registration.urn] = PolicyResource(
-            resource_type=registration.type,
-            props=props,
-            urn=registration.urn,
-            name=registration.name,
-            opts=PolicyResourceOptions(
-                protect=registration.protect,
-                ignore_changes=[],
-                delete_before_replace=registration.delete_before_replace,
-                aliases=[],
-                custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
-                additional_secret_outputs=[],
-            ),
-            provider=None,
-            parent=None,
-            dependencies=[],
-            property_dependencies={},
+        properties = struct_pb2.Struct()
+        properties.update(
+            _wire({**registration.inputs, **(edits or {}).get(registration.name, {})})
         )
-    for registration in recording.registrations:
-        by_urn[registration.urn].dependencies = [
-            by_urn[u] for u in registration.dependencies if u in by_urn
-        ]
-    return list(by_urn.values())
+        resources.append(
+            analyzer_pb2.AnalyzerResource(
+                type=registration.type,
+                properties=properties,
+                urn=registration.urn,
+                name=registration.name,
+                options=analyzer_pb2.AnalyzerResourceOptions(
+                    protect=registration.protect,
+                    deleteBeforeReplace=registration.delete_before_replace,
+                    deleteBeforeReplaceDefined=True,
+                ),
+                parent=registration.parent,
+                dependencies=registration.dependencies,
+                propertyDependencies={
+                    key: analyzer_pb2.AnalyzerPropertyDependencies(urns=urns)
+                    for key, urns in registration.property_dependencies.items()
+                },
+            )
+        )
+    return analyzer_pb2.AnalyzeStackRequest(resources=resources)
 
 
-def _crossguard(resources: list[PolicyResource], production: bool = True) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for policy in policies():
-
-        def report_violation(message: str, urn: str | None, name: str = policy.name) -> None:
-            found.append((name, f"{urn} {message}"))
-
-        args = StackValidationArgs(resources, config={"production": production})
-        policy.validate(args, report_violation)
-    return found
+def _crossguard(
+    request: analyzer_pb2.AnalyzeStackRequest, production: bool = True
+) -> list[tuple[str, str]]:
+    """What the pack reports for ``request``, run through pulumi-policy's own analyzer server:
+    configured as the engine configures it, the request deserialised as it deserialises one."""
+    pack: list[Policy] = [*policies()]
+    server = _PolicyAnalyzerServicer(
+        "depot-guardrails", "0.0.1", pack, PolicyEnforcementLevel.MANDATORY
+    )
+    properties = struct_pb2.Struct()
+    properties.update({"production": production})
+    config = {
+        policy.name: analyzer_pb2.PolicyConfig(
+            enforcementLevel=analyzer_pb2.MANDATORY, properties=properties
+        )
+        for policy in pack
+    }
+    server.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig=config), None)  # type: ignore[no-untyped-call]
+    response = server.AnalyzeStack(request, None)  # type: ignore[no-untyped-call]
+    return [
+        # A diagnostic's message is the policy's description, a newline, then what it reported.
+        (d.policyName, f"{d.urn} {d.message.split(chr(10), 1)[-1]}")
+        for d in response.diagnostics
+    ]
 
 
 def test_crossguard_pack_passes_the_shipped_prod_stack(shipped: dict[str, Recording]) -> None:
     recording = shipped["prod"]
-    assert _crossguard(_policy_resources(recording)) == []
+    assert _crossguard(_analyze_stack_request(recording)) == []
 
 
 def test_crossguard_pack_reports_a_violation_against_its_resource(
@@ -325,7 +344,7 @@ def test_crossguard_pack_reports_a_violation_against_its_resource(
 ) -> None:
     recording = shipped["prod"]
     edits = {"console-container": {"privileged": True}}
-    [(policy, line)] = _crossguard(_policy_resources(recording, edits))
+    [(policy, line)] = _crossguard(_analyze_stack_request(recording, edits))
     assert policy == "isolation"
     assert line.endswith(
         "::console-container runs privileged — fix: remove privileged / host "
@@ -333,20 +352,81 @@ def test_crossguard_pack_reports_a_violation_against_its_resource(
     )
 
 
+def test_crossguard_numbers_arrive_as_doubles_and_read_as_whole_numbers(
+    shipped: dict[str, Recording],
+) -> None:
+    edits = {"grafana-container": {"ports": [{"internal": 3000, "external": 3000, "ip": "::"}]}}
+    [(policy, line)] = _crossguard(_analyze_stack_request(shipped["prod"], edits))
+    assert policy == "published-ports"
+    assert "::grafana-container publishes 3000 on every interface (::) without a recorded" in line
+
+
+def test_crossguard_runs_every_policy_on_a_preview_with_values_not_yet_known(
+    shipped: dict[str, Recording],
+) -> None:
+    # In a preview a container's image ID is not known until its image is pulled; the pack
+    # still checks everything else about it, rather than giving up on the resource.
+    unknown = {
+        f"{service}-container": {"image": Unknown(), "labels": [Unknown()]}
+        for service in ("discovery", "postgres", "console")
+    }
+    assert _crossguard(_analyze_stack_request(shipped["prod"], unknown)) == []
+    privileged = {**unknown, "console-container": {"image": Unknown(), "privileged": True}}
+    [(policy, _)] = _crossguard(_analyze_stack_request(shipped["prod"], privileged))
+    assert policy == "isolation"
+
+
+def test_crossguard_sees_the_pack_config_production_flag(shipped: dict[str, Recording]) -> None:
+    edits = {"console-container": {"memory": 0}}
+    [(policy, line)] = _crossguard(_analyze_stack_request(shipped["prod"], edits))
+    assert (policy, line.split(" ", 1)[1].split(" — ")[0]) == ("limits", "has no memory limit")
+    assert _crossguard(_analyze_stack_request(shipped["prod"], edits), production=False) == []
+
+
+def _policy_pack_calls(source: str) -> list[ast.Call]:
+    """Every call that builds a ``PolicyPack``: by its name, an alias, or through its module."""
+    tree = ast.parse(source)
+    names = {"PolicyPack"} | {
+        alias.asname
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.name == "PolicyPack" and alias.asname
+    }
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id in names)
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == "PolicyPack")
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from pulumi_policy import PolicyPack\nPolicyPack(name='x')",
+        "import pulumi_policy\npulumi_policy.PolicyPack(name='x')",
+        "import pulumi_policy as pp\npp.PolicyPack(name='x')",
+        "from pulumi_policy import PolicyPack as Pack\nPack(name='x')",
+    ],
+)
+def test_the_policy_pack_finder_sees_every_spelling(source: str) -> None:
+    assert len(_policy_pack_calls(source)) == 1
+
+
 def test_only_the_packs_entry_point_builds_a_policy_pack() -> None:
-    for path in [*(PROJECT_DIR / "depot").rglob("*.py"), PROJECT_DIR / "policy" / "__main__.py"]:
-        calls = [
-            node
-            for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "PolicyPack"
-        ]
-        assert len(calls) == (
-            1
-            if path.parent.name == "policy"
-            and path.name == "__main__.py"
-            and path.parent.parent == PROJECT_DIR
-            else 0
-        ), path
+    entry = PROJECT_DIR / "policy" / "__main__.py"
+    sources = [
+        *(PROJECT_DIR / "depot").rglob("*.py"),
+        *(PROJECT_DIR / "scripts").rglob("*.py"),
+        entry,
+    ]
+    assert len(sources) > 10
+    for path in sources:
+        assert len(_policy_pack_calls(path.read_text())) == (1 if path == entry else 0), path
 
 
 def test_the_pack_runs_on_the_projects_virtualenv() -> None:

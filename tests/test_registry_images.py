@@ -9,16 +9,10 @@ import pytest
 from depot.config import ConfigError, load_settings
 from depot.config import loader as config_loader
 from depot.recording import Recording, Secret
+from depot.resource_types import BUILD, REMOTE_IMAGE
 from depot.review.diff import diff_plans
 from depot.review.plan import plan_from
-from tests.conftest import (
-    BUILD,
-    REMOTE_IMAGE,
-    containers,
-    run_stack,
-    stack_config,
-    walk,
-)
+from tests.conftest import containers, run_stack, stack_config, walk
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 DIGEST = "sha256:" + "d" * 64

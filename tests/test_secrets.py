@@ -11,7 +11,8 @@ from depot.components.service import container_env
 from depot.config import ConfigError, load_settings
 from depot.model import deployments
 from depot.recording import Recording, Secret
-from tests.conftest import RANDOM_PASSWORD, containers, env_of, run_stack, stack_config, walk
+from depot.resource_types import RANDOM_PASSWORD
+from tests.conftest import containers, env_of, run_stack, stack_config, walk
 
 CANARY = "canary-Zq7!pw/with:url@chars"
 GRAFANA_CANARY = "grafana-canary-8Hs2"

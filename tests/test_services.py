@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import TypeVar
 
 import pytest
 
 from depot.paths import DOCKERFILE
 from depot.recording import Recording, Registration
-from tests.conftest import BUILD, CONTAINER, PROJECT_DIR, REMOTE_IMAGE, containers, run_stack
+from depot.resource_types import BUILD, CONTAINER, REMOTE_IMAGE
+from tests.conftest import PROJECT_DIR, containers, run_stack
 
 BASE_SERVICES = {"discovery", "dispatch", "console", "grafana", "postgres"}
 BUILT = {"discovery", "dispatch", "splat-worker", "rtk-base"}
+
+T = TypeVar("T")
+
+
+def some(items: Iterable[T]) -> list[T]:
+    """``items``, failing the test when there are none: a check of every item of nothing
+    passes without checking anything."""
+    found = list(items)
+    assert found, "nothing to check"
+    return found
+
+
+def test_a_check_of_every_item_of_nothing_fails() -> None:
+    with pytest.raises(AssertionError, match="nothing to check"):
+        some([])
 
 
 def test_dev_runs_the_base_services_only(shipped: dict[str, Recording]) -> None:
@@ -36,20 +54,21 @@ def test_each_optional_service_exists_only_with_its_profile(
 
 
 def test_containers_are_named_depot_service(stack: Recording) -> None:
-    for service, container in containers(stack).items():
+    for service, container in some(containers(stack).items()):
         assert container.inputs["name"] == f"depot-{service}"
 
 
 def test_splat_worker_gets_the_gpus(shipped: dict[str, Recording]) -> None:
     prod = containers(shipped["prod"])
     assert prod["splat-worker"].inputs["gpus"] == "all"
-    assert all("gpus" not in c.inputs for name, c in prod.items() if name != "splat-worker")
+    others = some(c for name, c in prod.items() if name != "splat-worker")
+    assert all("gpus" not in c.inputs for c in others)
 
 
 def test_rust_services_are_built_from_the_repository_dockerfile(stack: Recording) -> None:
     builds = {r.name.removesuffix("-image-build"): r for r in stack.of_type(BUILD)}
     assert set(builds) == BUILT & set(containers(stack))
-    for service, build in builds.items():
+    for service, build in some(builds.items()):
         # Relative to the project, so every checkout builds the same inputs.
         assert build.inputs["dockerfile"] == {"location": "./docker/rust-service.Dockerfile"}
         assert (PROJECT_DIR / build.inputs["dockerfile"]["location"]).resolve() == DOCKERFILE
@@ -57,7 +76,7 @@ def test_rust_services_are_built_from_the_repository_dockerfile(stack: Recording
 
 
 def test_dev_loads_its_builds_into_the_local_daemon(shipped: dict[str, Recording]) -> None:
-    for build in shipped["dev"].of_type(BUILD):
+    for build in some(shipped["dev"].of_type(BUILD)):
         service = build.name.removesuffix("-image-build")
         assert build.inputs["tags"] == [f"depot-{service}:dev"]
         assert (build.inputs["load"], build.inputs["push"]) == (True, False)
@@ -83,22 +102,22 @@ def test_build_contexts_come_from_stack_config(stack: Recording) -> None:
 
 
 def test_images_are_not_built_on_preview_unless_the_stack_asks(stack: Recording) -> None:
-    assert all(b.inputs["buildOnPreview"] is False for b in stack.of_type(BUILD))
+    assert all(b.inputs["buildOnPreview"] is False for b in some(stack.of_type(BUILD)))
     asked = run_stack(
         stack.stack,
         {"depot:build": {"onPreview": True, "contexts": {s: f"../{s}" for s in BUILT}}},
     )
-    assert all(b.inputs["buildOnPreview"] is True for b in asked.of_type(BUILD))
+    assert all(b.inputs["buildOnPreview"] is True for b in some(asked.of_type(BUILD)))
 
 
 def test_image_builds_do_not_wait_for_anything(stack: Recording) -> None:
     # Builds depend on nothing, so the engine runs them in parallel.
-    for build in stack.of_type(BUILD):
+    for build in some(stack.of_type(BUILD)):
         assert build.dependencies == ()
 
 
 def test_each_container_depends_on_its_own_image(stack: Recording) -> None:
-    for service, container in containers(stack).items():
+    for service, container in some(containers(stack).items()):
         image = stack.named(f"{service}-image", REMOTE_IMAGE)
         assert image.urn in container.property_dependencies["image"]
         assert image.urn in container.dependencies
@@ -106,7 +125,7 @@ def test_each_container_depends_on_its_own_image(stack: Recording) -> None:
 
 def test_dev_containers_run_the_image_id_of_their_image(shipped: dict[str, Recording]) -> None:
     dev = shipped["dev"]
-    for service, container in containers(dev).items():
+    for service, container in some(containers(dev).items()):
         image = dev.named(f"{service}-image", REMOTE_IMAGE)
         assert container.inputs["image"].startswith(f"(image id of {image.inputs['name']} ")
 
@@ -115,7 +134,7 @@ def test_a_rebuilt_image_changes_the_container_image(shipped: dict[str, Recordin
     # RemoteImage re-reads the loaded tag whenever the build's digest changes; its image ID
     # is the container's `image`, which the Docker provider replaces the container on.
     dev = shipped["dev"]
-    for service in BUILT & set(containers(dev)):
+    for service in some(BUILT & set(containers(dev))):
         lookup = dev.named(f"{service}-image", REMOTE_IMAGE)
         build = dev.named(f"{service}-image-build")
         assert build.urn in lookup.dependencies
@@ -196,7 +215,7 @@ def test_workers_without_a_port_are_probed_for_a_live_process(
 
 
 def test_built_services_run_under_an_init_that_forwards_signals(stack: Recording) -> None:
-    for service, container in containers(stack).items():
+    for service, container in some(containers(stack).items()):
         assert container.inputs.get("init") is (True if service in BUILT else None), service
 
 
@@ -207,7 +226,7 @@ def _seconds(duration: object) -> int:
 
 
 def test_every_container_waits_for_healthy_long_enough(stack: Recording) -> None:
-    for service, container in containers(stack).items():
+    for service, container in some(containers(stack).items()):
         check = container.inputs["healthcheck"]
         worst_case = _seconds(check["startPeriod"]) + check["retries"] * (
             _seconds(check["interval"]) + _seconds(check["timeout"])
@@ -254,7 +273,7 @@ def test_the_longest_chain_of_waiting_containers_is_three(stack: Recording) -> N
 
 def test_containers_use_the_stacks_docker_provider(stack: Recording) -> None:
     provider = stack.named("docker", "pulumi:providers:docker")
-    for resource in [*stack.of_type(CONTAINER), *stack.of_type(REMOTE_IMAGE)]:
+    for resource in [*some(stack.of_type(CONTAINER)), *some(stack.of_type(REMOTE_IMAGE))]:
         assert resource.provider.startswith(provider.urn + "::"), resource.name
 
 
@@ -275,7 +294,7 @@ def test_prod_reaches_its_docker_host_over_ssh(shipped: dict[str, Recording]) ->
 def test_prod_never_builds_on_its_docker_host(shipped: dict[str, Recording]) -> None:
     builder = _provider(shipped["prod"], "pulumi:providers:docker-build")
     assert not builder.inputs.get("host", "").startswith("ssh://")
-    for build in shipped["prod"].of_type(BUILD):
+    for build in some(shipped["prod"].of_type(BUILD)):
         assert build.provider.startswith(builder.urn)
 
 
@@ -292,7 +311,7 @@ REFERENCE_TIMING = {
 
 
 def test_every_healthcheck_has_its_documented_timing(shipped: dict[str, Recording]) -> None:
-    for service, container in containers(shipped["prod"]).items():
+    for service, container in some(containers(shipped["prod"]).items()):
         check = container.inputs["healthcheck"]
         timing = (check["interval"], check["timeout"], check["retries"], check["startPeriod"])
         assert timing == REFERENCE_TIMING[service], service

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from depot.config.settings import PolicySettings
 from depot.paths import PROJECT_ROOT
 from depot.policy.rules import RULES, Rule, Stack
-from depot.review.plan import Plan, PlannedResource
+from depot.review.planned import Plan, PlannedResource
+from depot.review.workload import display_name
 from depot.types import EnforcementLevel
+
+if TYPE_CHECKING:  # the settings are read by the caller; checking them needs no loader
+    from depot.config.settings import PolicySettings
 
 
 @dataclass(frozen=True)
@@ -23,10 +27,9 @@ class Violation:
     level: EnforcementLevel
 
     def __str__(self) -> str:
-        shown = self.resource.inputs.get("name")
-        label = shown if isinstance(shown, str) else self.resource.name
+        resource = self.resource
         return (
-            f"{self.level}: {label} ({self.resource.type} {self.resource.name}) "
+            f"{self.level}: {display_name(resource)} ({resource.type} {resource.name}) "
             f"[{self.rule.id}] {self.message} — fix: {self.rule.fix}"
         )
 

@@ -1,13 +1,20 @@
 """The rules as a CrossGuard policy set, for ``pulumi preview/up --policy-pack policy``.
 
 Building policies starts nothing; only ``pulumi_policy.PolicyPack`` does, and that is
-constructed in the pack's own entry point (``policy/__main__.py``) alone.
+constructed in the pack's own entry point (``policy/__main__.py``) alone. Nothing here loads a
+provider SDK or the program: the pack reads what the engine sends it.
+
+What the engine sends is not what the offline plan holds: pulumi-policy hands each resource's
+inputs through read-only proxies (a ``Mapping`` and a ``Sequence``, not a dict and a list) that
+raise on a value not known during a preview, with every number a float and secrets decrypted.
+``as_planned`` turns that into the plan's shape, an unknown read as ``"[unknown]"``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pulumi_policy import (
     PolicyConfigSchema,
@@ -17,10 +24,11 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from depot.paths import PROJECT_ROOT
 from depot.policy.rules import RULES, Rule, Stack
-from depot.review.plan import PlannedResource
+from depot.review.planned import UNKNOWN, PlannedResource
 
 PRODUCTION = PolicyConfigSchema(
     properties={"production": {"type": "boolean", "default": True}},
@@ -67,7 +75,7 @@ def as_planned(resource: PolicyResource) -> PlannedResource:
         type=resource.resource_type,
         name=resource.name,
         parent=resource.parent.name if resource.parent else None,
-        inputs=dict(resource.props),
+        inputs=_plain_mapping(resource.props),
         options={
             "protect": resource.opts.protect,
             "deleteBeforeReplace": resource.opts.delete_before_replace,
@@ -76,3 +84,28 @@ def as_planned(resource: PolicyResource) -> PlannedResource:
         },
         dependencies=tuple(f"{d.resource_type}::{d.name}" for d in resource.dependencies),
     )
+
+
+def _plain_mapping(proxy: Mapping[str, Any]) -> dict[str, Any]:
+    found = {}
+    for key in proxy:
+        try:
+            found[key] = _plain(proxy[key])
+        except UnknownValueError:
+            found[key] = UNKNOWN
+    return found
+
+
+def _plain(value: Any) -> Any:
+    """A value as the plan holds it: dicts and lists, an unknown as ``"[unknown]"``."""
+    if isinstance(value, Mapping):
+        return _plain_mapping(value)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        items = []
+        for index in range(len(value)):
+            try:
+                items.append(_plain(value[index]))
+            except UnknownValueError:
+                items.append(UNKNOWN)
+        return items
+    return value

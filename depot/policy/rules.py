@@ -1,30 +1,36 @@
 """The depot's guardrails: the reference's production practices and CIS Docker (sections 4, 5).
 
-Each rule is a plain function over one resource as planned — its type, inputs (engine property
-names; a secret value reads ``"[secret]"``), options and dependencies — plus the stack it is in.
-It returns the problems it finds as sentences. The same functions run offline on a plan
-(``depot check``) and inside ``pulumi preview/up`` through the CrossGuard pack in ``policy/``.
+Each rule is a plain function over one resource as planned, plus the stack it is in, and returns
+the problems it finds as sentences. Rules about what a service runs read its ``Workload``
+(``depot.review.workload``): one view whatever the resource type, so a container and a Swarm
+service are held to the same rules. The same functions run offline on a plan (``depot check``)
+and inside ``pulumi preview/up`` through the CrossGuard pack in ``policy/``.
+
+Importing this module loads no Pulumi provider and not the program: the pack starts quickly.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from depot.catalog import POSTGRES_DATA_VOLUME
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST, PUBLIC_PORTS, WRITABLE_ROOT
-from depot.review.plan import PlannedResource, is_secret
-from depot.review.postgres import data_image, mounts_data, postgres_major
-from depot.types import PolicyRuleId
-
-CONTAINER = "docker:index/container:Container"
-REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
-BUILD = "docker-build:index:Image"
-NETWORK = "docker:index/network:Network"
-VOLUME = "docker:index/volume:Volume"
+from depot.resource_types import BUILD, NETWORK, REMOTE_IMAGE, VOLUME
+from depot.review.planned import PlannedResource
+from depot.review.postgres import postgres_major
+from depot.review.workload import (
+    WORKLOAD_TYPES,
+    Workload,
+    build_view,
+    image_view,
+    is_workload,
+    network_view,
+    workload,
+)
+from depot.types import MAX_RESTART_RETRIES, PolicyRuleId, parse_image_reference
 
 
 @dataclass(frozen=True)
@@ -40,15 +46,22 @@ class Stack:
     # depot:data.postgresMajor; CrossGuard sees no stack config, so there it is not known.
     postgres_major: int | None = None
     settings_visible: bool = True
+    # Each workload read once per check, however many rules ask for it.
+    _workloads: dict[str, Workload] = field(default_factory=dict, compare=False, repr=False)
 
-    def dependencies_of(self, resource: PlannedResource) -> list[PlannedResource]:
-        return [self.resources[k] for k in resource.dependencies if k in self.resources]
+    def dependents_of(self, key: str) -> list[PlannedResource]:
+        return [r for r in self.resources.values() if key in r.dependencies]
 
-    def dependents_of(self, resource: PlannedResource) -> list[PlannedResource]:
-        return [r for r in self.resources.values() if resource.key in r.dependencies]
+    def workload(self, resource: PlannedResource) -> Workload:
+        """``resource`` as a workload (see ``depot.review.workload``)."""
+        found = self._workloads.get(resource.key)
+        if found is None:
+            found = self._workloads[resource.key] = workload(resource, self.resources)
+        return found
 
 
 Check = Callable[[PlannedResource, Stack], Iterable[str]]
+WorkloadCheck = Callable[[Workload, Stack], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -78,40 +91,46 @@ def rule(
     return register
 
 
-def _name(resource: PlannedResource) -> str:
-    shown = resource.inputs.get("name")
-    return shown if isinstance(shown, str) and resource.type == CONTAINER else resource.name
+def workload_rule(
+    id_: PolicyRuleId, *, description: str, fix: str, source: str
+) -> Callable[[WorkloadCheck], WorkloadCheck]:
+    """Register ``check`` as the rule ``id_`` over every resource type that runs a workload."""
 
+    def register(check: WorkloadCheck) -> WorkloadCheck:
+        def on_resource(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+            return check(stack.workload(resource), stack)
 
-def _own_build(image: PlannedResource, stack: Stack) -> bool:
-    return any(dep.type == BUILD for dep in stack.dependencies_of(image))
+        RULES.append(Rule(id_, description, fix, source, WORKLOAD_TYPES, on_resource))
+        return check
+
+    return register
 
 
 _OWN_REPOSITORY = re.compile(r"(^|/)depot-[a-z0-9-]+([:@]|$)")
 
 
-def _own_image(image: PlannedResource, stack: Stack) -> bool:
+def _own_image(service: Workload) -> bool:
     """Built in this stack, or pushed by our CI: our images are named depot-<service>."""
-    reference = image.inputs.get("name")
-    named_ours = isinstance(reference, str) and bool(_OWN_REPOSITORY.search(reference))
-    return _own_build(image, stack) or named_ours
-
-
-def _images_of(container: PlannedResource, stack: Stack) -> list[PlannedResource]:
-    return [d for d in stack.dependencies_of(container) if d.type == REMOTE_IMAGE]
+    reference = service.image
+    named_ours = reference is not None and bool(_OWN_REPOSITORY.search(reference))
+    return service.image_built_here or named_ours
 
 
 # --- images -------------------------------------------------------------------------------
 
-_TAGGED = re.compile(
-    r"^[^@:]+(?::\d+/[^@:]+)?(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*))?"
-    r"(?P<digest>@sha256:[a-f0-9]{64})?$"
-)
+
+def _pinning_problem(reference: str, production: bool) -> str | None:
+    parsed = parse_image_reference(reference)
+    if parsed is None or parsed.tag == "latest" or not (parsed.tag or parsed.digest):
+        return f"runs {reference!r}, which is not pinned to a version tag"
+    if production and not parsed.digest:
+        return f"runs {reference!r} by tag only; production pins third-party images by digest"
+    return None
 
 
 @rule(
     "image-pinned",
-    types={REMOTE_IMAGE, BUILD},
+    types={REMOTE_IMAGE, BUILD, *WORKLOAD_TYPES},
     description="images are tagged with a version (never latest); third-party ones by digest "
     "in production",
     fix="pin an exact version tag, and in production add its @sha256 digest (depot:images)",
@@ -119,18 +138,25 @@ _TAGGED = re.compile(
 )
 def image_pinned(resource: PlannedResource, stack: Stack) -> Iterable[str]:
     if resource.type == BUILD:
-        for tag in resource.inputs.get("tags") or []:
-            if tag.endswith(":latest") or ":" not in tag.rsplit("/", 1)[-1]:
+        for tag in build_view(resource).tags:
+            parsed = parse_image_reference(tag)
+            if parsed is None or parsed.tag in (None, "latest"):
                 yield f"builds the moving tag {tag!r}"
         return
-    reference = resource.inputs.get("name")
-    if not isinstance(reference, str) or _own_build(resource, stack):
+    if is_workload(resource):
+        # A workload is checked here only for a reference of its own; one that runs an image
+        # resource is checked on that resource.
+        service = stack.workload(resource)
+        image = None if service.image_resource else service.image
+        built_here = service.image_built_here
+    else:
+        view = image_view(resource, stack.resources)
+        image, built_here = view.reference, view.built_here
+    if image is None or built_here:
         return  # our own builds are run by image ID, not by tag
-    match = _TAGGED.match(reference)
-    if match is None or match["tag"] == "latest" or not (match["tag"] or match["digest"]):
-        yield f"runs {reference!r}, which is not pinned to a version tag"
-    elif stack.production and not match["digest"]:
-        yield f"runs {reference!r} by tag only; production pins third-party images by digest"
+    problem = _pinning_problem(image, stack.production)
+    if problem:
+        yield problem
 
 
 # --- users --------------------------------------------------------------------------------
@@ -138,18 +164,18 @@ def image_pinned(resource: PlannedResource, stack: Stack) -> Iterable[str]:
 _NUMERIC_USER = re.compile(r"^(?P<uid>\d+)(?::(?P<gid>\d+))?$")
 
 
-@rule(
+@workload_rule(
     "non-root-user",
-    types={CONTAINER},
     description="the project's own services run as a non-root numeric user",
     fix="set the container's user to the image's numeric uid:gid (10001:10001)",
     source="reference 'Non-Root User'; CIS Docker 4.1",
 )
-def non_root_user(resource: PlannedResource, stack: Stack) -> Iterable[str]:
-    if not any(_own_image(image, stack) for image in _images_of(resource, stack)):
+def non_root_user(service: Workload, stack: Stack) -> Iterable[str]:
+    del stack
+    if not _own_image(service):
         return  # third-party images choose their own user; capabilities limit them
-    user = resource.inputs.get("user")
-    match = _NUMERIC_USER.match(user) if isinstance(user, str) else None
+    user = service.user
+    match = _NUMERIC_USER.match(user) if user is not None else None
     if match is None:
         yield f"runs as {user!r}; our own services run as a numeric user"
     elif int(match["uid"]) == 0:
@@ -179,8 +205,8 @@ def final_stage_user(dockerfile: str) -> str | None:
     source="reference 'Non-Root User'; CIS Docker 4.1 (hadolint does not check a missing USER)",
 )
 def dockerfile_user(resource: PlannedResource, stack: Stack) -> Iterable[str]:
-    location = (resource.inputs.get("dockerfile") or {}).get("location")
-    if not isinstance(location, str):
+    location = build_view(resource).dockerfile
+    if location is None:
         yield "has no Dockerfile location to check"
         return
     path = (stack.project_dir / location).resolve()
@@ -200,87 +226,70 @@ def dockerfile_user(resource: PlannedResource, stack: Stack) -> Iterable[str]:
 # --- health -------------------------------------------------------------------------------
 
 
-def _seconds(duration: object) -> int:
-    text = str(duration or "0s")
-    return int(text.removesuffix("s")) if text.removesuffix("s").isdigit() else 0
-
-
-def healthcheck_worst_case(healthcheck: Mapping[str, Any]) -> int:
-    """Seconds Docker may take to call a container unhealthy."""
-    retries = int(healthcheck.get("retries") or 0)
-    interval = _seconds(healthcheck.get("interval"))
-    timeout = _seconds(healthcheck.get("timeout"))
-    return _seconds(healthcheck.get("startPeriod")) + retries * (interval + timeout)
-
-
-@rule(
+@workload_rule(
     "healthcheck",
-    types={CONTAINER},
     description="every container has a healthcheck",
     fix="give the container a healthcheck (tests, interval, timeout, retries)",
     source="reference 'Health Checks'; CIS Docker 4.6",
 )
-def healthcheck(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+def healthcheck(service: Workload, stack: Stack) -> Iterable[str]:
     del stack
-    check = resource.inputs.get("healthcheck") or {}
-    tests = check.get("tests") or []
-    if not tests or tests[0] == "NONE":
+    if not service.has_healthcheck:
         yield "has no healthcheck"
 
 
-@rule(
+@workload_rule(
     "wait-for-health",
-    types={CONTAINER},
     description="a container others start after is waited for until healthy, long enough",
     fix="set wait=true and wait_timeout >= start period + retries x (interval + timeout)",
     source="reference 'Service Dependencies' (condition: service_healthy)",
 )
-def wait_for_health(resource: PlannedResource, stack: Stack) -> Iterable[str]:
-    waiting = sorted(_name(d) for d in stack.dependents_of(resource) if d.type == CONTAINER)
+def wait_for_health(service: Workload, stack: Stack) -> Iterable[str]:
+    waiting = sorted(
+        stack.workload(d).name for d in stack.dependents_of(service.key) if is_workload(d)
+    )
     if not waiting:
         return
-    if resource.inputs.get("wait") is not True:
+    if not service.waited_for:
         yield f"is not waited for, yet {', '.join(waiting)} start after it"
         return
-    needed = healthcheck_worst_case(resource.inputs.get("healthcheck") or {})
-    timeout = int(resource.inputs.get("waitTimeout") or 60)
-    if timeout < needed:
-        yield f"waits {timeout}s for healthy; its healthcheck may take {needed}s"
+    needed = service.healthcheck_worst_case
+    if service.wait_timeout < needed:
+        yield f"waits {service.wait_timeout}s for healthy; its healthcheck may take {needed}s"
 
 
 # --- resources ----------------------------------------------------------------------------
 
 
-@rule(
+@workload_rule(
     "limits",
-    types={CONTAINER},
     description="memory and CPU limits on every container in production",
     fix="set depot:limits.<service>.memory and .cpus",
     source="reference 'Resource Limits'; CIS Docker 5.10, 5.11",
 )
-def limits(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+def limits(service: Workload, stack: Stack) -> Iterable[str]:
     if not stack.production:
         return
-    if not resource.inputs.get("memory"):
+    if service.limits.memory_mib is None:
         yield "has no memory limit"
-    if not resource.inputs.get("cpus"):
+    if service.limits.cpus is None:
         yield "has no CPU limit"
 
 
-@rule(
+@workload_rule(
     "restart",
-    types={CONTAINER},
-    description="never restart 'no' in production; on-failure retries at most 5 times",
-    fix="use depot:restart always or unless-stopped, or on-failure:N with N <= 5",
+    description=f"never restart 'no' in production; on-failure retries at most "
+    f"{MAX_RESTART_RETRIES} times",
+    fix=f"use depot:restart always or unless-stopped, or on-failure:N with N <= "
+    f"{MAX_RESTART_RETRIES}",
     source="reference 'Restart Policies'; CIS Docker 5.14",
 )
-def restart(resource: PlannedResource, stack: Stack) -> Iterable[str]:
-    policy = resource.inputs.get("restart") or "no"
-    if policy == "no" and stack.production:
+def restart(service: Workload, stack: Stack) -> Iterable[str]:
+    if service.restart == "no" and stack.production:
         yield "never restarts (restart: no)"
-    if policy == "on-failure":
-        retries = int(resource.inputs.get("maxRetryCount") or 0)
-        if retries == 0 or retries > 5:
+    if service.restart == "on-failure":
+        retries = service.restart_retries
+        if retries == 0 or retries > MAX_RESTART_RETRIES:
             yield f"restarts on failure {'without limit' if retries == 0 else f'{retries} times'}"
 
 
@@ -300,91 +309,81 @@ def _sensitive(source: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in SENSITIVE_HOST_PATHS)
 
 
-@rule(
+@workload_rule(
     "isolation",
-    types={CONTAINER},
     description="no privileged mode, no host namespaces, no Docker socket or system paths",
     fix="remove privileged / host modes, and mount only the service's own data",
     source="CIS Docker 5.4, 5.9, 5.16, 5.21, 5.31",
 )
-def isolation(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+def isolation(service: Workload, stack: Stack) -> Iterable[str]:
     del stack
-    inputs = resource.inputs
-    if inputs.get("privileged"):
+    if service.privileged:
         yield "runs privileged"
-    for mode in ("networkMode", "pidMode", "ipcMode", "usernsMode"):
-        if inputs.get(mode) == "host":
-            yield f"shares the host's namespace ({mode}: host)"
-    for mount in [*(inputs.get("mounts") or []), *(inputs.get("volumes") or [])]:
-        source = mount.get("source") or mount.get("hostPath")
-        if isinstance(source, str) and _sensitive(source):
-            yield f"mounts the host's {source}"
+    for mode in service.host_namespaces:
+        yield f"shares the host's namespace ({mode}: host)"
+    for bind in service.binds:
+        if _sensitive(bind.source):
+            yield f"mounts the host's {bind.source}"
 
 
-@rule(
+@workload_rule(
     "capabilities",
-    types={CONTAINER},
     description="all capabilities dropped but a per-service allowlist; no-new-privileges; "
     "seccomp kept",
     fix="drop ALL, add back only the allowlisted ones (depot/policy/exceptions.py), "
     "and set security_opts no-new-privileges:true",
     source="CIS Docker 5.3, 5.21, 5.25",
 )
-def capabilities(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+def capabilities(service: Workload, stack: Stack) -> Iterable[str]:
     del stack
-    name = _name(resource)
-    granted = resource.inputs.get("capabilities") or {}
-    if "ALL" not in (granted.get("drops") or []):
+    if "ALL" not in service.cap_drops:
         yield "keeps Docker's default capabilities (drop ALL)"
-    allowed = CAPABILITY_ALLOWLIST.get(name, {})
-    for capability in granted.get("adds") or []:
+    allowed = CAPABILITY_ALLOWLIST.get(service.name, {})
+    for capability in service.cap_adds:
         if capability not in allowed:
             yield f"adds {capability}, which is not on its allowlist"
-    options = resource.inputs.get("securityOpts") or []
-    if "no-new-privileges:true" not in options and "no-new-privileges" not in options:
+    # None: the runtime has no such setting (Swarm's provider), so there is nothing to set.
+    if service.no_new_privileges is False:
         yield "can gain privileges (no-new-privileges is not set)"
-    if any(o.replace("=", ":") == "seccomp:unconfined" for o in options):
+    if service.seccomp_unconfined:
         yield "runs without seccomp (seccomp=unconfined)"
 
 
-@rule(
+@workload_rule(
     "read-only-root",
-    types={CONTAINER},
     description="read-only root filesystem, tmpfs for writable paths, exceptions recorded",
     fix="set read_only and give the service tmpfs for what it writes, or record why it cannot "
     "be read-only in depot/policy/exceptions.py",
     source="CIS Docker 5.12",
 )
-def read_only_root(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+def read_only_root(service: Workload, stack: Stack) -> Iterable[str]:
     del stack
-    if not resource.inputs.get("readOnly") and _name(resource) not in WRITABLE_ROOT:
+    if not service.read_only_root and service.name not in WRITABLE_ROOT:
         yield "has a writable root filesystem and no recorded exception"
 
 
 # --- network ------------------------------------------------------------------------------
 
 
-@rule(
+@workload_rule(
     "published-ports",
-    types={CONTAINER},
     description="published ports bind an explicit host address (every interface only with a "
     "recorded reason); the database is never published",
     fix="set depot:publish.address to one interface (or record why in "
     "depot/policy/exceptions.py), and never list postgres in depot:publish.ports",
     source="CIS Docker 5.13; reference 'Networks' (database-network internal)",
 )
-def published_ports(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+def published_ports(service: Workload, stack: Stack) -> Iterable[str]:
     del stack
-    ports = resource.inputs.get("ports") or []
-    if ports and "postgres" in _name(resource):
+    if service.ports and "postgres" in service.name:
         yield "publishes the database"
-    for port in ports:
-        address = port.get("ip")
+    for port in service.ports:
+        address = port.address
         if not address:
-            yield f"publishes {port.get('external')} on every host address (no ip)"
-        elif address in ("0.0.0.0", "::") and _name(resource) not in PUBLIC_PORTS:  # noqa: S104
+            yield f"publishes {port.published} on every host address (no ip)"
+        elif address in ("0.0.0.0", "::") and service.name not in PUBLIC_PORTS:  # noqa: S104
             yield (
-                f"publishes {port.get('external')} on every interface ({address}) without a "
+                f"publishes {port.published} on every interface ({address}) without a "
                 "recorded reason"
             )
 
@@ -398,27 +397,23 @@ def published_ports(resource: PlannedResource, stack: Stack) -> Iterable[str]:
 )
 def internal_database_network(resource: PlannedResource, stack: Stack) -> Iterable[str]:
     del stack
-    if (
-        "database" in str(resource.inputs.get("name"))
-        and resource.inputs.get("internal") is not True
-    ):
+    network = network_view(resource)
+    if "database" in str(network.name) and not network.internal:
         yield "routes outside Docker (internal is not set)"
 
 
-@rule(
+@workload_rule(
     "log-rotation",
-    types={CONTAINER},
     description="json-file logging with max-size and max-file",
     fix="log_driver json-file with log_opts max-size (10m) and max-file (3)",
     source="reference 'Logging'",
 )
-def log_rotation(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+def log_rotation(service: Workload, stack: Stack) -> Iterable[str]:
     del stack
-    if resource.inputs.get("logDriver") != "json-file":
-        yield f"logs with {resource.inputs.get('logDriver') or 'the daemon default'}, not json-file"
-    options = resource.inputs.get("logOpts") or {}
+    if service.log_driver != "json-file":
+        yield f"logs with {service.log_driver or 'the daemon default'}, not json-file"
     for option in ("max-size", "max-file"):
-        if option not in options:
+        if option not in service.log_options:
             yield f"keeps logs without {option}"
 
 
@@ -427,38 +422,34 @@ def log_rotation(resource: PlannedResource, stack: Stack) -> Iterable[str]:
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 
 
-@rule(
+@workload_rule(
     "secret-env",
-    types={CONTAINER},
     description="no environment variable named like a secret carries a plain value",
     fix="deliver it as a file (*_FILE) or make the value a Pulumi secret",
     source="reference 'Secrets Management'; CIS Docker 4.10",
 )
-def secret_env(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+def secret_env(service: Workload, stack: Stack) -> Iterable[str]:
     if not stack.secrets_visible:
         return
-    envs = resource.inputs.get("envs") or []
-    if is_secret(envs):
-        return  # the whole environment is a secret
-    for entry in envs:
-        key, _, value = str(entry).partition("=")
-        if _SECRET_NAME.search(key) and not key.endswith("_FILE") and not is_secret(value):
-            yield f"sets {key} in plain text"
+    # A hidden environment is one secret as a whole: nothing in it is plain.
+    for variable in service.env:
+        name = variable.name
+        if _SECRET_NAME.search(name) and not name.endswith("_FILE") and not variable.value_secret:
+            yield f"sets {name} in plain text"
 
 
-@rule(
+@workload_rule(
     "secret-delivery",
-    types={CONTAINER},
     description="files uploaded into containers carry secret content",
     fix="pass secrets as pulumi.Output.secret so the engine encrypts them",
     source="reference 'Secrets Management'",
 )
-def secret_delivery(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+def secret_delivery(service: Workload, stack: Stack) -> Iterable[str]:
     if not stack.secrets_visible:
         return
-    for upload in resource.inputs.get("uploads") or []:
-        if "/secrets/" in str(upload.get("file")) and not is_secret(upload.get("content")):
-            yield f"uploads {upload.get('file')} with plain content"
+    for file in service.files:
+        if "/secrets/" in file.path and not file.content_secret:
+            yield f"uploads {file.path} with plain content"
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -479,25 +470,24 @@ def data_volume(resource: PlannedResource, stack: Stack) -> Iterable[str]:
         yield "is not protected in production"
 
 
-@rule(
+@workload_rule(
     "stop-grace",
-    types={CONTAINER},
     description="containers holding data get at least 30 s to stop",
     fix="set destroy_grace_seconds and stop_timeout to 30 or more",
     source="DESIGN 'Things that bite': destroy_grace_seconds defaults to 0",
 )
-def stop_grace(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+def stop_grace(service: Workload, stack: Stack) -> Iterable[str]:
     del stack
-    if not resource.inputs.get("volumes"):
+    if not service.volumes:
         return
-    grace = int(resource.inputs.get("destroyGraceSeconds") or 0)
+    grace = service.stop_grace_seconds
     if grace < 30:
         yield f"gets {grace}s to stop and holds data; give it at least 30s"
 
 
 @rule(
     "delete-before-replace",
-    types={CONTAINER, NETWORK, VOLUME},
+    types={*WORKLOAD_TYPES, NETWORK, VOLUME},
     description="resources with a fixed name are replaced delete-first",
     fix="set delete_before_replace=True",
     source="DESIGN 'Things that bite': create fails on the name or port conflict",
@@ -508,9 +498,8 @@ def delete_before_replace(resource: PlannedResource, stack: Stack) -> Iterable[s
         yield "has a fixed name but is replaced create-first"
 
 
-@rule(
+@workload_rule(
     "postgres-major",
-    types={CONTAINER},
     description="postgres runs on postgres-data at the major version the stack records "
     "(recorded in production)",
     fix="set depot:data.postgresMajor to the major postgres-data was initialised with and run "
@@ -518,8 +507,8 @@ def delete_before_replace(resource: PlannedResource, stack: Stack) -> Iterable[s
     '"Upgrading postgres")',
     source="postgres: a data directory opens only with the major version that initialised it",
 )
-def postgres_major_matches(resource: PlannedResource, stack: Stack) -> Iterable[str]:
-    if not stack.settings_visible or not mounts_data(resource):
+def postgres_major_matches(service: Workload, stack: Stack) -> Iterable[str]:
+    if not stack.settings_visible or not service.mounts_volume(POSTGRES_DATA_VOLUME):
         return
     recorded = stack.postgres_major
     if recorded is None:
@@ -529,7 +518,7 @@ def postgres_major_matches(resource: PlannedResource, stack: Stack) -> Iterable[
                 "major version it holds (depot:data.postgresMajor)"
             )
         return
-    reference = data_image(resource, stack.resources.values())
+    reference = service.image
     running = postgres_major(reference) if reference else None
     if running is None:
         yield (

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from depot.catalog import POSTGRES_DATA_VOLUME
-from depot.review.plan import SECRET, Plan, PlannedResource, is_fingerprinted, is_secret
+from depot.resource_types import BUILD, VOLUME
+from depot.review.planned import SECRET, Plan, PlannedResource, is_fingerprinted, is_secret
 from depot.review.postgres import data_image, mounts_data, postgres_major
 from depot.review.replacements import replaces_on_change
 
-STATEFUL_TYPES = frozenset({"docker:index/volume:Volume"})
-BUILD = "docker-build:index:Image"
+STATEFUL_TYPES = frozenset({VOLUME})
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 
 DATABASE_PASSWORD_NOTE = (

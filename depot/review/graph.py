@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from depot.review.plan import Plan, PlannedResource
+from depot.resource_types import BUILD, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
+from depot.review.planned import Plan, PlannedResource
+from depot.review.workload import WORKLOAD_TYPES, display_name, is_workload, workload
 
 KINDS = {
-    "docker:index/container:Container": "service",
-    "docker:index/remoteImage:RemoteImage": "image",
-    "docker-build:index:Image": "build",
-    "docker:index/network:Network": "network",
-    "docker:index/volume:Volume": "volume",
-    "random:index/randomPassword:RandomPassword": "secret",
+    **dict.fromkeys(sorted(WORKLOAD_TYPES), "service"),
+    REMOTE_IMAGE: "image",
+    BUILD: "build",
+    NETWORK: "network",
+    VOLUME: "volume",
+    RANDOM_PASSWORD: "secret",
 }
 
 
@@ -58,15 +60,13 @@ def build_graph(plan: Plan, only: Iterable[str] | None = None) -> Graph:
 
 
 def _gated(dependency: PlannedResource, dependent: PlannedResource) -> bool:
-    containers = KINDS[dependency.type] == KINDS[dependent.type] == "service"
-    return containers and dependency.inputs.get("wait") is True
+    services = is_workload(dependency) and is_workload(dependent)
+    return services and workload(dependency).waited_for
 
 
 def _label(node: PlannedResource) -> str:
-    shown = (
-        node.inputs.get("name") if KINDS[node.type] in {"service", "network", "volume"} else None
-    )
-    return f"{KINDS[node.type]}: {shown if isinstance(shown, str) else node.name}"
+    named = KINDS[node.type] in {"service", "network", "volume"}
+    return f"{KINDS[node.type]}: {display_name(node) if named else node.name}"
 
 
 def to_mermaid(graph: Graph) -> str:

@@ -20,7 +20,6 @@ import hmac
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,85 +29,36 @@ from depot.config.stack_file import stack_config
 from depot.paths import PROJECT_ROOT, project_relative
 from depot.program import deploy
 from depot.recording import Recording, Registration, Secret, Unknown, record
+from depot.review.planned import (
+    FINGERPRINTED,
+    SECRET,
+    UNKNOWN,
+    Plan,
+    PlannedResource,
+)
 
-SECRET = "[secret]"  # noqa: S105 - the marker shown instead of a secret
-UNKNOWN = "[unknown]"
-_FINGERPRINTED = "[secret:"
+# Plans are made here and read everywhere else: the data types live in depot.review.planned,
+# and are named here too for the callers that make a plan and read it in one place.
+__all__ = [
+    "FINGERPRINT_KEY_BYTES",
+    "SECRET",
+    "UNKNOWN",
+    "Plan",
+    "PlannedResource",
+    "new_fingerprint_key",
+    "plan_config",
+    "plan_from",
+    "plan_stack",
+    "render",
+    "stack_config",
+]
+
 FINGERPRINT_KEY_BYTES = 32
 
 
 def new_fingerprint_key() -> bytes:
     """A fresh key for one diff's secret fingerprints: drawn per diff, kept in memory only."""
     return secrets.token_bytes(FINGERPRINT_KEY_BYTES)
-
-
-def is_secret(value: object) -> bool:
-    """True for a secret's marker, with or without a fingerprint."""
-    return value == SECRET or (
-        isinstance(value, str) and value.startswith(_FINGERPRINTED) and value.endswith("]")
-    )
-
-
-def is_fingerprinted(value: object) -> bool:
-    """True for a secret's marker that carries a fingerprint (a plan made for a diff)."""
-    return is_secret(value) and value != SECRET
-
-
-@dataclass(frozen=True)
-class PlannedResource:
-    """One resource as the plan shows it."""
-
-    type: str
-    name: str
-    parent: str | None
-    inputs: dict[str, Any]
-    options: dict[str, Any]
-    # Every resource this one waits for (explicit and through its inputs), as keys.
-    dependencies: tuple[str, ...] = field(default=(), compare=False)
-
-    @property
-    def key(self) -> str:
-        """Unique within a plan: names repeat across types (a component and its image)."""
-        return f"{self.type}::{self.name}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "name": self.name,
-            "parent": self.parent,
-            "inputs": self.inputs,
-            "options": self.options,
-        }
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Everything one stack registers."""
-
-    stack: str
-    resources: tuple[PlannedResource, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"stack": self.stack, "resources": [r.to_json() for r in self.resources]}
-
-    @classmethod
-    def from_json(cls, document: dict[str, Any]) -> Plan:
-        return cls(
-            stack=document["stack"],
-            resources=tuple(
-                PlannedResource(
-                    type=r["type"],
-                    name=r["name"],
-                    parent=r["parent"],
-                    inputs=r["inputs"],
-                    options=r["options"],
-                )
-                for r in document["resources"]
-            ),
-        )
-
-    def by_key(self) -> dict[str, PlannedResource]:
-        return {resource.key: resource for resource in self.resources}
 
 
 def plan_stack(
@@ -216,4 +166,4 @@ class _Renderer:
         # directory, fingerprints the same value the same way.
         shown = json.dumps(self(secret.value), sort_keys=True, separators=(",", ":"))
         mac = hmac.new(self.fingerprint_key, shown.encode(), hashlib.sha256)
-        return f"{_FINGERPRINTED}{mac.hexdigest()[:32]}]"
+        return f"{FINGERPRINTED}{mac.hexdigest()[:32]}]"

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from depot.review.diff import BUILD, PlanDiff, PropertyChange, ResourceChange
+from depot.resource_types import BUILD
+from depot.review.diff import PlanDiff, PropertyChange, ResourceChange
 from depot.review.graph import build_graph, to_mermaid
-from depot.review.plan import Plan, PlannedResource
+from depot.review.planned import Plan, PlannedResource
+from depot.review.workload import is_workload
 
-CONTAINER = "docker:index/container:Container"
 SECRET_CHANGED = "[secret] changed"  # noqa: S105 - a marker, not a secret
 
 
@@ -110,7 +111,7 @@ def _summary(diff: PlanDiff) -> str:
 def _cost(change: ResourceChange, diff: PlanDiff) -> str:
     """What a reviewer pays for the change: a replaced container is downtime."""
     notes = []
-    if change.replaces and change.after.type == CONTAINER:
+    if change.replaces and is_workload(change.after):
         notes.append("downtime")
     if change.key in diff.data_risks:
         notes.append("data")
@@ -122,7 +123,7 @@ def _cost(change: ResourceChange, diff: PlanDiff) -> str:
 def _what_matters(diff: PlanDiff) -> list[str]:
     """The lines a reviewer reads first: data, downtime, secrets, notes, then routine."""
     lines = [f"- **Data at risk:** `{_short(r.key)}`: {r.reason}" for r in diff.risks]
-    recreated = [c.after.name for c in diff.replacements if c.after.type == CONTAINER]
+    recreated = [c.after.name for c in diff.replacements if is_workload(c.after)]
     if recreated:
         names = ", ".join(f"`{name}`" for name in recreated)
         lines.append(f"- **Recreated (downtime):** {names}")
@@ -154,7 +155,7 @@ def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
         "| added | changed | replaced | containers recreated (downtime) | removed | data at risk |",
         "|---:|---:|---:|---:|---:|---:|",
         f"| {len(diff.added)} | {len(diff.changed)} | {len(diff.replacements)} "
-        f"| {sum(c.after.type == CONTAINER for c in diff.replacements)} "
+        f"| {sum(is_workload(c.after) for c in diff.replacements)} "
         f"| {len(diff.removed)} | {len(diff.data_risks)} |",
         "",
     ]

@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from depot.resource_types import CONTAINER, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
+
 _CONTAINER_IN_PLACE = frozenset(
     {
         # applied to the running container by `docker update`
@@ -42,11 +44,11 @@ _CONTAINER_IN_PLACE = frozenset(
 )  # fmt: skip
 
 _REPLACE_ALL_BUT: dict[str, frozenset[str]] = {
-    "docker:index/container:Container": _CONTAINER_IN_PLACE,
-    "docker:index/network:Network": frozenset(),
-    "docker:index/volume:Volume": frozenset({"cluster"}),
-    "docker:index/remoteImage:RemoteImage": frozenset({"keepLocally", "forceRemove", "build"}),
-    "random:index/randomPassword:RandomPassword": frozenset(),
+    CONTAINER: _CONTAINER_IN_PLACE,
+    NETWORK: frozenset(),
+    VOLUME: frozenset({"cluster"}),
+    REMOTE_IMAGE: frozenset({"keepLocally", "forceRemove", "build"}),
+    RANDOM_PASSWORD: frozenset(),
 }
 
 

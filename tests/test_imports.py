@@ -1,0 +1,69 @@
+"""What the policy and review modules load: the rules and the pack never load the program.
+
+Each import runs in a fresh interpreter, so what another test imported first cannot hide one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+PROGRAM = (
+    "pulumi_docker",
+    "pulumi_docker_build",
+    "pulumi_random",
+    "depot.program",
+    "depot.recording",
+)
+"""The providers and the program: what makes a plan, not what reads one."""
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The modules of interest in ``sys.modules`` after ``code`` ran in a fresh interpreter."""
+    script = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    )
+    loaded: set[str] = set(json.loads(result.stdout.splitlines()[-1]))
+    return loaded
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "depot.policy.rules",
+        "depot.policy.check",
+        "depot.review.diff",
+        "depot.review.graph",
+        "depot.review.render",
+        "depot.review.planned",
+        "depot.review.workload",
+        "depot.resource_types",
+    ],
+)
+def test_reading_a_plan_loads_no_pulumi_and_not_the_program(module: str) -> None:
+    loaded = _loaded_after(f"import {module}")
+    assert module in loaded  # the probe itself works
+    assert loaded.isdisjoint(PROGRAM), loaded & set(PROGRAM)
+    assert not {name for name in loaded if name.split(".")[0].startswith("pulumi")}
+
+
+def test_the_crossguard_pack_loads_its_rules_without_a_provider() -> None:
+    # Run the pack's entry point as `pulumi preview --policy-pack` does, with PolicyPack (which
+    # would start the analyzer's gRPC server and wait) replaced by a stand-in that keeps the
+    # policies it is given.
+    loaded = _loaded_after(
+        "import runpy, pulumi_policy\n"
+        "built = []\n"
+        "pulumi_policy.PolicyPack = lambda **pack: built.append(pack)\n"
+        "runpy.run_path('policy/__main__.py', run_name='__main__')\n"
+        "assert len(built) == 1 and len(built[0]['policies']) == 19, built"
+    )
+    assert "depot.policy.rules" in loaded
+    assert "pulumi_policy" in loaded
+    assert loaded.isdisjoint(PROGRAM), loaded & set(PROGRAM)
