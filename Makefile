@@ -39,8 +39,9 @@ workflows: setup
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --min-severity low .github/workflows
 
+# Both cores: the unit tier is many small, independent tests (about 40 s on two workers).
 pytest: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 ## The main job: `pulumi up` of $(STACK) against the local Docker daemon.
 up: setup
