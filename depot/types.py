@@ -262,8 +262,13 @@ _COMMAND_OPTIONS = re.compile(
 )
 
 
+def _has_control(text: str) -> bool:
+    """True when ``text`` holds a control character: a newline would split a line or a command."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def _ssh_option(value: str) -> str:
-    if not value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if not value or _has_control(value):
         raise PydanticCustomError(
             "ssh_option", "is not an ssh option; use one non-empty argument such as -oPort=2222"
         )
@@ -280,7 +285,7 @@ SshOption = Annotated[str, AfterValidator(_ssh_option)]
 
 
 def _host_path(value: str) -> str:
-    if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if not value.strip() or _has_control(value):
         raise PydanticCustomError(
             "path", "is not a path; use a non-empty path without control characters"
         )
