@@ -93,3 +93,17 @@ def test_tmp_is_not_executable(depot: TierDepot) -> None:
         )
         assert ran.returncode != 0, spec.name
         assert "Permission denied" in ran.stderr, (spec.name, ran.stderr)
+
+
+def test_every_process_runs_as_the_user_the_catalogue_expects(depot: TierDepot) -> None:
+    for spec in depot.services:
+        uids = process_uids(spec.container_name)
+        if spec.user is not None:
+            assert uids == [spec.user.split(":")[0]], spec.name
+        elif spec.secret_files:
+            # postgres and grafana: the user their password file is given to, never root
+            assert uids == [str(spec.secret_files[0].owner)], spec.name
+        else:
+            # nginx: the master as root (it binds and drops), every worker as another user
+            assert "0" in uids, (spec.name, uids)
+            assert len(uids) == 2, (spec.name, uids)
