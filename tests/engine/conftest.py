@@ -8,6 +8,7 @@ Each stack is started once (``up --wait``) and removed afterwards, also when a t
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,11 +25,13 @@ WAIT_TIMEOUT, _ = longest_chain(
 )
 FIGURES: dict[str, str] = {}
 """Measured figures, printed in the test summary (README "Engine tier")."""
+_TIER_SPAN: dict[str, float] = {}  # monotonic start (the first stand-in check) and end
 
 
 @pytest.fixture(scope="session")
 def standin_images() -> dict[str, str]:
     """Each stand-in's image tag, built here unless cached; skips the tier where it cannot run."""
+    _TIER_SPAN["start"] = time.monotonic()
     reason = tier_unavailable()
     if reason:
         pytest.skip(f"engine tier: {reason}")
@@ -63,7 +66,14 @@ def depot(request: pytest.FixtureRequest, standin_images: dict[str, str]) -> Ite
         assert not leftovers, f"the tier left {leftovers} of {running.project} on the engine"
 
 
+def pytest_runtest_logfinish(nodeid: str) -> None:
+    if "start" in _TIER_SPAN:
+        _TIER_SPAN["end"] = time.monotonic()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if "end" in _TIER_SPAN and FIGURES:
+        FIGURES["tier duration"] = f"{_TIER_SPAN['end'] - _TIER_SPAN['start']:.0f} s"
     if FIGURES:
         terminalreporter.section("engine tier figures")
         for name, figure in FIGURES.items():

@@ -27,6 +27,7 @@ DEBIAN_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt
 DEBOOTSTRAP_VARIANT = "minbase"
 # Removed from the root file system before import: package lists and downloaded archives.
 ROOTFS_CLEANUP = ("var/lib/apt/lists", "var/cache/apt/archives", "var/cache/debconf")
+STAGE_LABEL = "depot.standin-stage"  # on the first stage of the multi-stage stand-ins
 SEPARATOR = b"\0"  # between the hashed files, so moving bytes from one to the next changes it
 BUILD_TIMEOUT = 900  # seconds; debootstrap with postgresql takes about a minute here
 
@@ -198,6 +199,8 @@ def _build_standin(standin: Standin, base: str, tag: str) -> None:
         str(STANDINS_DIR),
         env={**os.environ, "DOCKER_BUILDKIT": "0"},
     )
+    # The classic builder leaves a first stage's image untagged: not a cache the tier keeps.
+    _run("docker", "image", "prune", "--force", "--filter", f"label={STAGE_LABEL}")
 
 
 def _image_exists(tag: str) -> bool:

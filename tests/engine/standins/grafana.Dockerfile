@@ -4,6 +4,8 @@
 ARG BASE
 FROM ${BASE} AS debian
 HEALTHCHECK NONE
+# Marks this stage's untagged image, which the tier removes after the build.
+LABEL depot.standin-stage="busybox"
 
 FROM scratch
 COPY --from=debian /bin/busybox /bin/busybox
