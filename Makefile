@@ -39,9 +39,11 @@ workflows: setup
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --min-severity low .github/workflows
 
-# Both cores: the unit tier is many small, independent tests (about 40 s on two workers).
+# Both cores: the unit tier is many small, independent tests (about 40 s on two workers). The
+# engine tier runs after it, in one process: its depots have fixed names, one at a time.
 pytest: setup
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 -m "not engine"
+	$(BIN)/pytest -m engine tests/engine
 
 ## The main job: `pulumi up` of $(STACK) against the local Docker daemon.
 up: setup
