@@ -4,7 +4,8 @@ Exit status: ``plan`` and ``graph`` 0, or 2 on error; ``diff`` like ``git diff -
 0 no changes, 1 changes, 2 error; ``check`` 1 when a mandatory rule is violated; ``compose`` 0,
 or 2 on error; ``secrets init`` 1 when a file it keeps is out of date or unusable (empty, not
 UTF-8, a folder or symbolic link in its place), 2 when the folder cannot be used (not a folder,
-open to other users). Any error is one line on stderr, never a traceback.
+open to other users); ``doctor`` 0 ready, 1 not ready (a problem on the host), 2 error. Any
+error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from depot.paths import PROJECT_ROOT
 from depot.types import PROFILES
 
 if TYPE_CHECKING:
+    from depot.config.settings import DepotSettings
     from depot.review.planned import Plan
 
 EXIT_ERROR = 2
@@ -114,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
         help="default: secrets/ in this project, where the Compose file looks",
     )
     init.set_defaults(run=_secrets_init)
+
+    doctor = commands.add_parser("doctor", help="what the stack needs from its host, before up")
+    doctor.add_argument("--stack", required=True)
+    _profiles(doctor)
+    doctor.set_defaults(run=_doctor)
     return parser
 
 
@@ -249,6 +256,21 @@ def _secrets_init(args: argparse.Namespace) -> tuple[str, int]:
             status = 1
         lines.append(line if result.warning is None else f"{line}; warning: {result.warning}")
     return "".join(f"{line}\n" for line in lines), status
+
+
+def _settings(args: argparse.Namespace) -> DepotSettings:
+    from depot.config.loader import load_settings
+    from depot.config.stack_file import stack_config
+
+    return load_settings(args.stack, stack_config(args.stack, args.profiles))
+
+
+def _doctor(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.host.docker import DockerCli
+    from depot.host.doctor import diagnose, report
+
+    settings = _settings(args)
+    return report(args.stack, diagnose(settings, DockerCli(settings.docker.host)))
 
 
 def plan_at_ref(

@@ -9,7 +9,16 @@ set -euo pipefail
 stack="${STACK:-dev}"
 cd "$(dirname "$0")/.."
 
+# The host first (`depot doctor`): a newcomer without the crates, the console build or a free
+# port is told exactly that, before anything is created.
+depot="${DEPOT:-$PWD/.venv/bin/depot}"
+doctor_status=0
 missing=()
+if [[ -x "$depot" ]]; then
+  "$depot" doctor --stack "$stack" || doctor_status=$?
+else
+  missing+=("the project's environment with the depot command (\`make setup\`)")
+fi
 command -v pulumi >/dev/null 2>&1 || missing+=("the Pulumi CLI (https://www.pulumi.com/docs/install/)")
 if ! command -v docker >/dev/null 2>&1; then
   missing+=("Docker (https://docs.docker.com/engine/install/)")
@@ -23,6 +32,10 @@ if ((${#missing[@]})); then
     echo "Nothing was deployed. What runs without them:"
     echo "  make test    the whole program under Pulumi's mocks: every resource, input and option"
   } >&2
+  exit 1
+fi
+if ((doctor_status)); then
+  echo "make up: \`depot doctor --stack $stack\` found what is above; fix it and run make up again. Nothing was deployed." >&2
   exit 1
 fi
 
