@@ -4,8 +4,9 @@ Exit status: ``plan`` and ``graph`` 0, or 2 on error; ``diff`` like ``git diff -
 0 no changes, 1 changes, 2 error; ``check`` 1 when a mandatory rule is violated; ``compose`` 0,
 or 2 on error; ``secrets init`` 1 when a file it keeps is out of date or unusable (empty, not
 UTF-8, a folder or symbolic link in its place), 2 when the folder cannot be used (not a folder,
-open to other users); ``doctor`` 0 ready, 1 not ready (a problem on the host), 2 error. Any
-error is one line on stderr, never a traceback.
+open to other users); ``doctor`` 0 ready, 1 not ready (a problem on the host), 2 error;
+``drift`` 0 none, 1 drift, 2 error (no engine answers). Any error is one line on stderr, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 # Each command imports what it runs, inside its handler: `depot compose` needs no Pulumi SDK
 # and no provider, and a plan needs no policy. Process start is most of a command's time.
 from depot.config.loader import ConfigError
+from depot.host.docker import DockerError
 from depot.outputs.secret_files import SECRETS_DIR, SecretsFolderError
 from depot.paths import PROJECT_ROOT
 from depot.types import PROFILES
@@ -48,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         output, status = args.run(args)
-    except (ConfigError, UsageError, SecretsFolderError) as error:
+    except (ConfigError, UsageError, SecretsFolderError, DockerError) as error:
         return _fail(args, str(error))
     except OSError as error:  # a file in the way, a full disk: one line, never a traceback
         return _fail(args, _os_error(error))
@@ -121,6 +123,11 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--stack", required=True)
     _profiles(doctor)
     doctor.set_defaults(run=_doctor)
+
+    drift = commands.add_parser("drift", help="the live Docker host against the stack's plan")
+    drift.add_argument("--stack", required=True)
+    _profiles(drift)
+    drift.set_defaults(run=_drift)
     return parser
 
 
@@ -271,6 +278,18 @@ def _doctor(args: argparse.Namespace) -> tuple[str, int]:
 
     settings = _settings(args)
     return report(args.stack, diagnose(settings, DockerCli(settings.docker.host)))
+
+
+def _drift(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.config.stack_file import stack_config
+    from depot.host.docker import DockerCli
+    from depot.host.drift import expected_from_plan, find_drift, report
+    from depot.review.plan import plan_config
+
+    config = stack_config(args.stack, args.profiles)
+    settings = _settings(args)
+    expected = expected_from_plan(plan_config(args.stack, config, settings=settings), settings)
+    return report(args.stack, find_drift(expected, DockerCli(settings.docker.host)), expected)
 
 
 def plan_at_ref(

@@ -89,8 +89,8 @@ def docker(
     return result
 
 
-def tier_settings(stack: str, directory: Path) -> DepotSettings:
-    """The shipped stack's settings with the console's host paths moved into ``directory``.
+def tier_config(stack: str, directory: Path) -> RawConfig:
+    """The shipped stack's config with the console's host paths moved into ``directory``.
 
     The only change to the stack: its console build and sessions folders are paths on the
     deploy host (``/srv/depot/…``, ``/data/sessions``), which the tier must not create.
@@ -101,7 +101,12 @@ def tier_settings(stack: str, directory: Path) -> DepotSettings:
         "sessionsPath": str(directory / "sessions"),
     }
     values = {**config.values, "depot:console": encode(console)}
-    return load_settings(stack, RawConfig(values, config.secret_keys))
+    return RawConfig(values, config.secret_keys)
+
+
+def tier_settings(stack: str, directory: Path) -> DepotSettings:
+    """``tier_config`` validated."""
+    return load_settings(stack, tier_config(stack, directory))
 
 
 def override_document(export: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, Any]:
