@@ -114,3 +114,35 @@ def test_no_deploy_step_runs_up_around_the_policy_pack(stack: str) -> None:
 def test_the_policy_configs_the_deploys_name_exist() -> None:
     for stack in ("prod", "dev"):
         assert (PROJECT_DIR / "policy" / f"config.{stack}.json").is_file()
+
+
+def test_the_drift_check_runs_on_a_schedule_and_never_for_a_pull_request() -> None:
+    triggers = _triggers(_workflow("drift.yml"))
+    assert set(triggers) == {"schedule", "workflow_dispatch"}
+
+
+def test_the_drift_preview_refreshes_and_expects_no_changes_with_read_only_permissions() -> None:
+    jobs = _jobs("drift.yml")
+    preview = jobs["preview"]
+    assert preview["permissions"] == {"contents": "read"}
+    assert _environment(preview) == "drift"
+    steps = preview["steps"]
+    command = str(steps[_step_index(steps, "pulumi preview")]["run"])
+    assert "--refresh" in command
+    assert "--expect-no-changes" in command
+    runs = [str(step.get("run", "")) for job in jobs.values() for step in job["steps"]]
+    assert not [run for run in runs if run.lstrip().startswith("pulumi up")]
+
+
+def test_only_the_issue_job_may_write_issues_and_it_holds_no_state_credentials() -> None:
+    jobs = _jobs("drift.yml")
+    assert _workflow("drift.yml")["permissions"] == {}
+    writers = [name for name, job in jobs.items() if "issues" in job.get("permissions", {})]
+    assert writers == ["issue"]
+    assert jobs["issue"]["permissions"] == {"issues": "write"}
+    assert not _uses_state_credentials(jobs["issue"])
+    script = str(jobs["issue"]["steps"][-1]["run"])
+    # One issue: an open one is edited, a new one only when none is open, closed when clean.
+    assert "gh issue list --label drift --state open" in script
+    assert "gh issue edit" in script
+    assert "gh issue close" in script
