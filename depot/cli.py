@@ -5,8 +5,9 @@ Exit status: ``plan`` and ``graph`` 0, or 2 on error; ``diff`` like ``git diff -
 or 2 on error; ``secrets init`` 1 when a file it keeps is out of date or unusable (empty, not
 UTF-8, a folder or symbolic link in its place), 2 when the folder cannot be used (not a folder,
 open to other users); ``doctor`` 0 ready, 1 not ready (a problem on the host), 2 error;
-``drift`` 0 none, 1 drift, 2 error (no engine answers). Any error is one line on stderr, never a
-traceback.
+``drift`` 0 none, 1 drift, 2 error (no engine answers); ``rotate`` 0 rotated, 1 the service
+refused it or it stopped half-way (the message says which password works), 2 error. Any error
+is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -128,6 +129,29 @@ def _parser() -> argparse.ArgumentParser:
     drift.add_argument("--stack", required=True)
     _profiles(drift)
     drift.set_defaults(run=_drift)
+
+    rotate = commands.add_parser(
+        "rotate", help="a new password, told to the running service first (Compose depot)"
+    )
+    rotate.add_argument("secret", choices=["database-password", "grafana-admin-password"])
+    rotate.add_argument("--stack", default="dev", help="whose Docker host (default dev)")
+    rotate.add_argument(
+        "--dir",
+        type=Path,
+        default=PROJECT_ROOT / SECRETS_DIR,
+        help="the secret files the depot was started with (default: secrets/ here)",
+    )
+    rotate.add_argument(
+        "--compose-file",
+        dest="compose_files",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="the Compose file(s) it was started with (default: compose.yaml here, if any)",
+    )
+    rotate.add_argument("--project-name", help="its Compose project name, if not the file's")
+    rotate.set_defaults(run=_rotate, profiles=[])
     return parser
 
 
@@ -290,6 +314,27 @@ def _drift(args: argparse.Namespace) -> tuple[str, int]:
     settings = _settings(args)
     expected = expected_from_plan(plan_config(args.stack, config, settings=settings), settings)
     return report(args.stack, find_drift(expected, DockerCli(settings.docker.host)), expected)
+
+
+def _rotate(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.host.docker import DockerCli
+    from depot.host.rotate import ComposeProject, RotationError, rotate
+
+    settings = _settings(args)
+    files = tuple(args.compose_files)
+    if not files and (PROJECT_ROOT / "compose.yaml").is_file():
+        files = (PROJECT_ROOT / "compose.yaml",)
+    for file in files:
+        if not file.is_file():
+            raise UsageError(f"--compose-file {file}: no such file")
+    compose = ComposeProject(files, args.project_name) if files else None
+    try:
+        lines = rotate(args.secret, args.dir, DockerCli(settings.docker.host), compose)
+    except RotationError as error:
+        print(f"depot rotate: {error}", file=sys.stderr)
+        return "", 1
+    lines.append(f"depot rotate: {args.secret} rotated")
+    return "".join(f"{line}\n" for line in lines), 0
 
 
 def plan_at_ref(

@@ -203,3 +203,21 @@ def _create(path: Path, content: str) -> bool:
         path.unlink()  # a half-written secret would be kept as it is on the next run
         raise
     return True
+
+
+def read_secret(path: Path) -> tuple[str | None, str | None]:
+    """``(content, problem)`` of a secret file, as ``depot secrets init`` reads it (no warning)."""
+    if not os.path.lexists(path):
+        return None, "does not exist; run `depot secrets init` first"
+    content, problem, _ = _read_secret(path)
+    return content, problem
+
+
+def create_secret_file(path: Path, content: str) -> bool:
+    """A new file of ``content``, mode 0600; False (untouched) if anything is at ``path``."""
+    return _create(path, content)
+
+
+def secret_env_content(spec: ServiceSpec, values: dict[str, str]) -> str:
+    """``<service>.env`` for ``spec`` with each secret's value from ``values``."""
+    return "".join(f"{env.name}={env.render(values[env.secret])}\n" for env in spec.secret_env)

@@ -31,14 +31,18 @@ SERVICE = "discovery"  # recreated by the test; nothing else waits on it but the
 
 
 def expected_on_tier(depot: TierDepot, images: dict[str, str] | None = None) -> Expected:
-    """The plan of the tier's stack, each container on the image the tier runs it from."""
+    """The plan of the tier's stack: the containers it starts, on the images it runs them from."""
     config = tier_config(depot.stack, depot.directory)
     expected = expected_from_plan(
         plan_config(depot.stack, config, settings=depot.settings), depot.settings
     )
     runs = {f"depot-{name}": depot.images[standin] for name, standin in STANDIN_OF.items()}
     runs.update(images or {})
-    workloads = tuple(dataclasses.replace(w, image=runs[w.name]) for w in expected.workloads)
+    # The tier starts the base services only (prod's gpu and rtk ones are left to their profiles).
+    started = {spec.container_name for spec in depot.services}
+    workloads = tuple(
+        dataclasses.replace(w, image=runs[w.name]) for w in expected.workloads if w.name in started
+    )
     return dataclasses.replace(expected, workloads=workloads)
 
 

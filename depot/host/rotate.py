@@ -1,0 +1,233 @@
+"""``depot rotate``: a new password for a running Compose depot, told to the service first.
+
+postgres reads ``POSTGRES_PASSWORD_FILE`` and grafana its admin password only when they first
+initialise their data, so new files alone lock the depot out. Here the running service takes the
+new password first, and the files change only once it has:
+
+1. the new password is staged in ``<secret>.txt.next`` (mode 0600);
+2. the service is told, over ``docker exec`` with the value on stdin: postgres gets
+   ``ALTER ROLE … PASSWORD 'SCRAM-SHA-256$…'`` over its local socket — a verifier computed here,
+   so not even the server sees the password, and statement logging is off for the session —,
+   grafana ``grafana cli admin reset-admin-password --password-from-stdin``;
+3. only then each ``<service>.env`` built from it (dispatch's ``DATABASE_URL``) is rewritten,
+   then ``<secret>.txt`` (both by rename: a reader sees the old file or the new one);
+4. the services that hold the value in their environment are recreated (``docker compose up
+   --no-deps --force-recreate --wait``).
+
+The password is never on a command line, in a long-lived process's environment or in a log.
+Interrupted before step 2 ends, the depot keeps the old password and works; after it, postgres
+has the new one while ``.next`` says so: running ``depot rotate`` again resumes with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from depot.catalog import SERVICES, SecretName, ServiceSpec, service
+from depot.host.docker import DockerCli, last_line
+from depot.outputs.secret_files import (
+    create_secret_file,
+    env_file_name,
+    new_password,
+    read_secret,
+    secret_env_content,
+    secret_file_name,
+)
+
+SCRAM_ITERATIONS = 4096  # postgres' own default (scram_iterations)
+STAGED_SUFFIX = ".next"
+
+
+class RotationError(Exception):
+    """Nothing was rotated (or a rotation stopped); the message says in which state."""
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """One secret the depot can rotate: which service holds it and how it is told."""
+
+    secret: SecretName
+    holder: ServiceSpec
+
+
+ROTATIONS = {
+    "database-password": Rotation("database_password", service("postgres")),
+    "grafana-admin-password": Rotation("grafana_admin_password", service("grafana")),
+}
+
+
+@dataclass(frozen=True)
+class ComposeProject:
+    """The Compose files and project name the depot was started with (``docker compose -f``)."""
+
+    files: tuple[Path, ...]
+    name: str | None = None
+
+    def command(self, cli: DockerCli) -> list[str]:
+        """``docker-compose`` (the venv's or PATH's), else the docker CLI's ``compose`` plugin."""
+        beside = Path(sys.executable).parent / "docker-compose"
+        found = str(beside) if beside.is_file() else shutil.which("docker-compose")
+        command = [found] if found else ["docker", "compose"]
+        for file in self.files:
+            command += ["--file", str(file)]
+        if self.name:
+            command += ["--project-name", self.name]
+        return command
+
+
+def rotate(
+    which: str, secrets_dir: Path, cli: DockerCli, compose: ComposeProject | None
+) -> list[str]:
+    """Rotate ``which`` (a key of ``ROTATIONS``); the lines to print. Raises ``RotationError``."""
+    rotation = ROTATIONS[which]
+    current = secrets_dir / secret_file_name(rotation.secret)
+    staged = current.with_name(current.name + STAGED_SUFFIX)
+    old, problem = read_secret(current)
+    if old is None:
+        raise RotationError(f"{current}: {problem}; nothing changed")
+    _running(cli, rotation.holder)
+    lines = []
+    new, resumed = _staged_password(staged)
+    if resumed:
+        lines.append(f"resuming the rotation {staged.name} records (it was interrupted)")
+    try:
+        if rotation.holder.name == "postgres":
+            _alter_postgres_role(cli, rotation.holder, new)
+        else:
+            _reset_grafana_admin(cli, rotation.holder, new)
+    except RotationError:
+        if not resumed:
+            staged.unlink()
+        raise
+    holder = rotation.holder.name
+    lines.append(f"{holder}: took the new password; the old one no longer works")
+    dependents = [
+        spec for spec in SERVICES if any(e.secret == rotation.secret for e in spec.secret_env)
+    ]
+    for spec in dependents:
+        _replace(
+            secrets_dir / env_file_name(spec.name), secret_env_content(spec, {rotation.secret: new})
+        )
+        lines.append(f"wrote {secrets_dir / env_file_name(spec.name)}")
+    os.replace(staged, current)
+    lines.append(f"wrote {current}")
+    for spec in dependents:
+        lines.append(_recreate(cli, compose, spec))
+    return lines
+
+
+def _staged_password(staged: Path) -> tuple[str, bool]:
+    """The staged new password: one left by an interrupted rotation, else a new one."""
+    if os.path.lexists(staged):
+        value, problem = read_secret(staged)
+        if value is None:
+            raise RotationError(f"{staged}: {problem}; remove it and run again; nothing changed")
+        return value, True
+    password = new_password()
+    if not create_secret_file(staged, password + "\n"):
+        raise RotationError(f"{staged}: appeared while rotating; run again; nothing changed")
+    return password, False
+
+
+def _running(cli: DockerCli, spec: ServiceSpec) -> None:
+    found = cli.inspect("container", spec.container_name)
+    if not found or not found[0].get("State", {}).get("Running"):
+        raise RotationError(
+            f"{spec.container_name} is not running at {cli.host}: the new password must be told "
+            "to it first; start the depot, then rotate; nothing changed"
+        )
+
+
+def scram_verifier(password: str, salt: bytes | None = None) -> str:
+    """What postgres stores for ``password``: SCRAM-SHA-256 (RFC 7677), as psql's \\password."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, SCRAM_ITERATIONS)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii")
+
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def alter_role_statement(password: str, role: str = "postgres") -> str:
+    """The SQL sent on psql's stdin: logging off for this session, then the verifier."""
+    return (
+        "SET log_statement = 'none';\n"
+        "SET log_min_error_statement = 'panic';\n"
+        "SET log_min_duration_statement = -1;\n"
+        f"ALTER ROLE {role} PASSWORD '{scram_verifier(password)}';\n"
+    )
+
+
+def _alter_postgres_role(cli: DockerCli, spec: ServiceSpec, password: str) -> None:
+    result = cli.run(
+        "exec", "--interactive", "--user", "postgres", spec.container_name,
+        "psql", "--no-psqlrc", "--quiet", "--no-password", "--set", "ON_ERROR_STOP=1",
+        "--username", "postgres", "--dbname", "postgres",
+        stdin=alter_role_statement(password),
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RotationError(
+            f"postgres refused the new password ({last_line(result.stderr)}); nothing changed: "
+            "the depot keeps the old one"
+        )
+
+
+def _reset_grafana_admin(cli: DockerCli, spec: ServiceSpec, password: str) -> None:
+    result = cli.run(
+        "exec", "--interactive", spec.container_name,
+        "grafana", "cli", "admin", "reset-admin-password", "--password-from-stdin",
+        stdin=password + "\n",
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RotationError(
+            f"grafana refused the new admin password ({last_line(result.stderr)}); nothing "
+            "changed: grafana keeps the old one"
+        )
+
+
+def _replace(path: Path, content: str) -> None:
+    """Write ``path`` anew by rename: 0600, never through a link, never half-written."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    if not create_secret_file(temporary, content):
+        raise RotationError(f"{temporary}: in the way; remove it and run again")
+    os.replace(temporary, path)
+
+
+def _recreate(cli: DockerCli, compose: ComposeProject | None, spec: ServiceSpec) -> str:
+    manual = f"docker compose up --detach --no-deps --force-recreate {spec.name}"
+    if compose is None:
+        return f"{spec.name}: recreate it to read the new value: {manual}"
+    command = [*compose.command(cli), "up", "--detach", "--no-deps", "--force-recreate", "--wait"]
+    result = _compose_run(cli, [*command, spec.name])
+    if result is not None:
+        raise RotationError(
+            f"{spec.name} was not recreated ({result}); the password is rotated and the files "
+            f"hold it: run `{manual}`"
+        )
+    return f"recreated {spec.name}: healthy, with the new value"
+
+
+def _compose_run(cli: DockerCli, command: Sequence[str]) -> str | None:
+    """Run a Compose command against ``cli``'s host; None when it succeeded, else why not."""
+    env = {**os.environ, "DOCKER_HOST": cli.host}
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed subcommand; files and names as values
+            list(command), capture_output=True, text=True, check=False, env=env, timeout=300
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    return None if result.returncode == 0 else last_line(result.stderr)
