@@ -181,8 +181,8 @@ def _alter_postgres_role(cli: DockerCli, spec: ServiceSpec, password: str) -> No
     )  # fmt: skip
     if result.returncode != 0:
         raise RotationError(
-            f"postgres refused the new password ({last_line(result.stderr)}); nothing changed: "
-            "the depot keeps the old one"
+            f"postgres refused the new password ({_why(result)}); nothing changed: the depot "
+            "keeps the old one"
         )
 
 
@@ -194,9 +194,15 @@ def _reset_grafana_admin(cli: DockerCli, spec: ServiceSpec, password: str) -> No
     )  # fmt: skip
     if result.returncode != 0:
         raise RotationError(
-            f"grafana refused the new admin password ({last_line(result.stderr)}); nothing "
-            "changed: grafana keeps the old one"
+            f"grafana refused the new admin password ({_why(result)}); nothing changed: grafana "
+            "keeps the old one"
         )
+
+
+def _why(result: subprocess.CompletedProcess[str]) -> str:
+    """What a failed ``docker exec`` said, else its exit status (127: no such program)."""
+    said = last_line(result.stderr + "\n" + result.stdout)
+    return said if said != "no output" else f"exit status {result.returncode}"
 
 
 def _replace(path: Path, content: str) -> None:
