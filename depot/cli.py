@@ -98,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     graph.set_defaults(run=_graph)
 
-    compose = commands.add_parser("compose", help="a stack as a Compose file")
+    compose = commands.add_parser(
+        "compose", help="a stack as a Compose file (a swarm stack: a stack file)"
+    )
     compose.add_argument("--stack", required=True)
     _profiles(compose)
     compose.add_argument("-o", "--output", type=Path, help="write it here (default: stdout)")
@@ -207,9 +209,9 @@ def _graph(args: argparse.Namespace) -> tuple[str, int]:
 def _compose(args: argparse.Namespace) -> tuple[str, int]:
     from depot.config.loader import load_settings
     from depot.config.stack_file import stack_config
-    from depot.outputs.compose import compose_yaml
+    from depot.outputs.export import export_yaml
 
-    text = compose_yaml(load_settings(args.stack, stack_config(args.stack, args.profiles)))
+    text = export_yaml(load_settings(args.stack, stack_config(args.stack, args.profiles)))
     if args.output is None:
         return text, 0
     _write_export(args.output, text)
