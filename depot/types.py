@@ -107,7 +107,7 @@ def _to_cpus(value: object) -> float:
     # Read from text: a YAML `true`, `.nan` or `.inf` arrives as a string the float parser
     # would accept (`true` → 1.0 in lax mode, `nan`, `inf`); none of them is a CPU count.
     text = str(value).strip() if isinstance(value, (str, int, float)) else ""
-    if isinstance(value, bool) or not _CPU_COUNT.match(text):
+    if isinstance(value, bool) or not _CPU_COUNT.fullmatch(text):
         raise PydanticCustomError(
             "cpus", "is not a number of CPUs; use a decimal number, e.g. 0.5 or 2"
         )
@@ -130,7 +130,7 @@ _IMAGE_REF = re.compile(
 
 
 def _pinned_image(value: str) -> str:
-    match = _IMAGE_REF.match(value)
+    match = _IMAGE_REF.fullmatch(value)
     versioned = match is not None and match["tag"] and any(c.isdigit() for c in match["tag"])
     if match is None or not (versioned or match["digest"]) or match["tag"] == "latest":
         raise PydanticCustomError(
@@ -143,7 +143,7 @@ def _pinned_image(value: str) -> str:
 
 def has_digest(reference: str) -> bool:
     """True when ``reference`` names its image by content (``…@sha256:…``)."""
-    match = _IMAGE_REF.match(reference)
+    match = _IMAGE_REF.fullmatch(reference)
     return match is not None and bool(match["digest"])
 
 
@@ -167,7 +167,7 @@ def parse_image_reference(reference: str) -> ImageReference | None:
     The one grammar for references: stack settings (``PinnedImage``) and the policy rules both
     read images through it.
     """
-    match = _IMAGE_REF.match(reference)
+    match = _IMAGE_REF.fullmatch(reference)
     if match is None:
         return None
     digest = match["digest"]
@@ -183,7 +183,7 @@ def _matching(pattern: str, kind: str, rule: str) -> AfterValidator:
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if not compiled.match(value):
+        if not compiled.fullmatch(value):  # `$` alone would let a trailing newline in
             raise PydanticCustomError(kind, rule)
         return value
 
@@ -243,7 +243,7 @@ _DOCKER_HOSTS = (
 
 
 def _docker_host(value: str) -> str:
-    match = next((m for p in _DOCKER_HOSTS if (m := p.match(value))), None)
+    match = next((m for p in _DOCKER_HOSTS if (m := p.fullmatch(value))), None)
     port = match.groupdict().get("port") if match else None
     if match is None or (port is not None and not 1 <= int(port) <= MAX_PORT):
         raise PydanticCustomError(

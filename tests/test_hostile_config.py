@@ -515,3 +515,24 @@ def test_engine_config_nested_beyond_reason_is_a_message() -> None:
         load_settings("dev", raw)
     assert str(error.value).startswith("Pulumi.dev.yaml: depot:profiles: '[[[[")
     assert len(str(error.value)) < 300
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("depot:registry", {"address": "registry.example.com\n", "username": "deploy"}),
+        ("depot:registry", {"address": "registry.example.com", "username": "deploy\n"}),
+        ("depot:docker", {"host": "ssh://deploy@depot.example.com\n"}),
+        ("depot:release", {"commit": "0123456789abcdef\n"}),
+        ("depot:release", {"version": "1.4.0\n"}),
+        ("depot:images", {"postgres": "postgres:17.2-alpine\n"}),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_value(key: str, value: Any) -> None:
+    # `$` in a Python pattern matches before a final newline; a value with one would reach a
+    # command line, an image reference or a file as two lines.
+    shipped = read_stack_file("prod", PROJECT_DIR)
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_settings(
+            "prod", RawConfig({**shipped.values, key: encode(value)}, shipped.secret_keys)
+        )

@@ -121,7 +121,7 @@ def _with_release_commit(settings: DepotSettings, source: str) -> DepotSettings:
     if settings.registry is None or settings.release.commit is not None:
         return settings
     commit = os.environ.get("DEPOT_RELEASE_COMMIT") or _checkout_commit()
-    if commit is None or not re.match(COMMIT_PATTERN, commit):
+    if commit is None or not re.fullmatch(COMMIT_PATTERN, commit):
         raise ConfigError(
             f"{source}: {NAMESPACE}:release.commit: (not set) is required to tag pushed images; "
             "set it, or DEPOT_RELEASE_COMMIT, or deploy from a git checkout"

@@ -67,7 +67,7 @@ def encode(value: Any) -> str:
 
 def read_stack_file(stack: str, project_dir: Path) -> RawConfig:
     """The ``config:`` of ``Pulumi.<stack>.yaml`` in ``project_dir``."""
-    if not STACK_NAME.match(stack):
+    if not STACK_NAME.fullmatch(stack):
         shown = stack if len(stack) <= 40 and stack.isprintable() else repr(stack[:40]) + "…"
         raise ConfigError(
             f"--stack {shown}: is not a stack name; use 1-100 letters, digits, '-', '_' or '.'"

@@ -176,7 +176,7 @@ def non_root_user(service: Workload, stack: Stack) -> Iterable[str]:
     if not _own_image(service):
         return  # third-party images choose their own user; capabilities limit them
     user = service.user
-    match = _NUMERIC_USER.match(user) if user is not None else None
+    match = _NUMERIC_USER.fullmatch(user) if user is not None else None
     if match is None:
         yield f"runs as {user!r}; our own services run as a numeric user"
     elif int(match["uid"]) == 0:
@@ -215,7 +215,7 @@ def dockerfile_user(resource: PlannedResource, stack: Stack) -> Iterable[str]:
         yield f"builds from {location}, which does not exist"
         return
     user = final_stage_user(path.read_text())
-    match = _NUMERIC_USER.match(user) if user else None
+    match = _NUMERIC_USER.fullmatch(user) if user else None
     if user is None:
         yield f"{location}: the final stage sets no USER, so it runs as root"
     elif match is None:

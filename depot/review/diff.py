@@ -22,10 +22,11 @@ from depot.resource_types import BUILD, VOLUME
 from depot.review.planned import SECRET, Plan, PlannedResource, is_fingerprinted, is_secret
 from depot.review.postgres import data_image, mounts_data, postgres_major
 from depot.review.replacements import replaces_on_change
+from depot.types import COMMIT_PATTERN
 
 STATEFUL_TYPES = frozenset({VOLUME})
 SWARM_SECRET_REFERENCES = "taskSpec.containerSpec.secrets"  # noqa: S105 - a property path
-_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+_COMMIT = re.compile(COMMIT_PATTERN)
 
 DATABASE_PASSWORD_NOTE = (
     "the database password changes, but postgres reads its password file only when it "
@@ -379,7 +380,7 @@ def _only_commit_moved(old: Any, new: Any) -> bool:
         new_repo, _, new_tag = after.rpartition(":")
         if "/" in old_tag or old_repo != new_repo:
             return False
-        if not (_COMMIT.match(old_tag) and _COMMIT.match(new_tag)):
+        if not (_COMMIT.fullmatch(old_tag) and _COMMIT.fullmatch(new_tag)):
             return False
         moved = True
     return moved
