@@ -386,6 +386,16 @@ def test_swarm_settings_are_refused_on_a_host_stack() -> None:
         load_settings("prod", stack_config("prod", {"depot:swarm": {"gpu": {"count": 2}}}))
 
 
+@pytest.mark.parametrize("label", ["depot.gpu==false", "depot.gpu\n", "Depot.GPU", "-x", ""])
+def test_a_node_label_is_one_label_and_nothing_more(label: str) -> None:
+    # It is written into a constraint (`node.labels.<label> == true`): nothing may change that.
+    config = stack_config("cluster", {"depot:swarm": {"nodeLabels": {"postgres": label}}})
+    with pytest.raises(
+        ConfigError, match=r"depot:swarm\.nodeLabels\.postgres: .* is not a node label"
+    ):
+        load_settings("cluster", config)
+
+
 def test_only_pinned_services_take_a_node_label() -> None:
     labels = {"nodeLabels": {"discovery": "depot.web"}}
     with pytest.raises(
@@ -486,3 +496,11 @@ def test_dispatch_gets_database_url_as_one_secret_value(with_canaries: Recording
     assert isinstance(env["DATABASE_URL"], Secret)
     assert "%21pw" in env["DATABASE_URL"].value
     assert env["PORT"] == "4890"  # its neighbours stay readable in a diff
+
+
+def test_everything_on_the_swarm_goes_through_its_manager(cluster: Recording) -> None:
+    [provider] = [r for r in cluster.registrations if r.type == "pulumi:providers:docker"]
+    assert provider.inputs["host"] == "ssh://deploy@manager.depot.example.com"
+    on_swarm = [r for r in cluster.registrations if r.type in (SERVICE, DOCKER_SECRET, NETWORK)]
+    assert len(on_swarm) == 7 + 2 + 2
+    assert {r.provider.rsplit("::", 1)[0] for r in on_swarm} == {provider.urn}
