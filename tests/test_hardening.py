@@ -7,7 +7,7 @@ from tests.conftest import containers
 
 CAPABILITIES = {
     "postgres": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
-    "console": ["CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"],
+    "console": ["CHOWN", "SETGID", "SETUID"],
 }
 
 

@@ -30,7 +30,6 @@ CAPABILITY_ALLOWLIST: dict[str, dict[str, str]] = {
     },
     "depot-console": {
         "CHOWN": "nginx gives its cache directories to the nginx user",
-        "NET_BIND_SERVICE": "the master process listens on port 80",
         "SETGID": "workers drop to the nginx group",
         "SETUID": "workers drop to the nginx user",
     },

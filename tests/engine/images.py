@@ -1,0 +1,236 @@
+"""The stand-in images the engine tier runs instead of the real ones, built here with no registry.
+
+One Debian root file system (debootstrap, variant minbase, from this machine's own apt source)
+carries postgresql, nginx and busybox-static; it is imported as ``depot-standin-debian``. The
+postgres and console stand-ins are built on it, the Rust services' and grafana's from ``scratch``
+with its static busybox. Every image is tagged with a hash of what went into it, and reused while
+that tag exists: a second run builds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+STANDINS_DIR = Path(__file__).resolve().parent / "standins"
+PACKAGES_FILE = STANDINS_DIR / "debian.packages"
+BASE_REPOSITORY = "depot-standin-debian"
+DEBIAN_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+DEBOOTSTRAP_VARIANT = "minbase"
+# Removed from the root file system before import: package lists and downloaded archives.
+ROOTFS_CLEANUP = ("var/lib/apt/lists", "var/cache/apt/archives", "var/cache/debconf")
+STAGE_LABEL = "depot.standin-stage"  # on the first stage of the multi-stage stand-ins
+SEPARATOR = b"\0"  # between the hashed files, so moving bytes from one to the next changes it
+BUILD_TIMEOUT = 900  # seconds; debootstrap with postgresql takes about a minute here
+
+
+@dataclass(frozen=True)
+class Standin:
+    """A stand-in image: its Dockerfile and the files it copies from ``standins/``."""
+
+    name: str
+    dockerfile: str
+    files: tuple[str, ...]
+
+    @property
+    def repository(self) -> str:
+        return f"depot-standin-{self.name}"
+
+
+STANDINS = (
+    Standin("postgres", "postgres.Dockerfile", ("postgres-entrypoint.sh",)),
+    Standin("console", "console.Dockerfile", ("console-nginx.conf",)),
+    Standin("rust-service", "rust-service.Dockerfile", ("rust-service-standin.sh",)),
+    Standin("grafana", "grafana.Dockerfile", ("grafana-standin.sh",)),
+)
+# Which stand-in runs each depot service: one recipe for every Rust service, as in the project.
+STANDIN_OF: Mapping[str, str] = {
+    "postgres": "postgres",
+    "console": "console",
+    "grafana": "grafana",
+    "discovery": "rust-service",
+    "dispatch": "rust-service",
+    "splat-worker": "rust-service",
+    "rtk-base": "rust-service",
+}
+
+
+@dataclass
+class BuildReport:
+    """What building the stand-ins took: seconds per image built (none when all were cached)."""
+
+    seconds: dict[str, float]
+
+
+class StandinUnavailableError(Exception):
+    """The stand-ins cannot be built on this machine (no root, no debootstrap); says why."""
+
+
+class StandinBuildError(Exception):
+    """Building a stand-in failed: the command and the end of its output."""
+
+
+def packages() -> list[str]:
+    """The Debian packages of the base, from ``debian.packages`` (comments and blanks ignored)."""
+    lines = (line.split("#", 1)[0].strip() for line in PACKAGES_FILE.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def apt_source(candidates: tuple[Path, ...] = DEBIAN_SOURCES) -> tuple[str, str]:
+    """This machine's Debian mirror and release suite, from its own apt sources."""
+    for path in candidates:
+        if path.is_file():
+            found = _deb822_source(path.read_text()) or _one_line_source(path.read_text())
+            if found:
+                return found
+    names = ", ".join(str(path) for path in candidates)
+    raise StandinUnavailableError(f"no Debian release source in {names}")
+
+
+def _deb822_source(text: str) -> tuple[str, str] | None:
+    for stanza in re.split(r"\n\s*\n", text):
+        fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, flags=re.MULTILINE))
+        suites = [s for s in fields.get("Suites", "").split() if "-" not in s]
+        uris = fields.get("URIs", "").split()
+        if "deb" in fields.get("Types", "").split() and uris and suites:
+            return uris[0], suites[0]
+    return None
+
+
+def _one_line_source(text: str) -> tuple[str, str] | None:
+    for line in text.splitlines():
+        match = re.match(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line.strip())
+        if match and "-" not in match.group(2):
+            return match.group(1), match.group(2)
+    return None
+
+
+def base_tag(suite: str) -> str:
+    """The base image's tag: a hash of the suite, variant, packages and clean-up."""
+    recipe = repr((suite, DEBOOTSTRAP_VARIANT, packages(), ROOTFS_CLEANUP))
+    return f"{BASE_REPOSITORY}:{_digest(recipe.encode())}"
+
+
+def standin_tag(standin: Standin, base: str) -> str:
+    """A stand-in's tag: a hash of its base, Dockerfile and the files it copies."""
+    parts = [base.encode()] + [
+        (STANDINS_DIR / name).read_bytes() for name in (standin.dockerfile, *standin.files)
+    ]
+    return f"{standin.repository}:{_digest(SEPARATOR.join(parts))}"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def ensure_standins() -> tuple[dict[str, str], BuildReport]:
+    """Every stand-in's tag by stand-in name, building (only) those not on the engine yet."""
+    report = BuildReport(seconds={})
+    base = _base_tag_here()
+    if not _image_exists(base):
+        started = time.monotonic()
+        _build_base(base)
+        report.seconds[BASE_REPOSITORY] = time.monotonic() - started
+        _remove_other_tags(base)
+    tags = {}
+    for standin in STANDINS:
+        tag = standin_tag(standin, base)
+        if not _image_exists(tag):
+            started = time.monotonic()
+            _build_standin(standin, base, tag)
+            report.seconds[standin.repository] = time.monotonic() - started
+            _remove_other_tags(tag)
+        tags[standin.name] = tag
+    return tags, report
+
+
+def _base_tag_here() -> str:
+    # The suite decides the tag, so a cached base is found without debootstrap or root.
+    _mirror, suite = apt_source()
+    return base_tag(suite)
+
+
+def _build_base(tag: str) -> None:
+    mirror, suite = apt_source()
+    if os.geteuid() != 0:
+        raise StandinUnavailableError(f"building {tag} runs debootstrap, which needs root")
+    if shutil.which("debootstrap") is None:
+        raise StandinUnavailableError("debootstrap is not installed (apt-get install debootstrap)")
+    with tempfile.TemporaryDirectory(
+        prefix="depot-standin-rootfs-", ignore_cleanup_errors=True
+    ) as directory:
+        root = Path(directory) / "root"
+        _run(
+            "debootstrap",
+            f"--variant={DEBOOTSTRAP_VARIANT}",
+            f"--include={','.join(packages())}",
+            suite,
+            str(root),
+            mirror,
+        )
+        for path in ROOTFS_CLEANUP:
+            shutil.rmtree(root / path, ignore_errors=True)
+        archive = Path(directory) / "rootfs.tar"
+        _run("tar", "--numeric-owner", "-C", str(root), "-cf", str(archive), ".")
+        _run("docker", "import", "--change", 'CMD ["/bin/bash"]', str(archive), tag)
+
+
+def _build_standin(standin: Standin, base: str, tag: str) -> None:
+    dockerfile = STANDINS_DIR / standin.dockerfile
+    # The classic builder: Engine 20.10 without the buildx plugin has no other.
+    _run(
+        "docker",
+        "build",
+        "--quiet",
+        "--file",
+        str(dockerfile),
+        "--build-arg",
+        f"BASE={base}",
+        "--tag",
+        tag,
+        str(STANDINS_DIR),
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )
+    # The classic builder leaves a first stage's image untagged: not a cache the tier keeps.
+    _run("docker", "image", "prune", "--force", "--filter", f"label={STAGE_LABEL}")
+
+
+def _image_exists(tag: str) -> bool:
+    inspected = subprocess.run(
+        ["docker", "image", "inspect", tag], capture_output=True, check=False, timeout=60
+    )
+    return inspected.returncode == 0
+
+
+def _remove_other_tags(tag: str) -> None:
+    """Drop older builds of the same stand-in: only the current hash is the cache."""
+    repository = tag.split(":", 1)[0]
+    listed = subprocess.run(
+        ["docker", "image", "ls", repository, "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    stale = [line for line in listed.stdout.split() if line != tag]
+    if stale:
+        subprocess.run(
+            ["docker", "image", "rm", *stale], capture_output=True, check=False, timeout=120
+        )
+
+
+def _run(*command: str, env: Mapping[str, str] | None = None) -> None:
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=BUILD_TIMEOUT, env=env
+    )
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr)[-3000:]
+        raise StandinBuildError(f"`{' '.join(command[:2])}` failed:\n{output}")
