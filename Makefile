@@ -39,11 +39,11 @@ workflows: setup
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --min-severity low .github/workflows
 
-# Both cores: the unit tier is many small, independent tests (about 40 s on two workers). The
-# engine tier runs after it, in one process: its depots have fixed names, one at a time.
+# The engine tier first, alone (it drives one Docker Engine; skipped with its reason where none
+# answers), then the unit tier on both cores: many small, independent tests.
 pytest: setup
+	$(BIN)/pytest -m engine
 	$(BIN)/pytest -n 2 -m "not engine"
-	$(BIN)/pytest -m engine tests/engine
 
 ## The main job: `pulumi up` of $(STACK) against the local Docker daemon.
 up: setup

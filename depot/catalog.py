@@ -205,6 +205,9 @@ class ServiceSpec:
     stop_grace_seconds: int = 10
     data_mount: str | None = None  # where ``postgres-data`` is mounted
     binds: tuple[BindSpec, ...] = ()
+    # The node label a scheduler pins it to (Swarm: ``node.labels.<label> == true``): the node
+    # that holds its data, its device or its GPU. ``depot:swarm.nodeLabels`` may rename it.
+    node_label: str | None = None
 
     @property
     def container_name(self) -> str:
@@ -237,6 +240,7 @@ POSTGRES = ServiceSpec(
     secret_files=(SecretFile("database_password", "POSTGRES_PASSWORD_FILE", owner=70),),
     stop_grace_seconds=30,  # let postgres finish a clean shutdown instead of being killed
     data_mount="/var/lib/postgresql/data",
+    node_label="depot.postgres-data",  # a local volume lives on one node: postgres goes there
     tmpfs=("/tmp", "/var/run/postgresql"),  # noqa: S108 - the socket directory and scratch
     writable_root=(
         "the provider copies the password file into the container after creating it and "
@@ -316,6 +320,7 @@ SPLAT_WORKER = ServiceSpec(
     gpu=GpuRequest(),
     tmpfs=("/tmp",),  # noqa: S108 - scratch space on a read-only root
     user=SERVICE_USER,
+    node_label="depot.gpu",
 )
 
 RTK_BASE = ServiceSpec(
@@ -327,6 +332,7 @@ RTK_BASE = ServiceSpec(
     log_target="rtk_base",
     tmpfs=("/tmp",),  # noqa: S108 - scratch space on a read-only root
     user=SERVICE_USER,
+    node_label="depot.gnss",  # the node wired to the GNSS receiver
 )
 
 SERVICES: tuple[ServiceSpec, ...] = (

@@ -103,7 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     graph.set_defaults(run=_graph)
 
-    compose = commands.add_parser("compose", help="a stack as a Compose file")
+    compose = commands.add_parser(
+        "compose", help="a stack as a Compose file (a swarm stack: a stack file)"
+    )
     compose.add_argument("--stack", required=True)
     _profiles(compose)
     compose.add_argument("-o", "--output", type=Path, help="write it here (default: stdout)")
@@ -245,9 +247,9 @@ def _graph(args: argparse.Namespace) -> tuple[str, int]:
 def _compose(args: argparse.Namespace) -> tuple[str, int]:
     from depot.config.loader import load_settings
     from depot.config.stack_file import stack_config
-    from depot.outputs.compose import compose_yaml
+    from depot.outputs.export import export_yaml
 
-    text = compose_yaml(load_settings(args.stack, stack_config(args.stack, args.profiles)))
+    text = export_yaml(load_settings(args.stack, stack_config(args.stack, args.profiles)))
     if args.output is None:
         return text, 0
     _write_export(args.output, text)
@@ -312,6 +314,12 @@ def _drift(args: argparse.Namespace) -> tuple[str, int]:
 
     config = stack_config(args.stack, args.profiles)
     settings = _settings(args)
+    if settings.runtime == "swarm":
+        raise UsageError(
+            f"stack {args.stack} runs Swarm services, which depot drift does not compare yet "
+            "(it reads one host's containers); the drift workflow's `pulumi preview --refresh` "
+            "covers it"
+        )
     expected = expected_from_plan(plan_config(args.stack, config, settings=settings), settings)
     return report(args.stack, find_drift(expected, DockerCli(settings.docker.host)), expected)
 

@@ -91,6 +91,9 @@ class ServiceDeployment:
     push: RegistryPush | None = None  # None: built images are loaded into the stack's daemon
     replicas: int = 1  # how many tasks a scheduler runs; a single host runs one container
     placement: tuple[str, ...] = ()  # scheduler constraints; a single host has none
+    # Discrete resources a scheduler reserves on a node (``NVIDIA-GPU=1``); a single host hands
+    # its GPUs over with ``gpus`` instead (``spec.gpu``).
+    generic_resources: tuple[str, ...] = ()
 
     @property
     def start_after(self) -> tuple[ServiceName, ...]:
@@ -162,7 +165,20 @@ def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
         build_context=context,
         build_on_preview=settings.build.on_preview,
         push=_push(spec, settings) if context is not None else None,
+        replicas=settings.replicas.get(spec.name, 1),
+        placement=_placement(spec, settings),
+        generic_resources=(
+            (settings.swarm.gpu.spec,) if spec.gpu and settings.runtime == "swarm" else ()
+        ),
     )
+
+
+def _placement(spec: ServiceSpec, settings: DepotSettings) -> tuple[str, ...]:
+    """Swarm constraints: a pinned service runs only on nodes labelled for it."""
+    label = settings.swarm.node_label(spec.name)
+    if settings.runtime != "swarm" or label is None:
+        return ()
+    return (f"node.labels.{label} == true",)
 
 
 def _image_reference(spec: ServiceSpec, settings: DepotSettings) -> str | None:

@@ -9,14 +9,16 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
-from depot.catalog import SECRETS, SERVICES, SecretName, ServiceSpec
+from depot.catalog import POSTGRES_DATA_VOLUME, SECRETS, SERVICES, SecretName, ServiceSpec
 from depot.components.data import DepotData
 from depot.components.networks import DepotNetworks
 from depot.components.secrets import GeneratedOrGivenPassword
 from depot.components.service import DepotService, ServiceWiring
+from depot.components.swarm import SwarmService, SwarmWiring
+from depot.components.swarm_secrets import SwarmSecrets
 from depot.config import DepotSettings
 from depot.config.engine import load_stack_settings
-from depot.model import deployments
+from depot.model import ServiceDeployment, deployments
 from depot.types import ServiceName
 
 
@@ -24,21 +26,34 @@ from depot.types import ServiceName
 class Depot:
     """What the program built, for stack outputs and for tests."""
 
-    services: dict[ServiceName, DepotService]
+    services: dict[ServiceName, DepotService | SwarmService]
     networks: DepotNetworks
-    data: DepotData
+    data: DepotData | None  # None on a Swarm: the engine keeps postgres-data on its node
     passwords: dict[SecretName, pulumi.Output[str]]
     endpoints: dict[ServiceName, str]
 
     def outputs(self) -> dict[str, object]:
         """Stack outputs; passwords stay secret (read them with ``--show-secrets``)."""
         return {
-            "containers": {name: svc.container_name for name, svc in self.services.items()},
+            **self._workloads(),
             "networks": {name: net.name for name, net in self.networks.networks.items()},
-            "dataVolume": self.data.volume.name,
+            "dataVolume": self.data.volume.name if self.data else POSTGRES_DATA_VOLUME,
             "endpoints": self.endpoints,
             **{secret.setting: self.passwords[secret.name] for secret in SECRETS},
         }
+
+    def _workloads(self) -> dict[str, object]:
+        containers = {
+            name: svc.container_name
+            for name, svc in self.services.items()
+            if isinstance(svc, DepotService)
+        }
+        swarm = {
+            name: svc.service_name
+            for name, svc in self.services.items()
+            if isinstance(svc, SwarmService)
+        }
+        return {"services": swarm} if swarm else {"containers": containers}
 
 
 def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVICES) -> Depot:
@@ -60,9 +75,9 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
     build_host = settings.build.host or (None if registry else settings.docker.host)
     build_provider = docker_build.Provider("docker-build", host=build_host)
     on_docker = pulumi.ResourceOptions(providers=[docker_provider])
+    on_swarm = settings.runtime == "swarm"
 
-    networks = DepotNetworks("networks", opts=on_docker)
-    data = DepotData("data", protect=settings.data.protect, opts=on_docker)
+    networks = DepotNetworks("networks", overlay=on_swarm, opts=on_docker)
     # Every password the catalog names: the stack's secret config, or generated.
     secrets: dict[SecretName, pulumi.Output[str]] = {
         secret.name: GeneratedOrGivenPassword(
@@ -77,22 +92,38 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
         else None
     )
     planned = deployments(settings, catalog)
-    services: dict[ServiceName, DepotService] = {}
-    for deployment in planned:
-        wiring = ServiceWiring(
-            networks=networks.networks,
-            data_volume=data.volume,
-            secrets=secrets,
-            waits_for=[services[name].container for name in deployment.start_after],
+    data: DepotData | None = None
+    services: dict[ServiceName, DepotService | SwarmService]
+    if on_swarm:
+        swarm_secrets = SwarmSecrets("swarm-secrets", values=secrets, opts=on_docker)
+        services = _swarm_services(
+            planned,
+            networks=networks,
+            secrets=swarm_secrets,
+            values=secrets,
             registry_password=registry_password,
-        )
-        services[deployment.spec.name] = DepotService(
-            deployment.spec.name,
-            deployment=deployment,
-            wiring=wiring,
             docker_provider=docker_provider,
             build_provider=build_provider,
         )
+    else:
+        data = DepotData("data", protect=settings.data.protect, opts=on_docker)
+        containers: dict[ServiceName, DepotService] = {}
+        for deployment in planned:
+            wiring = ServiceWiring(
+                networks=networks.networks,
+                data_volume=data.volume,
+                secrets=secrets,
+                waits_for=[containers[name].container for name in deployment.start_after],
+                registry_password=registry_password,
+            )
+            containers[deployment.spec.name] = DepotService(
+                deployment.spec.name,
+                deployment=deployment,
+                wiring=wiring,
+                docker_provider=docker_provider,
+                build_provider=build_provider,
+            )
+        services = dict(containers)
 
     return Depot(
         services=services,
@@ -105,6 +136,36 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
             if d.published is not None
         },
     )
+
+
+def _swarm_services(
+    planned: Sequence[ServiceDeployment],
+    *,
+    networks: DepotNetworks,
+    secrets: SwarmSecrets,
+    values: dict[SecretName, pulumi.Output[str]],
+    registry_password: pulumi.Output[str] | None,
+    docker_provider: docker.Provider,
+    build_provider: docker_build.Provider,
+) -> dict[ServiceName, DepotService | SwarmService]:
+    """One ``docker.Service`` per enabled service, each after those it waits for converge."""
+    services: dict[ServiceName, SwarmService] = {}
+    for deployment in planned:
+        wiring = SwarmWiring(
+            networks=networks.networks,
+            secrets=secrets.secrets,
+            secret_values=values,
+            waits_for=[services[name].service for name in deployment.start_after],
+            registry_password=registry_password,
+        )
+        services[deployment.spec.name] = SwarmService(
+            deployment.spec.name,
+            deployment=deployment,
+            wiring=wiring,
+            docker_provider=docker_provider,
+            build_provider=build_provider,
+        )
+    return dict(services)
 
 
 def deploy(settings: DepotSettings | None = None) -> None:

@@ -23,6 +23,9 @@ ServiceName = Literal[
 """Every depot service; container names are ``depot-<service>``."""
 
 
+Runtime = Literal["host", "swarm"]
+"""What runs the depot: containers on one Docker host, or services on a Docker Swarm."""
+
 LogLevel = Literal["trace", "debug", "info", "warn", "error"]
 
 EnforcementLevel = Literal["mandatory", "advisory", "disabled"]
@@ -48,6 +51,11 @@ PolicyRuleId = Literal[
     "stop-grace",
     "delete-before-replace",
     "postgres-major",
+    "swarm-single-postgres",
+    "swarm-image-digest",
+    "swarm-secrets",
+    "swarm-rollback",
+    "swarm-data-placement",
 ]
 """Every rule of the policy pack (depot/policy/rules.py), as stack config may name them."""
 
@@ -282,6 +290,30 @@ def _ssh_option(value: str) -> str:
 
 
 SshOption = Annotated[str, AfterValidator(_ssh_option)]
+
+
+NodeLabel = Annotated[
+    str,
+    _matching(
+        r"^[a-z0-9]([a-z0-9._-]{0,98}[a-z0-9])?$",
+        "node_label",
+        "is not a node label; use lowercase letters, digits, '.', '_' and '-', e.g. depot.gpu",
+    ),
+]
+"""A Swarm node label key (``docker node update --label-add depot.gpu=true``)."""
+
+GenericResourceKind = Annotated[
+    str,
+    _matching(
+        r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        "generic_resource",
+        "is not a generic resource kind; use letters, digits, '.', '_' and '-', e.g. NVIDIA-GPU",
+    ),
+]
+"""A kind of ``node-generic-resources`` a Swarm node advertises (``NVIDIA-GPU``)."""
+
+MAX_REPLICAS = 50
+Replicas = Annotated[int, Field(ge=1, le=MAX_REPLICAS)]
 
 
 def _host_path(value: str) -> str:

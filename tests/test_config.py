@@ -209,7 +209,7 @@ def test_an_unknown_stack_file_says_which_stacks_exist() -> None:
     with pytest.raises(
         ConfigError,
         match=r"Pulumi\.qa\.yaml: no such stack file; known stacks: "
-        r"dev, prod",
+        r"cluster, dev, prod",
     ):
         read_stack_file("qa", PROJECT_DIR)
 

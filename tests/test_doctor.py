@@ -217,3 +217,61 @@ def test_the_command_exits_2_on_a_stack_it_cannot_read(capsys: pytest.CaptureFix
     error = capsys.readouterr().err
     assert error.startswith("depot doctor: ")
     assert error.count("\n") == 1
+
+
+@dataclass(frozen=True)
+class FakeSwarm(FakeEngine):
+    """A swarm manager whose nodes carry ``labels`` (``docker node ls --filter node.label=``)."""
+
+    labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def run(
+        self, *args: str, stdin: str | None = None, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        if args[:2] == ("node", "ls"):
+            label = (
+                args[args.index("--filter") + 1].removeprefix("node.label=").removesuffix("=true")
+            )
+            return subprocess.CompletedProcess(args, 0, "\n".join(self.labels.get(label, ())), "")
+        return super().run(*args, stdin=stdin, timeout=timeout)
+
+
+def cluster_settings(host: Path) -> DepotSettings:
+    contexts = {c: str(host / c) for c in ("discovery", "dispatch", "splat-worker", "rtk-base")}
+    for crate in contexts.values():
+        Path(crate).mkdir(exist_ok=True)
+        (Path(crate) / "Cargo.toml").write_text("[package]\n")
+    return load_settings(
+        "cluster", stack_config("cluster", {"depot:build": {"contexts": contexts}})
+    )
+
+
+def test_a_swarm_stack_needs_an_active_manager_and_a_node_for_each_pinned_service(
+    host: Path,
+) -> None:
+    settings = cluster_settings(host)
+    manager = {
+        **INFO,
+        "Runtimes": {"nvidia": {}},
+        "Swarm": {"LocalNodeState": "active", "ControlAvailable": True},
+    }
+    engine = FakeSwarm(host="ssh://deploy@manager", info=manager, labels={"depot.gpu": ("gpu-1",)})
+    assert [p for p in problems(diagnose(settings, engine)) if p.startswith("swarm")] == [
+        "swarm: postgres: no node has the label depot.postgres-data=true, so it would never be "
+        "scheduled: `docker node update --label-add depot.postgres-data=true <node>`",
+        "swarm: rtk-base: no node has the label depot.gnss=true, so it would never be scheduled: "
+        "`docker node update --label-add depot.gnss=true <node>`",
+    ]
+    outside = FakeSwarm(
+        host="ssh://deploy@manager", info={**manager, "Swarm": {"LocalNodeState": "inactive"}}
+    )
+    assert [p for p in problems(diagnose(settings, outside)) if p.startswith("swarm")] == [
+        "swarm: the engine at ssh://deploy@manager is not in a swarm (state inactive): `docker "
+        "swarm init` there, or join it to the depot's swarm; or set depot:runtime: host"
+    ]
+    worker = {**manager, "Swarm": {"LocalNodeState": "active", "ControlAvailable": False}}
+    found = problems(diagnose(settings, FakeSwarm(host="ssh://deploy@manager", info=worker)))
+    assert [p for p in found if p.startswith("swarm")] == [
+        "swarm: the engine at ssh://deploy@manager is a worker, and services are created through "
+        "a manager: point depot:docker.host at one"
+    ]

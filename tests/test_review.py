@@ -221,7 +221,8 @@ def test_cli_diff_exits_1_on_changes_and_0_without(capsys: pytest.CaptureFixture
 
 def test_cli_unknown_stack_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--stack", "qa"]) == 2
-    assert "Pulumi.qa.yaml: no such stack file; known stacks: dev, prod" in capsys.readouterr().err
+    known = "known stacks: cluster, dev, prod"
+    assert f"Pulumi.qa.yaml: no such stack file; {known}" in capsys.readouterr().err
 
 
 def test_cli_unknown_ref_says_so(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,8 @@
   replaces the container, an unchanged one never does — whatever the tags say.
 - **Pinned** (``depot:images``): a third-party image at its pinned version, or one of ours that
   CI already pushed, by digest; nothing is built.
+- **Pulled by Swarm nodes** (``depot:runtime: swarm``): pinned or pushed as above, always by
+  digest, and no ``RemoteImage``: each node that runs a task pulls the image itself.
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ class ServiceImage(pulumi.ComponentResource):
         docker_provider: docker.Provider,
         build_provider: docker_build.Provider,
         registry_password: pulumi.Output[str] | None = None,
+        pulled_by_nodes: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("depot:images:ServiceImage", name, None, opts)
         on_host = pulumi.ResourceOptions(parent=self, provider=docker_provider)
-        if deployment.build_context is None:
+        if pulled_by_nodes:
+            self.runs = self._for_nodes(name, deployment, build_provider, registry_password)
+        elif deployment.build_context is None:
             reference = deployment.image_reference or ""
             image = docker.RemoteImage(name, name=reference, keep_locally=True, opts=on_host)
             # Ours run by the digest CI pushed; third-party ones by the image ID of their pin.
@@ -65,6 +70,29 @@ class ServiceImage(pulumi.ComponentResource):
                 image = docker.RemoteImage(name, name=by_digest, keep_locally=True, opts=on_host)
                 self.runs = image.name
         self.register_outputs({"runs": self.runs})
+
+    def _for_nodes(
+        self,
+        name: str,
+        deployment: ServiceDeployment,
+        build_provider: docker_build.Provider,
+        registry_password: pulumi.Output[str] | None,
+    ) -> pulumi.Output[str]:
+        """A reference by digest that every Swarm node pulls itself; nothing is pulled here.
+
+        The settings guarantee a digest: a pinned ``depot:images`` one, or a build pushed to
+        ``depot:registry`` (a swarm stack never loads a build into one daemon).
+        """
+        if deployment.build_context is None:
+            return pulumi.Output.from_input(deployment.image_reference or "")
+        if deployment.push is None:
+            raise TypeError(f"{deployment.name}: a swarm stack runs only pushed builds")
+        build = docker_build.Image(
+            f"{name}-build",
+            args=image_build_args(deployment, registry_password),
+            opts=pulumi.ResourceOptions(parent=self, provider=build_provider),
+        )
+        return pulumi.Output.concat(deployment.push.repository, "@", build.digest)
 
 
 def image_build_args(

@@ -1,4 +1,4 @@
-"""The depot's two bridge networks; the database network has no route outside Docker."""
+"""The depot's two networks; the database network has no route outside Docker."""
 
 from __future__ import annotations
 
@@ -9,11 +9,18 @@ from depot.catalog import DATABASE_NETWORK, DEPOT_NETWORK, NetworkName
 
 
 class DepotNetworks(pulumi.ComponentResource):
-    """``depot-network`` for the services, ``database-network`` (internal) for postgres."""
+    """``depot-network`` for the services, ``database-network`` (internal) for postgres.
+
+    On one host they are bridges; on a Swarm, overlays spanning its nodes. ``depot-network``
+    is then attachable, so an operator's one-off container (a probe, a migration) can join it;
+    the database network never is.
+    """
 
     networks: dict[NetworkName, docker.Network]
 
-    def __init__(self, name: str, *, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, *, overlay: bool = False, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("depot:network:Networks", name, None, opts)
         # Fixed names: a replacement must delete the old network before creating the new one.
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
@@ -21,8 +28,9 @@ class DepotNetworks(pulumi.ComponentResource):
             network: docker.Network(
                 network,
                 name=network,
-                driver="bridge",
+                driver="overlay" if overlay else "bridge",
                 internal=network == DATABASE_NETWORK,
+                attachable=True if overlay and network == DEPOT_NETWORK else None,
                 opts=child,
             )
             for network in (DEPOT_NETWORK, DATABASE_NETWORK)

@@ -13,16 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 from pydantic_core import PydanticCustomError
 
-from depot.catalog import SECRETS, SERVICES, BindSetting, BuiltImage, service
+from depot.catalog import SECRETS, SERVICES, BindSetting, BuiltImage, PulledImage, service
 from depot.types import (
+    MAX_REPLICAS,
     MAX_RESTART_RETRIES,
     Cpus,
     DockerHost,
     EnforcementLevel,
+    GenericResourceKind,
     GitCommit,
     HostPath,
     LogLevel,
     Megabytes,
+    NodeLabel,
     PinnedImage,
     PolicyRuleId,
     Port,
@@ -30,7 +33,9 @@ from depot.types import (
     Registry,
     RegistryUsername,
     ReleaseVersion,
+    Replicas,
     RestartName,
+    Runtime,
     ServiceName,
     SshOption,
     has_digest,
@@ -215,6 +220,43 @@ class PolicySettings(SettingsModel):
         return self.rules.get(rule, self.enforcement)
 
 
+class GpuResource(SettingsModel):
+    """The generic resource a Swarm service reserves for GPU access, as GPU nodes advertise it."""
+
+    kind: GenericResourceKind = "NVIDIA-GPU"
+    count: int = Field(default=1, ge=1, le=64)
+
+    @property
+    def spec(self) -> str:
+        """``NVIDIA-GPU=1``: a discrete resource as Swarm's reservations write it."""
+        return f"{self.kind}={self.count}"
+
+
+class SwarmSettings(SettingsModel):
+    """Where a swarm stack's pinned services run (read only with ``depot:runtime: swarm``)."""
+
+    node_labels: dict[ServiceName, NodeLabel] = Field(
+        default_factory=dict, description="a map of service to a node label, e.g. depot.gpu"
+    )
+    gpu: GpuResource = GpuResource()
+
+    @model_validator(mode="after")
+    def _only_pinned_services(self) -> Self:
+        for name in self.node_labels:
+            if service(name).node_label is None:
+                raise PydanticCustomError(
+                    "not_pinned",
+                    "names {service}, which runs on any node; only postgres, splat-worker and "
+                    "rtk-base are pinned to a labelled node",
+                    {"service": name, "key": f"nodeLabels.{name}"},
+                )
+        return self
+
+    def node_label(self, name: ServiceName) -> str | None:
+        """The label of the nodes ``name`` runs on, if it is pinned to one."""
+        return self.node_labels.get(name, service(name).node_label)
+
+
 SecretSetting = Annotated[SecretStr | None, Field(default=None)]
 
 
@@ -222,12 +264,17 @@ class DepotSettings(SettingsModel):
     """Everything a stack can set, keyed as in ``Pulumi.<stack>.yaml`` (without ``depot:``)."""
 
     stack: str = Field(exclude=True)
+    runtime: Runtime = "host"
     docker: DockerSettings = DockerSettings()
     profiles: list[Profile] = Field(default_factory=list, description="a list of gpu, rtk")
     restart: RestartPolicy = RestartPolicy(name="unless-stopped")
     limits: dict[ServiceName, ServiceLimits] = Field(
         default_factory=dict, description="a map of service to {memory, cpus, memoryReservation}"
     )
+    replicas: dict[ServiceName, Replicas] = Field(
+        default_factory=dict, description=f"a map of service to a task count, 1-{MAX_REPLICAS}"
+    )
+    swarm: SwarmSettings = SwarmSettings()
     log_level: LogLevel = "info"
     publish: PublishSettings = PublishSettings()
     build: BuildSettings = BuildSettings()
@@ -310,6 +357,97 @@ class DepotSettings(SettingsModel):
                 "names {services} by tag only; our own images run by digest "
                 "(registry/depot-<service>@sha256:…), never a moving tag",
                 {"services": ", ".join(moving), "key": "images"},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_postgres(self) -> Self:
+        if self.replicas.get("postgres", 1) != 1:
+            raise PydanticCustomError(
+                "postgres_replicas",
+                "runs postgres more than once; postgres runs exactly one replica: two postgres "
+                "processes must never open postgres-data",
+                {"key": "replicas.postgres"},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _replicas_need_a_scheduler(self) -> Self:
+        if self.runtime == "swarm":
+            return self
+        for name, count in self.replicas.items():
+            if count != 1:
+                raise PydanticCustomError(
+                    "host_replicas",
+                    "asks for {count} replicas of {service}, but the host runtime runs one "
+                    "container per service (depot-{service}); use 1, or depot:runtime: swarm",
+                    {"count": count, "service": name, "key": f"replicas.{name}"},
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _swarm_settings_need_swarm(self) -> Self:
+        if self.runtime != "swarm" and "swarm" in self.model_fields_set:
+            raise PydanticCustomError(
+                "swarm_settings",
+                "is read only by a swarm stack; remove depot:swarm, or set depot:runtime: swarm",
+                {"key": "swarm"},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _swarm_restart(self) -> Self:
+        if self.runtime == "swarm" and self.restart.name == "unless-stopped":
+            raise PydanticCustomError(
+                "swarm_restart",
+                "has no Swarm equivalent when it is unless-stopped (the default): Swarm "
+                "restarts a task however the task stopped, and a service is stopped by scaling "
+                "it to 0; use always, on-failure[:N] or no",
+                {"key": "restart"},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _swarm_nodes_pull(self) -> Self:
+        if self.runtime != "swarm":
+            return self
+        for spec in SERVICES:
+            if not self.enabled(spec.profile):
+                continue
+            if spec.name in self.build.contexts and self.registry is None:
+                raise PydanticCustomError(
+                    "swarm_local_build",
+                    "builds {service} into one Docker daemon, but Swarm nodes pull their images "
+                    "from a registry; set depot:registry (built images are pushed and run by "
+                    "digest), or depot:images.{service} to a pushed digest and remove this",
+                    {"service": spec.name, "key": f"build.contexts.{spec.name}"},
+                )
+            pinned = self.images.get(spec.name)
+            if isinstance(spec.image, PulledImage) and not has_digest(pinned or ""):
+                raise PydanticCustomError(
+                    "swarm_digest",
+                    "runs {service} by tag ({reference}); Swarm nodes pull on their own and a "
+                    "tag may name another image on each, so a swarm stack runs images by "
+                    "digest: set "
+                    "depot:images.{service} to name:tag@sha256:…",
+                    {
+                        "reference": pinned or spec.image.reference,
+                        "service": spec.name,
+                        "key": f"images.{spec.name}",
+                    },
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _swarm_publishes_everywhere(self) -> Self:
+        unspecified = str(self.publish.address) == "0.0.0.0"  # noqa: S104 - compared, not bound
+        if self.runtime == "swarm" and self.publish.ports and not unspecified:
+            raise PydanticCustomError(
+                "swarm_publish_address",
+                "is one address, but Swarm publishes through its ingress on every address of "
+                "every node and cannot bind one; set 0.0.0.0 (and firewall the nodes), or "
+                "publish no ports",
+                {"key": "publish.address"},
             )
         return self
 

@@ -64,10 +64,21 @@ def diagnose(settings: DepotSettings, cli: DockerCli) -> list[Finding]:
         findings.append(Finding("engine", "unchecked", why))
     else:
         findings.append(engine_version(info))
+        if settings.runtime == "swarm":
+            findings.extend(swarm_state(settings, running, info, cli))
         findings.extend(gpu_runtime(settings, info, cli))
     findings.extend(crates(running))
     findings.extend(console_folders(running, cli))
-    findings.extend(published_ports(running, cli, engine_answers=info is not None))
+    if settings.runtime == "swarm":
+        findings.append(
+            Finding(
+                "port",
+                "unchecked",
+                "a swarm publishes through its ingress on every node; ports are not tried",
+            )
+        )
+    else:
+        findings.extend(published_ports(running, cli, engine_answers=info is not None))
     if info is not None:
         findings.append(disk_space(running, info, cli))
     return findings
@@ -145,6 +156,51 @@ def engine_version(info: dict[str, Any]) -> Finding:
             f"Docker Engine {version} is older than {least}: {MINIMUM_ENGINE_REASON}; upgrade it",
         )
     return Finding("engine", "ok", f"{version} is {least} or newer, as the stack needs")
+
+
+def swarm_state(
+    settings: DepotSettings,
+    running: tuple[ServiceDeployment, ...],
+    info: dict[str, Any],
+    cli: DockerCli,
+) -> Iterator[Finding]:
+    """A swarm stack's engine is an active manager, and each pinned service has a labelled node."""
+    swarm = info.get("Swarm") or {}
+    state = swarm.get("LocalNodeState") or "inactive"
+    if state != "active":
+        yield Finding(
+            "swarm",
+            "problem",
+            f"the engine at {cli.host} is not in a swarm (state {state}): `docker swarm init` "
+            "there, or join it to the depot's swarm; or set depot:runtime: host",
+        )
+        return
+    if not swarm.get("ControlAvailable"):
+        yield Finding(
+            "swarm",
+            "problem",
+            f"the engine at {cli.host} is a worker, and services are created through a manager: "
+            "point depot:docker.host at one",
+        )
+        return
+    yield Finding("swarm", "ok", f"{cli.host} is a manager of an active swarm")
+    for deployment in running:
+        label = settings.swarm.node_label(deployment.spec.name)
+        if label is None:
+            continue
+        listed = cli.run(
+            "node", "ls", "--filter", f"node.label={label}=true", "--format", "{{.Hostname}}"
+        )
+        nodes = sorted(listed.stdout.split()) if listed.returncode == 0 else []
+        if nodes:
+            yield Finding("swarm", "ok", f"{deployment.name}: {label}=true on {', '.join(nodes)}")
+        else:
+            yield Finding(
+                "swarm",
+                "problem",
+                f"{deployment.name}: no node has the label {label}=true, so it would never be "
+                f"scheduled: `docker node update --label-add {label}=true <node>`",
+            )
 
 
 def gpu_runtime(settings: DepotSettings, info: dict[str, Any], cli: DockerCli) -> list[Finding]:

@@ -19,6 +19,7 @@ or written here.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
@@ -93,7 +94,7 @@ def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
         "env_file": (
             f"./{SECRETS_DIR}/{env_file_name(spec.name)}" if deployment.secret_env else None
         ),
-        "healthcheck": _healthcheck(spec.healthcheck),
+        "healthcheck": compose_healthcheck(spec.healthcheck),
         # The program's first network is the container's own (network_mode); Compose attaches
         # them all itself. The first only picks the default route, which internal networks lack.
         "networks": {network: {"aliases": [spec.name]} for network in spec.networks},
@@ -138,7 +139,10 @@ def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
 
 
 def compose_yaml(settings: DepotSettings) -> str:
-    """The Compose file of ``settings``' stack: a header saying how to use it, then the document."""
+    """The Compose file of ``settings``' stack: a header saying how to use it, then the document.
+
+    For a host stack; a swarm stack's file is ``depot.outputs.swarm_stack.stack_yaml``.
+    """
     return _header(settings) + dump(compose_document(settings))
 
 
@@ -199,13 +203,20 @@ def _restart(policy: RestartPolicy) -> str:
     return f"{policy.name}:{policy.max_retries}" if policy.max_retries else policy.name
 
 
-def _healthcheck(check: Healthcheck) -> dict[str, Any]:
+def _seconds(seconds: int) -> str:
+    return f"{seconds}s"
+
+
+def compose_healthcheck(
+    check: Healthcheck, duration: Callable[[int], str] = _seconds
+) -> dict[str, Any]:
+    """A healthcheck as Compose writes it, each duration written by ``duration``."""
     return {
         "test": list(check.test),
-        "interval": f"{check.interval}s",
-        "timeout": f"{check.timeout}s",
+        "interval": duration(check.interval),
+        "timeout": duration(check.timeout),
         "retries": check.retries,
-        "start_period": f"{check.start_period}s",
+        "start_period": duration(check.start_period),
     }
 
 

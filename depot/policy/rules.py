@@ -18,8 +18,9 @@ from pathlib import Path
 
 from depot.catalog import POSTGRES_DATA_VOLUME
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST, PUBLIC_PORTS, WRITABLE_ROOT
-from depot.resource_types import BUILD, NETWORK, REMOTE_IMAGE, VOLUME
-from depot.review.planned import PlannedResource
+from depot.resource_types import BUILD, DOCKER_SECRET, NETWORK, REMOTE_IMAGE, VOLUME
+from depot.resource_types import SERVICE as SWARM_SERVICE
+from depot.review.planned import UNKNOWN, PlannedResource, is_secret
 from depot.review.postgres import postgres_major
 from depot.review.workload import (
     WORKLOAD_TYPES,
@@ -379,6 +380,13 @@ def published_ports(service: Workload, stack: Stack) -> Iterable[str]:
         yield "publishes the database"
     for port in service.ports:
         address = port.address
+        if port.mode is not None:  # Swarm: every address of every node, whatever the mode
+            if service.name not in PUBLIC_PORTS:
+                yield (
+                    f"publishes {port.published} on every address of every Swarm node without "
+                    "a recorded reason"
+                )
+            continue
         if not address:
             yield f"publishes {port.published} on every host address (no ip)"
         elif address in ("0.0.0.0", "::") and service.name not in PUBLIC_PORTS:  # noqa: S104
@@ -530,3 +538,115 @@ def postgres_major_matches(service: Workload, stack: Stack) -> Iterable[str]:
             f"runs postgres {running} on {POSTGRES_DATA_VOLUME}, which holds postgres "
             f"{recorded} data (depot:data.postgresMajor): it cannot open it"
         )
+
+
+# --- Swarm --------------------------------------------------------------------------------
+# A Swarm service is held to every rule above through its workload; these are what a scheduler
+# adds: more than one task, updates that replace tasks, nodes that pull and hold data.
+
+
+@workload_rule(
+    "swarm-single-postgres",
+    description="the Swarm service on the data volume runs exactly one task and updates stop-first",
+    fix="run postgres with depot:replicas.postgres 1 and update and roll back stop-first",
+    source="postgres: two servers must never open one data directory",
+)
+def swarm_single_postgres(service: Workload, stack: Stack) -> Iterable[str]:
+    del stack
+    rollout = service.rollout
+    if rollout is None or not service.mounts_volume(POSTGRES_DATA_VOLUME):
+        return
+    if rollout.replicas != 1:
+        tasks = "a task on every node" if rollout.replicas is None else f"{rollout.replicas} tasks"
+        yield f"runs {tasks} on {POSTGRES_DATA_VOLUME}; it must run exactly one"
+    # Unset is Swarm's default, stop-first.
+    for step, order in (("updates", rollout.update_order), ("rolls back", rollout.rollback_order)):
+        if order not in (None, "stop-first"):
+            yield (
+                f"{step} {order}, not stop-first: the new task could open the data while the "
+                "old one still runs"
+            )
+
+
+@workload_rule(
+    "swarm-image-digest",
+    description="Swarm services run images by digest",
+    fix="pin depot:images.<service> with @sha256:…, or push built images (depot:registry)",
+    source="DESIGN 'Swarm: things that bite': nodes pull on their own; a tag is stored as "
+    "tag@digest and diffs forever",
+)
+def swarm_image_digest(service: Workload, stack: Stack) -> Iterable[str]:
+    del stack
+    if service.rollout is None:
+        return
+    image = service.image
+    if image in (None, UNKNOWN) and service.image_built_here:
+        return  # the digest of the push, known once it ran
+    parsed = parse_image_reference(image) if image else None
+    if parsed is None or parsed.digest is None:
+        yield f"runs {image!r}, not an image by digest"
+
+
+@rule(
+    "swarm-secrets",
+    types={DOCKER_SECRET, SWARM_SERVICE},
+    description="Swarm secrets are encrypted in state, replaced create-first, and delivered "
+    "readable by their owner only",
+    fix="name a docker.Secret by its content with delete_before_replace=False, pass its data "
+    "as a Pulumi secret, and deliver it with file_mode 0400 and the reader's uid and gid",
+    source="DESIGN 'Swarm: things that bite': Swarm refuses to delete a secret in use",
+)
+def swarm_secrets(resource: PlannedResource, stack: Stack) -> Iterable[str]:
+    if resource.type == DOCKER_SECRET:
+        if resource.options.get("deleteBeforeReplace"):
+            yield "is replaced delete-first, which Swarm refuses while a service uses it"
+        if stack.secrets_visible and not is_secret(resource.inputs.get("data")):
+            yield "holds its data in plain text"
+        return
+    for file in stack.workload(resource).files:
+        if file.mode != "0400" or not file.owner:
+            yield f"delivers {file.path} with mode {file.mode or 'unset'}; use 0400 and its owner"
+
+
+@workload_rule(
+    "swarm-rollback",
+    description="Swarm services update one task at a time and roll back by themselves when the "
+    "new one fails its healthcheck",
+    fix="update_config parallelism 1, failure_action rollback, monitor >= the healthcheck's "
+    "worst case",
+    source="Docker 'Configure service update behavior'; the depot's zero-downtime updates",
+)
+def swarm_rollback(service: Workload, stack: Stack) -> Iterable[str]:
+    del stack
+    rollout = service.rollout
+    if rollout is None:
+        return
+    if rollout.update_failure_action != "rollback":
+        action = rollout.update_failure_action or "pause (the default)"
+        yield f"does {action} when an update fails, not rollback"
+    if rollout.update_parallelism != 1:
+        yield f"updates {rollout.update_parallelism or 'every'} task(s) at once, not one"
+    needed = service.healthcheck_worst_case
+    if rollout.update_monitor_seconds < needed:
+        yield (
+            f"watches a new task {rollout.update_monitor_seconds}s; its healthcheck may take "
+            f"{needed}s to fail"
+        )
+
+
+_PINNING = re.compile(r"^node\.(labels\.\S+|hostname|id)\s*==\s*\S+$")
+
+
+@workload_rule(
+    "swarm-data-placement",
+    description="a Swarm service with a named volume is pinned to the node that holds it",
+    fix="constrain it to the data's node: depot:swarm.nodeLabels (node.labels.<label> == true)",
+    source="Docker: a local volume exists on one node; elsewhere a task starts on an empty one",
+)
+def swarm_data_placement(service: Workload, stack: Stack) -> Iterable[str]:
+    del stack
+    if service.rollout is None or not service.volumes:
+        return
+    if not any(_PINNING.match(constraint) for constraint in service.rollout.placement):
+        volumes = ", ".join(sorted({mount.volume for mount in service.volumes}))
+        yield f"mounts {volumes} but may run on any node, where it would find none"

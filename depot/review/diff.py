@@ -25,6 +25,7 @@ from depot.review.replacements import replaces_on_change
 from depot.types import COMMIT_PATTERN
 
 STATEFUL_TYPES = frozenset({VOLUME})
+SWARM_SECRET_REFERENCES = "taskSpec.containerSpec.secrets"  # noqa: S105 - a property path
 _COMMIT = re.compile(COMMIT_PATTERN)
 
 DATABASE_PASSWORD_NOTE = (
@@ -169,9 +170,16 @@ class PlanDiff:
     def notes(self) -> tuple[str, ...]:
         """What a reviewer must know beyond the changes themselves."""
         notes = []
-        if any(
+        # The password file reaches postgres as an upload (a container) or as a reference to a
+        # new, content-named Swarm secret (a service): that reference is no secret itself.
+        password_moved = any(
             mounts_data(c.after) and p.path.startswith("uploads") for c, p in self.secret_changes
-        ):
+        ) or any(
+            mounts_data(c.after) and p.path.startswith(SWARM_SECRET_REFERENCES)
+            for c in self.changed
+            for p in c.changes
+        )
+        if password_moved:
             notes.append(DATABASE_PASSWORD_NOTE)
         if not self.secrets_compared:
             notes.append(SECRETS_NOT_COMPARED_NOTE)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from depot.resource_types import BUILD, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
+from depot.resource_types import (
+    BUILD,
+    DOCKER_SECRET,
+    NETWORK,
+    RANDOM_PASSWORD,
+    REMOTE_IMAGE,
+    VOLUME,
+)
 from depot.review.planned import Plan, PlannedResource
 from depot.review.workload import WORKLOAD_TYPES, display_name, is_workload, workload
 
@@ -22,6 +29,7 @@ KINDS = {
     NETWORK: "network",
     VOLUME: "volume",
     RANDOM_PASSWORD: "secret",
+    DOCKER_SECRET: "swarm secret",
 }
 
 

@@ -13,7 +13,7 @@ from depot.resource_types import BUILD
 from depot.review.diff import PlanDiff, PropertyChange, ResourceChange
 from depot.review.graph import build_graph, to_mermaid
 from depot.review.planned import Plan, PlannedResource
-from depot.review.workload import is_workload
+from depot.review.workload import is_workload, workload
 
 SECRET_CHANGED = "[secret] changed"  # noqa: S105 - a marker, not a secret
 
@@ -85,7 +85,12 @@ def diff_text(diff: PlanDiff) -> str:
     for change in diff.changed:
         if change.routine:
             continue
-        marks = (" [replace]" if change.replaces else "") + _data_mark(diff, change.key)
+        update = task_update(change)
+        marks = (
+            (" [replace]" if change.replaces else "")
+            + (f" [{update}]" if update else "")
+            + _data_mark(diff, change.key)
+        )
         lines.append(f"~ {change.after.type} {change.after.name}{marks}")
         lines += [_change_text(c) for c in change.changes]
     if diff.routine:
@@ -108,11 +113,30 @@ def _summary(diff: PlanDiff) -> str:
     )
 
 
+def task_update(change: ResourceChange) -> str | None:
+    """How a Swarm service updated in place replaces its tasks, if the change replaces any.
+
+    *rolling* when a task keeps serving throughout (start-first, or another replica while one
+    is replaced); *downtime* when its one task stops before the new one starts (postgres).
+    Changes outside the task (replica count, update policy) replace no task: None.
+    """
+    if change.replaces or not is_workload(change.after):
+        return None
+    rollout = workload(change.after).rollout
+    if rollout is None or not any(p.path.startswith("taskSpec") for p in change.changes):
+        return None
+    serving = rollout.update_order == "start-first" or (rollout.replicas or 0) > 1
+    return "rolling" if serving else "downtime"
+
+
 def _cost(change: ResourceChange, diff: PlanDiff) -> str:
     """What a reviewer pays for the change: a replaced container is downtime."""
     notes = []
     if change.replaces and is_workload(change.after):
         notes.append("downtime")
+    update = task_update(change)
+    if update is not None:
+        notes.append(update)
     if change.key in diff.data_risks:
         notes.append("data")
     if any(p.secret for p in change.changes):

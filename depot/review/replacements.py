@@ -20,6 +20,13 @@ Sources (read at these versions; pulumi-docker 5.x bridges kreuzwerker's provide
   a replacement.
 - ``random:index/randomPassword:RandomPassword``: hashicorp/terraform-provider-random v3.9.0,
   ``internal/provider/resource_password.go``: every input is ``ForceNew``.
+- ``docker:index/service:Service`` (Swarm): kreuzwerker v4.5.0, ``resource_docker_service.go``
+  (the schema's ``willReplaceOnChanges`` in pulumi-docker 5.2): only ``name``, ``auth``, the
+  container ``labels``, ``hosts`` and ``sysctl``, the task's ``networks_advanceds`` (id,
+  aliases, driver options) and adding or removing the ``mode`` block replace a service. Every
+  other change — image, env, secrets, limits, replica counts — is a Swarm update: tasks are
+  replaced as ``update_config`` says (start-first: rolling, no downtime).
+- ``docker:index/secret:Secret``: immutable, every input is ``ForceNew``.
 """
 
 from __future__ import annotations
@@ -27,7 +34,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from depot.resource_types import CONTAINER, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
+from depot.resource_types import (
+    CONTAINER,
+    DOCKER_SECRET,
+    NETWORK,
+    RANDOM_PASSWORD,
+    REMOTE_IMAGE,
+    SERVICE,
+    VOLUME,
+)
 
 _CONTAINER_IN_PLACE = frozenset(
     {
@@ -49,7 +64,23 @@ _REPLACE_ALL_BUT: dict[str, frozenset[str]] = {
     VOLUME: frozenset({"cluster"}),
     REMOTE_IMAGE: frozenset({"keepLocally", "forceRemove", "build"}),
     RANDOM_PASSWORD: frozenset(),
+    DOCKER_SECRET: frozenset(),
 }
+
+# Types updated in place but for these paths: a change at or below one replaces the resource.
+_REPLACE_ONLY: dict[str, tuple[str, ...]] = {
+    SERVICE: (
+        "name",
+        "auth",
+        "taskSpec.containerSpec.labels",
+        "taskSpec.containerSpec.hosts",
+        "taskSpec.containerSpec.sysctl",
+        "taskSpec.networksAdvanceds",
+    ),
+}
+# Paths whose block being added or removed replaces, while a change inside it does not: the
+# diff names such a change by the block's own path (``mode``), a change inside by a longer one.
+_REPLACE_WHOLE: dict[str, frozenset[str]] = {SERVICE: frozenset({"mode"})}
 
 
 def replaces_on_change(type_: str, path: str, replace_on_changes: Iterable[str] = ()) -> bool:
@@ -62,5 +93,10 @@ def replaces_on_change(type_: str, path: str, replace_on_changes: Iterable[str] 
     top = re.split(r"[.\[]", path, maxsplit=1)[0]
     if top in replace_on_changes or "*" in replace_on_changes:
         return True
+    if type_ in _REPLACE_ONLY:
+        return path in _REPLACE_WHOLE.get(type_, ()) or any(
+            path == field or path.startswith((f"{field}.", f"{field}["))
+            for field in _REPLACE_ONLY[type_]
+        )
     in_place = _REPLACE_ALL_BUT.get(type_)
     return in_place is not None and top not in in_place

@@ -113,6 +113,7 @@ class Rollout:
     update_failure_action: str | None = None
     update_monitor_seconds: int = 0
     placement: tuple[str, ...] = ()
+    rollback_order: str | None = None
 
 
 @dataclass(frozen=True)
@@ -464,6 +465,7 @@ def service_workload(resource: PlannedResource, around: Around = NOTHING_AROUND)
     env = spec.get("env")
     converge = inputs.get("convergeConfig")
     mode, update = _map(inputs.get("mode")), _map(inputs.get("updateConfig"))
+    rollback = _map(inputs.get("rollbackConfig"))
     generic = _map(reservation.get("genericResources"))
     gpus = [s for s in _strings(generic.get("discreteResourcesSpecs")) if "gpu" in s.lower()]
     image, image_resource, built_here = _image_fields(resource, around, spec.get("image"))
@@ -551,6 +553,7 @@ def service_workload(resource: PlannedResource, around: Around = NOTHING_AROUND)
             update_failure_action=_text(update.get("failureAction")),
             update_monitor_seconds=duration_seconds(update.get("monitor")),
             placement=_strings(_map(task.get("placement")).get("constraints")),
+            rollback_order=_text(rollback.get("order")),
         ),
     )
 

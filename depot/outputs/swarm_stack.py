@@ -1,0 +1,207 @@
+"""A swarm stack as a stack file for ``docker stack deploy``, from the model the program deploys.
+
+``stack_service`` is the sibling of ``depot.components.swarm.to_service_args``: one
+``ServiceDeployment`` mapped to the Compose keys the Swarm loader reads, with the same update,
+rollback, restart and convergence figures (``depot.swarm``). What the stack file cannot say that
+the program does is in README "Docker Swarm"; keys ``docker stack deploy`` would ignore are left
+out rather than written to be ignored (``container_name``, ``depends_on``, ``security_opt``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from depot.catalog import (
+    DATABASE_NETWORK,
+    DEPOT_NETWORK,
+    LOG_OPTIONS,
+    POSTGRES_DATA_VOLUME,
+    BuiltImage,
+    NetworkName,
+)
+from depot.config.settings import DepotSettings
+from depot.model import ServiceDeployment, deployments
+from depot.outputs.compose import FileMode, compose_healthcheck, dump
+from depot.outputs.secret_files import SECRETS_DIR, env_file_name, secret_file_name
+from depot.swarm import go_duration, swarm_restart, update_policy
+
+STACK_NAME = "depot"
+
+
+def stack_document(settings: DepotSettings) -> dict[str, Any]:
+    """The stack file of a swarm stack: its enabled services and what they use."""
+    planned = deployments(settings)
+    specs = [d.spec for d in planned]
+    document: dict[str, Any] = {
+        "services": {d.name: stack_service(d) for d in planned},
+        # Fixed names, as the program gives them: without `name:` the stack's name would
+        # prefix them (`depot_postgres-data`), and a depot moved between the two would lose
+        # its data.
+        "networks": {
+            network: {
+                "name": network,
+                "driver": "overlay",
+                **({"attachable": True} if network == DEPOT_NETWORK else {}),
+                **({"internal": True} if network == DATABASE_NETWORK else {}),
+            }
+            for network in get_args(NetworkName)
+            if any(network in spec.networks for spec in specs)
+        },
+    }
+    if any(spec.data_mount for spec in specs):
+        document["volumes"] = {POSTGRES_DATA_VOLUME: {"name": POSTGRES_DATA_VOLUME}}
+    secrets = dict.fromkeys(secret.secret for spec in specs for secret in spec.secret_files)
+    if secrets:
+        document["secrets"] = {
+            secret: {"file": f"./{SECRETS_DIR}/{secret_file_name(secret)}"} for secret in secrets
+        }
+    return document
+
+
+def stack_service(deployment: ServiceDeployment) -> dict[str, Any]:
+    """One service as ``docker stack deploy`` creates it: ``to_service_args``, key by key."""
+    spec = deployment.spec
+    published = deployment.published
+    service: dict[str, Any] = {
+        "image": _image(deployment),
+        "environment": dict(deployment.env) or None,
+        # DATABASE_URL embeds the password and Swarm cannot build it from a secret file: the
+        # CLI reads it from this env file (`depot secrets init`) into the service spec.
+        "env_file": (
+            f"./{SECRETS_DIR}/{env_file_name(spec.name)}" if deployment.secret_env else None
+        ),
+        "healthcheck": compose_healthcheck(spec.healthcheck, go_duration),
+        "networks": {network: {"aliases": [spec.name]} for network in spec.networks},
+        "ports": [
+            {
+                "target": published.target,
+                "published": published.published,
+                "protocol": "tcp",
+                "mode": "ingress",
+            }
+        ]
+        if published
+        else None,
+        "volumes": _volumes(deployment) or None,
+        "secrets": [
+            {
+                "source": secret.secret,
+                "target": secret.secret,  # under /run/secrets
+                "uid": str(secret.owner),
+                "gid": str(secret.owner),
+                "mode": FileMode(secret.mode),
+            }
+            for secret in deployment.secret_files
+        ]
+        or None,
+        "read_only": spec.writable_root is None,
+        "user": spec.user,
+        "cap_drop": ["ALL"],
+        "cap_add": list(spec.capabilities) or None,
+        "init": True if isinstance(spec.image, BuiltImage) else None,
+        "stop_grace_period": go_duration(spec.stop_grace_seconds),
+        "deploy": _deploy(deployment),
+        "logging": {"driver": "json-file", "options": dict(LOG_OPTIONS)},
+        "labels": dict(sorted(deployment.labels.items())) or None,
+    }
+    return {key: value for key, value in service.items() if value is not None}
+
+
+def stack_yaml(settings: DepotSettings) -> str:
+    """The stack file: a header saying how to deploy it, then the document."""
+    return _header(settings) + dump(stack_document(settings))
+
+
+def _image(deployment: ServiceDeployment) -> str:
+    push = deployment.push
+    if deployment.build_context is None or push is None:
+        return deployment.image_reference or ""
+    # The digest of a push is known only once `pulumi up` ran it: the stack file names the
+    # commit's tag, which `docker stack deploy` resolves to its digest for every node.
+    return push.references[0]
+
+
+def _volumes(deployment: ServiceDeployment) -> list[dict[str, Any]]:
+    spec = deployment.spec
+    # Long syntax: the Swarm loader reads a tmpfs size only here (not from `tmpfs:`).
+    volumes: list[dict[str, Any]] = [
+        {"type": "tmpfs", "target": tmpfs.path, "tmpfs": {"size": tmpfs.options.size_bytes}}
+        for tmpfs in deployment.tmpfs
+    ]
+    if spec.data_mount:
+        volumes.append(
+            {"type": "volume", "source": POSTGRES_DATA_VOLUME, "target": spec.data_mount}
+        )
+    volumes.extend(
+        {
+            "type": "bind",
+            "source": mount.source.host,
+            "target": mount.target,
+            "read_only": mount.read_only,
+        }
+        for mount in deployment.bind_mounts
+    )
+    return volumes
+
+
+def _deploy(deployment: ServiceDeployment) -> dict[str, Any]:
+    update = update_policy(deployment)
+    restart = swarm_restart(deployment.restart)
+    deploy: dict[str, Any] = {
+        "mode": "replicated",
+        "replicas": deployment.replicas,
+        "endpoint_mode": "vip",
+        "update_config": {
+            "parallelism": update.parallelism,
+            "order": update.order,
+            "failure_action": update.failure_action,
+            "monitor": go_duration(update.monitor_seconds),
+        },
+        "rollback_config": {
+            "parallelism": update.parallelism,
+            "order": update.order,
+            "monitor": go_duration(update.monitor_seconds),
+        },
+        "restart_policy": {
+            "condition": restart.condition,
+            **({"max_attempts": restart.max_attempts} if restart.max_attempts else {}),
+        },
+    }
+    if deployment.placement:
+        deploy["placement"] = {"constraints": list(deployment.placement)}
+    resources = _resources(deployment)
+    if resources:
+        deploy["resources"] = resources
+    return deploy
+
+
+def _resources(deployment: ServiceDeployment) -> dict[str, Any]:
+    limits = deployment.limits
+    resources: dict[str, Any] = {}
+    reservations: dict[str, Any] = {}
+    if limits is not None:
+        resources["limits"] = {"cpus": f"{limits.cpus:g}", "memory": f"{limits.memory}M"}
+        if limits.memory_reservation is not None:
+            reservations["memory"] = f"{limits.memory_reservation}M"
+    if deployment.generic_resources:
+        reservations["generic_resources"] = [
+            {"discrete_resource_spec": {"kind": kind, "value": int(value)}}
+            for kind, _, value in (spec.partition("=") for spec in deployment.generic_resources)
+        ]
+    if reservations:
+        resources["reservations"] = reservations
+    return resources
+
+
+def _header(settings: DepotSettings) -> str:
+    lines = [
+        f"# The depot, stack {settings.stack}, for Docker Swarm: generated by",
+        f"# `depot compose --stack {settings.stack}` from the model the Pulumi program deploys.",
+        "# Do not edit it: regenerate it. Create the secret files it reads first (`depot secrets",
+        "# init`); Swarm secrets cannot change, so a new value needs a new secret name. Images",
+        "# named by tag are resolved to their digest by `docker stack deploy` for every node.",
+        "# Swarm has no start order: services retry until what they need is healthy",
+        '# (README "Docker Swarm"). Deploy it from the project root, on a manager:',
+        f"#   docker stack deploy --prune -c <this file> {STACK_NAME}",
+    ]
+    return "\n".join(lines) + "\n"
