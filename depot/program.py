@@ -141,7 +141,6 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
                         holder_container=service.container,
                         password=secrets[rotation.secret],
                         docker_host=settings.docker.host,
-                        stack=settings.stack,
                     )
         services = dict(containers)
 

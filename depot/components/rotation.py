@@ -50,7 +50,7 @@ def stable_salt(password: str, context: str) -> bytes:
     """A SCRAM salt that is the same for the same password, so an unchanged one is no change.
 
     A random salt would give a new verifier — a new trigger — on every ``up``. Keyed by the
-    password and ``context`` (stack and role): the salt stays unpredictable without the password.
+    password, for ``context`` (the role): the salt is unpredictable without the password.
     """
     return hmac.new(password.encode(), f"depot scram salt {context}".encode(), "sha256").digest()[
         :16
@@ -76,7 +76,6 @@ class PasswordRotation(pulumi.ComponentResource):
         holder_container: pulumi.Resource,
         password: pulumi.Output[str],
         docker_host: str,
-        stack: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         name = rotation_name(secret)
@@ -86,7 +85,7 @@ class PasswordRotation(pulumi.ComponentResource):
             line = exec_command(holder.container_name, _PSQL, user="postgres")
             stdin = password.apply(
                 lambda value: alter_role_statement(
-                    value, salt=stable_salt(value, f"{stack}/postgres")
+                    value, salt=stable_salt(value, "postgres")
                 )
             )
         elif holder.name == "grafana":
