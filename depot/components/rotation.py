@@ -84,9 +84,7 @@ class PasswordRotation(pulumi.ComponentResource):
         if holder.name == "postgres":
             line = exec_command(holder.container_name, _PSQL, user="postgres")
             stdin = password.apply(
-                lambda value: alter_role_statement(
-                    value, salt=stable_salt(value, "postgres")
-                )
+                lambda value: alter_role_statement(value, salt=stable_salt(value, "postgres"))
             )
         elif holder.name == "grafana":
             line = exec_command(holder.container_name, _GRAFANA_RESET)
