@@ -97,6 +97,8 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
     data: DepotData | None = None
     services: dict[ServiceName, DepotService | SwarmService]
     if on_swarm:
+        # No rotation commands: `docker exec` reaches only the node DOCKER_HOST names, and the
+        # postgres task runs on the data node (README "Changing the database password").
         swarm_secrets = SwarmSecrets("swarm-secrets", values=secrets, opts=on_docker)
         services = _swarm_services(
             planned,
