@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
-from depot.components.rotation import stable_salt
-from depot.host.rotate import scram_verifier
+from depot.components.rotation import exec_command, stable_salt, with_retries
+from depot.host.rotate import alter_role_statement, scram_verifier
 from depot.recording import Recording, Registration, Secret
 from depot.resource_types import COMMAND, CONTAINER
 from depot.review.diff import diff_plans
@@ -78,7 +80,10 @@ def test_no_password_is_on_a_command_line_or_in_an_environment() -> None:
 def test_psql_runs_quietly_over_the_local_socket_as_postgres() -> None:
     command = rotation(run_stack("dev"), DATABASE_ROTATION)
     argv = command.inputs["create"].split()
-    assert argv[:6] == ["docker", "exec", "--interactive", "--user", "postgres", "depot-postgres"]
+    at = argv.index("docker")
+    assert argv[at : at + 6] == [
+        "docker", "exec", "--interactive", "--user", "postgres", "depot-postgres",
+    ]  # fmt: skip
     assert {"--quiet", "--no-psqlrc", "VERBOSITY=terse", "ON_ERROR_STOP=1"} <= set(argv)
     assert "--host" not in argv  # the local socket: no password is asked of a local peer
 
@@ -161,3 +166,48 @@ def test_a_swarm_stack_has_no_rotation_command() -> None:
 def test_an_up_knows_what_the_rotation_sends() -> None:
     command = rotation(run_stack("dev", preview=False, secrets=given()), DATABASE_ROTATION)
     assert command.inputs["stdin"].value.startswith("SET log_statement = 'none';")
+
+
+def test_the_psql_call_is_retried_with_the_same_stdin_until_postgres_answers(
+    tmp_path: Path,
+) -> None:
+    # A stand-in docker CLI that refuses twice (postgres' init server stopping), then accepts.
+    calls = tmp_path / "calls"
+    docker = tmp_path / "docker"
+    docker.write_text(
+        "#!/bin/sh\n"
+        f'n=$(ls {calls} | grep -c stdin); cat > {calls}/stdin-$n; echo "$@" > {calls}/argv-$n\n'
+        '[ "$n" -ge 2 ]\n'
+    )
+    docker.chmod(0o755)
+    calls.mkdir()
+    line = with_retries(exec_command("depot-postgres", ["psql"], user="postgres"), pause_seconds=0)
+    statement = alter_role_statement(DATABASE_CANARY)
+    result = subprocess.run(
+        ["/bin/sh", "-c", line],
+        input=statement,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    stdins = sorted(calls.glob("stdin-*"))
+    assert [path.read_text() for path in stdins] == [statement] * 3
+    argvs = [path.read_text() for path in sorted(calls.glob("argv-*"))]
+    assert argvs == ["exec --interactive --user postgres depot-postgres psql\n"] * 3
+
+
+def test_a_psql_that_never_answers_fails_the_command(tmp_path: Path) -> None:
+    docker = tmp_path / "docker"
+    docker.write_text("#!/bin/sh\ncat > /dev/null; exit 2\n")
+    docker.chmod(0o755)
+    line = with_retries(exec_command("depot-postgres", ["psql"]), attempts=2, pause_seconds=0)
+    result = subprocess.run(
+        ["/bin/sh", "-c", line],
+        input="SELECT 1;\n",
+        text=True,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 1

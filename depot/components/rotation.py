@@ -17,6 +17,8 @@ and only then replaces dispatch with the new ``DATABASE_URL``. Its stdin is its 
 password replaces the command, which runs it again; an unchanged one is no change. On the first
 ``up`` it runs too, harmlessly: it sets the password postgres' init (or grafana's first start)
 has just set — and so it also covers a stack that gains this resource on an existing volume.
+psql is tried up to five times (``with_retries``): on a first ``up`` postgres' init server may
+still be stopping.
 """
 
 from __future__ import annotations
@@ -63,6 +65,21 @@ def exec_command(container: str, program: Sequence[str], *, user: str | None = N
     return shlex.join(["docker", "exec", "--interactive", *as_user, container, *program])
 
 
+def with_retries(line: str, *, attempts: int = 5, pause_seconds: int = 3) -> str:
+    """``line`` run until it succeeds, ``attempts`` times at most, each fed the same stdin.
+
+    On a first ``up`` postgres reports ready (``pg_isready`` over its socket) while its
+    entrypoint's temporary init server still runs, and that server stops once before the real
+    one starts: a psql in that gap is refused, not wrong. The stdin is read once into a shell
+    variable (no process's argv or environment) and handed to each try by the builtin printf.
+    """
+    tries = " ".join(str(n) for n in range(1, attempts + 1))
+    return (
+        f'stdin="$(cat)"; for attempt in {tries}; do '
+        f'printf "%s\\n" "$stdin" | {line} && exit 0; sleep {pause_seconds}; done; exit 1'
+    )
+
+
 class PasswordRotation(pulumi.ComponentResource):
     """Tells ``holder``'s running container a new ``secret`` (see module docstring)."""
 
@@ -82,7 +99,7 @@ class PasswordRotation(pulumi.ComponentResource):
         super().__init__("depot:rotation:PasswordRotation", name, None, opts)
         stdin: pulumi.Output[str]
         if holder.name == "postgres":
-            line = exec_command(holder.container_name, _PSQL, user="postgres")
+            line = with_retries(exec_command(holder.container_name, _PSQL, user="postgres"))
             stdin = password.apply(
                 lambda value: alter_role_statement(value, salt=stable_salt(value, "postgres"))
             )
