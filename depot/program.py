@@ -12,12 +12,14 @@ import pulumi_docker_build as docker_build
 from depot.catalog import POSTGRES_DATA_VOLUME, SECRETS, SERVICES, SecretName, ServiceSpec
 from depot.components.data import DepotData
 from depot.components.networks import DepotNetworks
+from depot.components.rotation import PasswordRotation
 from depot.components.secrets import GeneratedOrGivenPassword
 from depot.components.service import DepotService, ServiceWiring
 from depot.components.swarm import SwarmService, SwarmWiring
 from depot.components.swarm_secrets import SwarmSecrets
 from depot.config import DepotSettings
 from depot.config.engine import load_stack_settings
+from depot.host.rotate import ROTATIONS
 from depot.model import ServiceDeployment, deployments
 from depot.types import ServiceName
 
@@ -95,6 +97,8 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
     data: DepotData | None = None
     services: dict[ServiceName, DepotService | SwarmService]
     if on_swarm:
+        # No rotation commands: `docker exec` reaches only the node DOCKER_HOST names, and the
+        # postgres task runs on the data node (README "Changing the database password").
         swarm_secrets = SwarmSecrets("swarm-secrets", values=secrets, opts=on_docker)
         services = _swarm_services(
             planned,
@@ -108,6 +112,7 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
     else:
         data = DepotData("data", protect=settings.data.protect, opts=on_docker)
         containers: dict[ServiceName, DepotService] = {}
+        rotations: dict[SecretName, PasswordRotation] = {}
         for deployment in planned:
             wiring = ServiceWiring(
                 networks=networks.networks,
@@ -115,14 +120,30 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
                 secrets=secrets,
                 waits_for=[containers[name].container for name in deployment.start_after],
                 registry_password=registry_password,
+                # A new password reaches this container only once its holder took it.
+                told_first=[
+                    rotations[secret].command
+                    for secret in _secrets_read(deployment)
+                    if secret in rotations
+                ],
             )
-            containers[deployment.spec.name] = DepotService(
+            service = DepotService(
                 deployment.spec.name,
                 deployment=deployment,
                 wiring=wiring,
                 docker_provider=docker_provider,
                 build_provider=build_provider,
             )
+            containers[deployment.spec.name] = service
+            for rotation in ROTATIONS.values():
+                if rotation.holder.name == deployment.spec.name:
+                    rotations[rotation.secret] = PasswordRotation(
+                        rotation.secret,
+                        holder=rotation.holder,
+                        holder_container=service.container,
+                        password=secrets[rotation.secret],
+                        docker_host=settings.docker.host,
+                    )
         services = dict(containers)
 
     return Depot(
@@ -136,6 +157,12 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
             if d.published is not None
         },
     )
+
+
+def _secrets_read(deployment: ServiceDeployment) -> list[SecretName]:
+    """The passwords ``deployment`` reads, from a file or in its environment."""
+    files = [file.secret for file in deployment.secret_files]
+    return list(dict.fromkeys([*files, *(env.secret for env in deployment.secret_env)]))
 
 
 def _swarm_services(

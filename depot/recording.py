@@ -23,7 +23,7 @@ from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from depot.config.loader import RawConfig
-from depot.resource_types import BUILD, RANDOM_PASSWORD, REMOTE_IMAGE, STACK
+from depot.resource_types import BUILD, COMMAND, RANDOM_PASSWORD, REMOTE_IMAGE, STACK
 
 PROJECT = "depot"
 
@@ -134,6 +134,10 @@ class DepotMocks(pulumi.runtime.Mocks):
         elif args.typ == REMOTE_IMAGE:
             outputs["imageId"] = f"(image id of {args.inputs.get('name')} {fingerprint})"
             outputs["repoDigest"] = f"(repo digest of {args.inputs.get('name')} {fingerprint})"
+        elif args.typ == COMMAND:
+            # What psql and grafana's CLI print when they took the password: nothing on stdout.
+            outputs["stdout"] = ""
+            outputs["stderr"] = ""
         return f"{args.name}-id", outputs
 
     def call(

@@ -16,6 +16,10 @@ NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 DOCKER_SECRET = "docker:index/secret:Secret"  # noqa: S105 - a type name, not a secret
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 - a type name
+COMMAND = "command:local:Command"
+"""A command run where ``pulumi up`` runs: the depot's password rotations (not a workload)."""
+ROTATION_SUFFIX = "-rotation"
+"""A rotation command is named for its secret: ``database-password-rotation``."""
 STACK = "pulumi:pulumi:Stack"
 
 COMPONENT_PREFIX = "depot:"

@@ -18,8 +18,8 @@ import depot.review.plan
 from depot.cli import FINGERPRINT_KEY_VARIABLE, plan_at_ref
 from depot.config.loader import load_settings
 from depot.policy.check import check_plan
-from depot.resource_types import CONTAINER
-from depot.review.diff import DATABASE_PASSWORD_NOTE, PlanDiff, diff_plans
+from depot.resource_types import COMMAND, CONTAINER
+from depot.review.diff import DATABASE_PASSWORD_NOTE, PlanDiff, diff_plans, rotation_note
 from depot.review.plan import SECRET, Plan, new_fingerprint_key, plan_from, plan_stack
 from depot.review.postgres import postgres_major
 from depot.review.render import diff_markdown, diff_text, dumps
@@ -57,7 +57,12 @@ def test_a_changed_secret_shows_as_changed_and_never_its_value() -> None:
     diff = diff_plans(base, head, base_label="a", head_label="b")
 
     changed = {(c.after.name, p.path) for c, p in diff.secret_changes}
-    assert changed == {("postgres-container", "uploads[0].content"), ("dispatch-container", "envs")}
+    assert changed == {
+        ("postgres-container", "uploads[0].content"),
+        ("dispatch-container", "envs"),
+        ("database-password-rotation", "stdin"),
+        ("database-password-rotation", "triggers[0]"),
+    }
     text, markdown, document = outputs(diff, head)
     assert "    uploads[0].content: [secret] changed  (replaces)" in text
     assert "    envs: [secret] changed  (replaces)" in text
@@ -65,6 +70,8 @@ def test_a_changed_secret_shows_as_changed_and_never_its_value() -> None:
     assert {(s["resource"], s["path"]) for s in json.loads(document)["secretChanges"]} == {
         (CONTAINER_KEY, "uploads[0].content"),
         (f"{CONTAINER}::dispatch-container", "envs"),
+        (f"{COMMAND}::database-password-rotation", "stdin"),
+        (f"{COMMAND}::database-password-rotation", "triggers[0]"),
     }
     for output in (text, markdown, document):
         assert CANARY not in output
@@ -85,7 +92,7 @@ def test_no_fingerprint_leaves_a_diff_with_added_or_removed_resources() -> None:
         assert '"[secret]"' in dumps(diff.to_json())
 
 
-def test_changing_the_database_password_warns_that_the_volume_keeps_the_old_one() -> None:
+def test_changing_the_database_password_says_the_program_rotates_it() -> None:
     key = new_fingerprint_key()
     diff = diff_plans(
         keyed_plan(key, password(CANARY)),
@@ -93,8 +100,12 @@ def test_changing_the_database_password_warns_that_the_volume_keeps_the_old_one(
         base_label="a",
         head_label="b",
     )
-    assert DATABASE_PASSWORD_NOTE in diff.notes
-    assert all("\\password postgres" in output for output in outputs(diff))
+    # The role in the volume is altered by the program: no manual step is asked for.
+    assert rotation_note("database-password-rotation") in diff.notes
+    assert DATABASE_PASSWORD_NOTE not in diff.notes
+    for output in outputs(diff):
+        assert "rotates the database password: " in output
+        assert "\\password postgres" not in output
 
 
 def test_an_unchanged_secret_is_not_reported() -> None:
@@ -230,7 +241,7 @@ def test_switching_to_a_given_database_password_shows_what_it_changes(tmp_path: 
         assert "[secret:" not in completed.stdout
         assert "database-password" in completed.stdout  # the RandomPassword it replaces
         assert "uploads[0].content" in completed.stdout
-        assert "postgres reads its password file only when it initialises" in completed.stdout
+        assert "rotates the database password: " in completed.stdout
         printed[fmt] = completed.stdout
     text = printed["text"]
     assert "- random:index/randomPassword:RandomPassword database-password" in text

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import PROJECT_DIR
 
 PROGRAM = (
+    "pulumi_command",
     "pulumi_docker",
     "pulumi_docker_build",
     "pulumi_random",

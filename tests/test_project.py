@@ -77,7 +77,8 @@ def test_the_lock_pins_every_package_exactly() -> None:
     for line in lines:
         assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.+!-]+", line), line
     pinned = {line.split("==")[0].lower().replace("_", "-") for line in lines}
-    assert {"pulumi", "pulumi-docker", "pulumi-docker-build", "pulumi-random"} <= pinned
+    providers = {"pulumi-command", "pulumi-docker", "pulumi-docker-build", "pulumi-random"}
+    assert {"pulumi", *providers} <= pinned
 
 
 def test_both_stack_files_exist_and_load() -> None:

@@ -30,6 +30,8 @@ class ServiceWiring:
     secrets: Mapping[SecretName, pulumi.Output[str]]
     waits_for: Sequence[docker.Container]
     registry_password: pulumi.Output[str] | None = None
+    # Password rotations the container waits for: its holder takes a new value first.
+    told_first: Sequence[pulumi.Resource] = ()
 
 
 class DepotService(pulumi.ComponentResource):
@@ -65,7 +67,7 @@ class DepotService(pulumi.ComponentResource):
                 provider=docker_provider,
                 # Health-gated start order: those containers are created with `wait`, so
                 # they are healthy before this one is created.
-                depends_on=list(wiring.waits_for),
+                depends_on=[*wiring.waits_for, *wiring.told_first],
                 # A fixed container name (and host port) cannot exist twice: replace by
                 # deleting first, or the create fails on the conflict.
                 delete_before_replace=True,

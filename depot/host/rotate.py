@@ -162,13 +162,16 @@ def scram_verifier(password: str, salt: bytes | None = None) -> str:
     return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
-def alter_role_statement(password: str, role: str = "postgres") -> str:
-    """The SQL sent on psql's stdin: logging off for this session, then the verifier."""
+def alter_role_statement(password: str, role: str = "postgres", salt: bytes | None = None) -> str:
+    """The SQL sent on psql's stdin: logging off for this session, then the verifier.
+
+    ``salt`` as in ``scram_verifier``: random unless given (the Pulumi program gives a stable one).
+    """
     return (
         "SET log_statement = 'none';\n"
         "SET log_min_error_statement = 'panic';\n"
         "SET log_min_duration_statement = -1;\n"
-        f"ALTER ROLE {role} PASSWORD '{scram_verifier(password)}';\n"
+        f"ALTER ROLE {role} PASSWORD '{scram_verifier(password, salt)}';\n"
     )
 
 

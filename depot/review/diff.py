@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from depot.catalog import POSTGRES_DATA_VOLUME
-from depot.resource_types import BUILD, VOLUME
+from depot.resource_types import BUILD, COMMAND, ROTATION_SUFFIX, VOLUME
 from depot.review.planned import SECRET, Plan, PlannedResource, is_fingerprinted, is_secret
 from depot.review.postgres import data_image, mounts_data, postgres_major
 from depot.review.replacements import replaces_on_change
@@ -35,6 +35,19 @@ DATABASE_PASSWORD_NOTE = (
     "inside the database first (docker exec -it depot-postgres psql -U postgres, then "
     '\\password postgres), then deploy — README "Changing the database password"'
 )
+ROTATION_NOTES = {
+    "database-password-rotation": (
+        "postgres reads its password file only when it initialises an empty data directory, "
+        "so once postgres is up the program alters the role in the existing "
+        f"{POSTGRES_DATA_VOLUME} volume itself (docker exec … psql, ALTER ROLE with a SCRAM "
+        "verifier on stdin) and only then replaces dispatch with the new DATABASE_URL"
+    ),
+    "grafana-admin-password-rotation": (
+        "grafana's own CLI resets it in the running grafana (docker exec … grafana cli admin "
+        "reset-admin-password, the value on stdin) before anything after grafana"
+    ),
+}
+"""Why each rotation runs; ``depot diff`` prefixes "rotates the <secret>: "."""
 SECRETS_NOT_COMPARED_NOTE = (
     "secret values were not compared: one side was planned without secret fingerprints (at a "
     "ref older than them), so a changed secret does not show"
@@ -179,7 +192,12 @@ class PlanDiff:
             for c in self.changed
             for p in c.changes
         )
-        if password_moved:
+        rotated = list(
+            dict.fromkeys(c.after.name for c, _ in self.secret_changes if c.after.type == COMMAND)
+        )
+        notes += [rotation_note(name) for name in rotated]
+        # Without a rotation (a swarm, an older plan), the new password must be set by hand.
+        if password_moved and "database-password-rotation" not in rotated:
             notes.append(DATABASE_PASSWORD_NOTE)
         if not self.secrets_compared:
             notes.append(SECRETS_NOT_COMPARED_NOTE)
@@ -222,6 +240,13 @@ class PlanDiff:
             "onlyCommitTagsMoved": self.only_routine,
             "notes": list(self.notes),
         }
+
+
+def rotation_note(name: str) -> str:
+    """What a changed rotation command does: ``rotates the database password: …``."""
+    secret = name.removesuffix(ROTATION_SUFFIX).replace("-", " ")
+    why = ROTATION_NOTES.get(name, f"{name} tells the service that holds it first")
+    return f"rotates the {secret}: {why}"
 
 
 def is_guarded(resource: PlannedResource) -> bool:

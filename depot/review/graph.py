@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from depot.resource_types import (
     BUILD,
+    COMMAND,
     DOCKER_SECRET,
     NETWORK,
     RANDOM_PASSWORD,
@@ -30,6 +31,7 @@ KINDS = {
     VOLUME: "volume",
     RANDOM_PASSWORD: "secret",
     DOCKER_SECRET: "swarm secret",
+    COMMAND: "rotation",
 }
 
 
