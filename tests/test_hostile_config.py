@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -536,3 +537,15 @@ def test_a_trailing_newline_is_not_part_of_a_valid_value(key: str, value: Any) -
         load_settings(
             "prod", RawConfig({**shipped.values, key: encode(value)}, shipped.secret_keys)
         )
+
+
+def test_under_pulumi_a_config_error_is_a_run_error_pulumi_prints_without_a_traceback() -> None:
+    raw = with_secrets(
+        parse_stack_file(prod_with("[gpu, rtk]", "[gpu, rtk, gpu]").encode(), "Pulumi.prod.yaml")
+    )
+    with pytest.raises(pulumi.RunError) as error:
+        record(deploy, stack="prod", config=raw)
+    assert isinstance(error.value, ConfigError)
+    assert str(error.value) == (
+        "Pulumi.prod.yaml: depot:profiles[2]: 'gpu' lists a profile twice; list each once"
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from depot.catalog import CONSOLE, POSTGRES, TMPFS_OPTIONS, ServiceSpec
+from depot.catalog import CONSOLE, POSTGRES, SCRATCH, ServiceSpec
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST
 from tests.engine.harness import TIER_LABEL, docker
 
@@ -43,7 +43,7 @@ def hardened(spec: ServiceSpec, capabilities: list[str]) -> list[str]:
     """``docker run`` options: the catalogue's hardening of ``spec`` with these capabilities."""
     options = ["--cap-drop", "ALL", "--security-opt", "no-new-privileges:true"]
     options += [f"--cap-add={cap}" for cap in capabilities]
-    options += [f"--tmpfs={path}:{TMPFS_OPTIONS}" for path in spec.tmpfs]
+    options += [f"--tmpfs={path}:{SCRATCH.mount_options}" for path in spec.tmpfs]
     if spec.writable_root is None:
         options.append("--read-only")
     return options

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from depot.catalog import LOG_OPTIONS, TMPFS_OPTIONS, BuiltImage
+from depot.catalog import LOG_OPTIONS, SCRATCH, BuiltImage
 from depot.model import deployments
 from tests.engine.harness import TierDepot, docker
 
@@ -28,7 +28,8 @@ def test_the_engine_applied_the_catalogues_hardening(depot: TierDepot) -> None:
         assert host["SecurityOpt"] == ["no-new-privileges:true"], spec.name
         if spec.user is not None:
             assert config["User"] == spec.user, spec.name
-        assert (host.get("Tmpfs") or {}) == dict.fromkeys(spec.tmpfs, TMPFS_OPTIONS), spec.name
+        tmpfs = dict.fromkeys(spec.tmpfs, SCRATCH.mount_options)
+        assert (host.get("Tmpfs") or {}) == tmpfs, spec.name
         assert bool(host.get("Init")) is isinstance(spec.image, BuiltImage), spec.name
         assert config["StopTimeout"] == spec.stop_grace_seconds, spec.name
         assert host["LogConfig"] == {"Type": "json-file", "Config": LOG_OPTIONS}, spec.name

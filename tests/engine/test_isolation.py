@@ -77,17 +77,18 @@ def test_published_ports_listen_only_on_the_stacks_address(depot: TierDepot) -> 
     assert published, "the stack publishes nothing"
     for deployment in published:
         port, container = deployment.published, deployment.spec.container_name
+        address = deployment.publish_address
         assert port is not None
-        bindings = depot.inspect(container)["NetworkSettings"]["Ports"][f"{port.internal}/tcp"]
-        assert bindings == [{"HostIp": port.address, "HostPort": str(port.external)}], container
+        bindings = depot.inspect(container)["NetworkSettings"]["Ports"][f"{port.target}/tcp"]
+        assert bindings == [{"HostIp": address, "HostPort": str(port.published)}], container
         # The healthcheck's own URL, from the host; traffic only through 127.0.0.1, which every
         # address published here includes.
         path = urlsplit(deployment.spec.healthcheck.test[-1]).path
-        url = f"http://127.0.0.1:{port.external}{path}"
+        url = f"http://127.0.0.1:{port.published}{path}"
         with urllib.request.urlopen(url, timeout=3) as answer:
             assert answer.status == 200, url
-        if port.address == "127.0.0.1":
-            assert not _listens(_host_address_on_depot_network(), port.external), container
+        if address == "127.0.0.1":
+            assert not _listens(_host_address_on_depot_network(), port.published), container
 
 
 def _host_address_on_depot_network() -> str:
