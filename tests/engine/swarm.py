@@ -197,6 +197,7 @@ class SwarmDepot:
     pushed: dict[str, str] = field(default_factory=dict)  # stand-in name → image by digest
     console_port: int = 0
     node: str = ""
+    setup_seconds: float = 0.0  # swarm, registry, pushes: everything before the deploy
     converge_seconds: float = 0.0
     _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _networks_before: set[str] = field(default_factory=set)
@@ -210,12 +211,14 @@ class SwarmDepot:
 
     def start(self, converge_timeout: float) -> None:
         """Swarm, registry, pushed stand-ins, node label, stack: each undone by ``close``."""
+        started = time.monotonic()
         self._networks_before = set(_listed("network", "ls", "--format", "{{.Name}}"))
         self._init_swarm()
         registry = self._serve_registry()
         self._push_standins(registry)
         self._write_stack()
         self._label_node()
+        self.setup_seconds = time.monotonic() - started
         self._deploy(converge_timeout)
 
     def _init_swarm(self) -> None:
