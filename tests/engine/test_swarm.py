@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,7 @@ FAST_CHECK = Healthcheck(
 PROBE_LIMIT = 3000  # requests: the probe loop's bound in count (and PROBE_SECONDS in time)
 PROBE_SECONDS = 90
 DISCOVERY_PORT = 4860
+NANOSECONDS = 1_000_000_000  # the engine's unit for healthcheck durations
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +152,13 @@ def test_postgres_is_unreachable_from_the_depot_network(swarm: SwarmDepot) -> No
 
 
 def _shorten_discovery_healthcheck() -> None:
-    """Discovery's probe 1 s apart; update and rollback watched for that probe's worst case."""
+    """Discovery's probe 1 s apart; update and rollback watched for that probe's worst case.
+
+    Once per deployment: the rollback test, run alone, shortens it too.
+    """
+    health = inspect_service("discovery")["Spec"]["TaskTemplate"]["ContainerSpec"]["Healthcheck"]
+    if health.get("Interval") == FAST_CHECK.interval * NANOSECONDS:
+        return
     monitor = go_duration(FAST_CHECK.worst_case_seconds)
     docker(
         "service",
@@ -237,6 +245,7 @@ def test_a_rolling_update_of_discovery_fails_no_request(swarm: SwarmDepot) -> No
 
 
 def test_an_update_that_never_turns_healthy_rolls_back_by_itself(swarm: SwarmDepot) -> None:
+    _shorten_discovery_healthcheck()
     before = set(task_containers("discovery"))
     # The new tasks serve on another port: their healthcheck, on 4860, never answers.
     docker("service", "update", "--detach", "--env-add", "PORT=4999", "depot_discovery")
@@ -274,11 +283,19 @@ def test_postgres_data_survives_a_stop_first_update(swarm: SwarmDepot) -> None:
         f"{time.monotonic() - started:.0f} s"
     )
     (new,) = task_containers("postgres")
-    stopped = docker("inspect", "--format", "{{.State.FinishedAt}}", old).stdout.strip()
-    began = docker("inspect", "--format", "{{.State.StartedAt}}", new).stdout.strip()
+    stopped = _engine_time(docker("inspect", "--format", "{{.State.FinishedAt}}", old).stdout)
+    began = _engine_time(docker("inspect", "--format", "{{.State.StartedAt}}", new).stdout)
     assert stopped <= began, f"the old postgres stopped at {stopped}, the new began at {began}"
     rows = docker("exec", "--user", "postgres", new, *psql, "SELECT v FROM tier_marker").stdout
     assert rows.strip() == marker
+
+
+def _engine_time(text: str) -> datetime:
+    """The engine's RFC 3339 time (nanoseconds, trailing zeros cut) as a datetime, to the µs."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z", text.strip())
+    assert match, f"not an engine time: {text!r}"
+    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
+    return datetime.fromisoformat(f"{match.group(1)}.{fraction}+00:00")
 
 
 def test_a_rotated_secret_updates_its_service_without_in_use(swarm: SwarmDepot) -> None:
