@@ -2,7 +2,7 @@
 
 One deployment for the module (``swarm_depot``): converged, then updated in the order below —
 the tests share it and run in file order. The rolling-update and rollback tests first shorten
-discovery's healthcheck (interval 1 s, start period 0 s) and set its update and rollback monitor
+discovery's healthcheck (interval 1 s, timeout 1 s, start period 0 s) and set its update and rollback monitor
 to the worst case the program derives from that healthcheck: with the catalogue's 10 s interval
 and 30 s start period each would take minutes. Nothing else is shortened.
 """
@@ -44,7 +44,7 @@ from tests.engine.swarm import (
 
 pytestmark = pytest.mark.engine
 
-CONVERGE_TIMEOUT = 180  # seconds: the longest health-gated chain is about 40 s
+CONVERGE_TIMEOUT = 180  # seconds; converging takes about 14 s here
 # Discovery's healthcheck for the update tests: the catalogue's probe, one second apart.
 FAST_CHECK = Healthcheck(
     test=next(spec for spec in SERVICES if spec.name == "discovery").healthcheck.test,
