@@ -1,10 +1,10 @@
 """The cluster stack's stack file on a real single-node Swarm (README "Docker Swarm").
 
 One deployment for the module (``swarm_depot``): converged, then updated in the order below —
-the tests share it and run in file order. The rolling-update and rollback tests first shorten
-discovery's healthcheck (interval 1 s, timeout 1 s, start period 0 s) and set its update and rollback monitor
-to the worst case the program derives from that healthcheck: with the catalogue's 10 s interval
-and 30 s start period each would take minutes. Nothing else is shortened.
+the tests share it and run in file order. The tests that update discovery first shorten its
+healthcheck (interval 1 s, timeout 1 s, start period 0 s) and set its update and rollback
+monitor to the worst case the program derives from that healthcheck: with the catalogue's 10 s
+interval and 30 s start period each would take minutes. Nothing else is shortened.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -208,7 +209,18 @@ echo "requests $i ok $ok failed $failed"
 """
 
 
-def test_a_rolling_update_of_discovery_fails_no_request(swarm: SwarmDepot) -> None:
+@dataclass(frozen=True)
+class ProbedUpdate:
+    """An update of discovery with the probe loop running: how long, how many requests failed."""
+
+    seconds: float
+    requests: int
+    failed: int
+    log: str
+
+
+def _probe_during_update(swarm: SwarmDepot, *update: str) -> ProbedUpdate:
+    """``docker service update <update…> depot_discovery`` while a client probes it."""
     _shorten_discovery_healthcheck()
     probe = swarm.client(
         PROBE_SCRIPT.format(seconds=PROBE_SECONDS, limit=PROBE_LIMIT, port=DISCOVERY_PORT),
@@ -216,8 +228,7 @@ def test_a_rolling_update_of_discovery_fails_no_request(swarm: SwarmDepot) -> No
     )
     try:
         time.sleep(2)  # requests before the update, too
-        before = set(task_containers("discovery"))
-        docker("service", "update", "--detach", "--env-add", "DEPOT_TIER_ROLL=1", "depot_discovery")
+        docker("service", "update", "--detach", *update, service_name("discovery"))
         seconds = wait_until("discovery updated", _update_done("discovery"), timeout=90)
         time.sleep(2)
         docker("exec", probe, "touch", "/tmp/stop", check=False)
@@ -232,11 +243,17 @@ def test_a_rolling_update_of_discovery_fails_no_request(swarm: SwarmDepot) -> No
     summary = re.search(r"requests (\d+) ok (\d+) failed (\d+)", log)
     assert summary, log[-2000:]
     requests, failed = int(summary.group(1)), int(summary.group(3))
-    FIGURES["swarm: rolling update of discovery (2 replicas, start-first)"] = (
-        f"{seconds:.0f} s, {requests} requests, {failed} failed"
-    )
-    assert failed == 0, log[-2000:]
     assert requests >= 20, f"too few requests to tell: {log[-500:]}"
+    return ProbedUpdate(seconds, requests, failed, log)
+
+
+def test_a_rolling_update_of_discovery_fails_no_request(swarm: SwarmDepot) -> None:
+    before = set(task_containers("discovery"))
+    probed = _probe_during_update(swarm, "--env-add", "DEPOT_TIER_ROLL=1")
+    FIGURES["swarm: rolling update of discovery (2 replicas, start-first)"] = (
+        f"{probed.seconds:.0f} s, {probed.requests} requests, {probed.failed} failed"
+    )
+    assert probed.failed == 0, probed.log[-2000:]
     after = set(task_containers("discovery"))
     assert len(after) == 2
     assert not after & before, "both tasks are new ones"
@@ -259,6 +276,21 @@ def test_an_update_that_never_turns_healthy_rolls_back_by_itself(swarm: SwarmDep
     assert f"PORT={DISCOVERY_PORT}" in spec["Env"]
     assert converged("discovery", 2)
     assert set(task_containers("discovery")) == before, "the old tasks kept serving"
+
+
+def test_the_probe_sees_the_failures_of_an_update_with_downtime(swarm: SwarmDepot) -> None:
+    """The control: both tasks stopped before their successors start, the probe counts failures.
+
+    After the rollback test: this leaves discovery with stop-first updates, which no later test
+    updates.
+    """
+    probed = _probe_during_update(
+        swarm, "--update-order", "stop-first", "--update-parallelism", "2", "--env-add", "X=2"
+    )
+    FIGURES["swarm: control, stop-first update of both discovery tasks at once"] = (
+        f"{probed.seconds:.0f} s, {probed.requests} requests, {probed.failed} failed"
+    )
+    assert probed.failed > 0, "the probe saw no failure during downtime: it proves nothing"
 
 
 def test_postgres_data_survives_a_stop_first_update(swarm: SwarmDepot) -> None:
