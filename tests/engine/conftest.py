@@ -66,6 +66,17 @@ def depot(request: pytest.FixtureRequest, standin_images: dict[str, str]) -> Ite
         assert not leftovers, f"the tier left {leftovers} of {running.project} on the engine"
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The swarm test first: the Compose depots hold the stack's fixed names until the session ends.
+
+    ``depot`` is session-scoped, so the last stack's containers and networks (``depot-network``
+    …) stay up until every test ran; the swarm test, which needs those names free, runs before.
+    """
+    swarm = [item for item in items if item.path.name == "test_swarm.py"]
+    items[:] = swarm + [item for item in items if item.path.name != "test_swarm.py"]
+
+
 def pytest_runtest_logfinish(nodeid: str) -> None:
     if "start" in _TIER_SPAN:
         _TIER_SPAN["end"] = time.monotonic()
