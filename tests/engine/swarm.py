@@ -229,9 +229,17 @@ class SwarmDepot:
     def _leave_swarm(self) -> None:
         docker("swarm", "leave", "--force", timeout=120, check=False)
         # `swarm leave` keeps the gateway bridge it created: the engine is left as found.
+        # Its endpoints go a moment after `leave` returns: retried, bounded in count and time.
         for network in SWARM_NETWORKS:
-            if network not in self._networks_before:
-                docker("network", "rm", network, check=False)
+            if network in self._networks_before:
+                continue
+            for _ in range(40):
+                if docker("network", "rm", network, check=False).returncode == 0:
+                    break
+                present = docker("network", "ls", "--format", "{{.Name}}", check=False).stdout
+                if network not in present.split():
+                    break
+                time.sleep(0.5)
 
     def _serve_registry(self) -> str:
         storage = self.directory / "registry"
