@@ -14,6 +14,7 @@ import yaml
 from depot.catalog import SERVICES
 from depot.config import load_settings
 from depot.outputs.compose import compose_document
+from depot.paths import project_relative
 from tests.conftest import STACKS, stack_config
 from tests.engine.harness import (
     OVERRIDABLE,
@@ -60,9 +61,11 @@ def test_the_override_resets_builds_with_composes_reset_tag() -> None:
 def test_the_tier_changes_only_the_consoles_host_paths(stack: str) -> None:
     shipped = compose_document(load_settings(stack, stack_config(stack)))
     tier = exported(stack)
+    # Written as every export writes a host path: relative when it is beside this checkout (a
+    # clone in /tmp has the layout beside it), absolute otherwise.
     host_paths = {
-        "/usr/share/nginx/html": str(LAYOUT / "console-dist"),
-        "/data/sessions": str(LAYOUT / "sessions"),
+        "/usr/share/nginx/html": project_relative(LAYOUT / "console-dist"),
+        "/data/sessions": project_relative(LAYOUT / "sessions"),
     }
     for volume in shipped["services"]["console"]["volumes"]:
         volume["source"] = host_paths[volume["target"]]
