@@ -19,7 +19,7 @@ or written here.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
@@ -64,14 +64,23 @@ def compose_document(settings: DepotSettings) -> dict[str, Any]:
             if any(network in spec.networks for spec in specs)
         },
     }
+    return {**document, **volumes_and_secrets(specs)}
+
+
+def volumes_and_secrets(specs: Sequence[ServiceSpec]) -> dict[str, Any]:
+    """The top-level ``volumes:`` and ``secrets:`` the services use (Compose and stack files).
+
+    The data volume by its fixed name; each secret from the file `depot secrets init` writes.
+    """
+    sections: dict[str, Any] = {}
     if any(spec.data_mount for spec in specs):
-        document["volumes"] = {POSTGRES_DATA_VOLUME: {"name": POSTGRES_DATA_VOLUME}}
+        sections["volumes"] = {POSTGRES_DATA_VOLUME: {"name": POSTGRES_DATA_VOLUME}}
     secrets = dict.fromkeys(secret.secret for spec in specs for secret in spec.secret_files)
     if secrets:
-        document["secrets"] = {
+        sections["secrets"] = {
             secret: {"file": f"./{SECRETS_DIR}/{secret_file_name(secret)}"} for secret in secrets
         }
-    return document
+    return sections
 
 
 def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from depot.catalog import (
 )
 from depot.config.settings import DepotSettings
 from depot.model import ServiceDeployment, deployments
-from depot.outputs.compose import FileMode, compose_healthcheck, dump
-from depot.outputs.secret_files import SECRETS_DIR, env_file_name, secret_file_name
+from depot.outputs.compose import FileMode, compose_healthcheck, dump, volumes_and_secrets
+from depot.outputs.secret_files import SECRETS_DIR, env_file_name
 from depot.swarm import go_duration, swarm_restart, update_policy
 
 STACK_NAME = "depot"
@@ -48,14 +48,7 @@ def stack_document(settings: DepotSettings) -> dict[str, Any]:
             if any(network in spec.networks for spec in specs)
         },
     }
-    if any(spec.data_mount for spec in specs):
-        document["volumes"] = {POSTGRES_DATA_VOLUME: {"name": POSTGRES_DATA_VOLUME}}
-    secrets = dict.fromkeys(secret.secret for spec in specs for secret in spec.secret_files)
-    if secrets:
-        document["secrets"] = {
-            secret: {"file": f"./{SECRETS_DIR}/{secret_file_name(secret)}"} for secret in secrets
-        }
-    return document
+    return {**document, **volumes_and_secrets(specs)}
 
 
 def stack_service(deployment: ServiceDeployment) -> dict[str, Any]:
