@@ -96,7 +96,7 @@ def load_settings(stack: str, raw: RawConfig) -> DepotSettings:
         if key == "stack":  # derived from the stack's name, never configured
             problems.append(_unknown_key(where, full_key, DepotSettings))
             continue
-        document[key] = _decode(text)
+        document[key] = decode_value(text)
     if problems:
         raise ConfigError("\n".join(problems))
     try:
@@ -145,7 +145,7 @@ def _checkout_commit() -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def _decode(text: str) -> object:
+def decode_value(text: str) -> object:
     """Structured values arrive JSON-encoded; scalars stay strings for pydantic to coerce."""
     stripped = text.strip() if isinstance(text, str) else text
     if isinstance(stripped, str) and stripped[:1] in ("[", "{"):

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from depot.config.loader import ConfigError, RawConfig
+from depot.config.loader import ConfigError, RawConfig, decode_value
 from depot.paths import PROJECT_ROOT
 
 UNDECRYPTED = "[secure value: only the Pulumi CLI can decrypt it]"
@@ -92,10 +92,7 @@ def stack_config(
 ) -> RawConfig:
     """The stack file's config, with ``profiles`` enabled on top of the stack's own."""
     config = read_stack_file(stack, project_dir)
-    try:
-        current = json.loads(config.values.get("depot:profiles", "[]"))
-    except (ValueError, RecursionError):
-        current = None
+    current = decode_value(config.values.get("depot:profiles", "[]"))
     if not profiles or not isinstance(current, list):
         return config  # nothing to add, or a value the validation will refuse as it is
     # Enable, as `docker compose --profile` does: the stack's profiles stay on. Not validated

@@ -117,7 +117,7 @@ def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
         ]
         if published
         else None,
-        "volumes": _volumes(deployment) or None,
+        "volumes": data_and_bind_volumes(deployment, relative_binds=True) or None,
         # `path:options`: Compose hands Docker the same tmpfs map the program sends.
         "tmpfs": [f"{tmpfs.path}:{tmpfs.options.mount_options}" for tmpfs in deployment.tmpfs]
         or None,
@@ -229,19 +229,25 @@ def compose_healthcheck(
     }
 
 
-def _volumes(deployment: ServiceDeployment) -> list[dict[str, Any]]:
+def data_and_bind_volumes(
+    deployment: ServiceDeployment, *, relative_binds: bool
+) -> list[dict[str, Any]]:
+    """The data volume and the bind mounts of a service, in the long ``volumes:`` syntax.
+
+    Long syntax: like the program's bind mounts, a missing host path is an error, never
+    silently created. ``relative_binds``: host paths as this project writes them (``../x``,
+    for a Compose file run from here), else absolute.
+    """
     spec = deployment.spec
     volumes: list[dict[str, Any]] = []
     if spec.data_mount:
         volumes.append(
             {"type": "volume", "source": POSTGRES_DATA_VOLUME, "target": spec.data_mount}
         )
-    # Long syntax: like the program's bind mounts, a missing host path is an error, never
-    # silently created.
     volumes.extend(
         {
             "type": "bind",
-            "source": mount.source.relative,
+            "source": mount.source.relative if relative_binds else mount.source.host,
             "target": mount.target,
             "read_only": mount.read_only,
         }

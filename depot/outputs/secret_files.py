@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from depot.catalog import SERVICES, ServiceSpec
+from depot.catalog import SERVICES, SecretEnv, ServiceSpec
 
 SECRETS_DIR = "secrets"  # beside the Compose file, at the project root; git-ignored
 PASSWORD_LENGTH = 32
@@ -123,7 +123,7 @@ def _secret_env_file(directory: Path, spec: ServiceSpec) -> SecretFileResult:
             if os.path.lexists(directory / name):
                 return SecretFileResult(name, created=False, problem=why)
             return SecretFileResult(name, created=False, problem=why, skipped=True)
-        expected[f"{env.name}={env.render(value)}"] = (env.name, secret_file)
+        expected[_secret_env_line(env, value)] = (env.name, secret_file)
     if _create(directory / name, "".join(f"{line}\n" for line in expected)):
         return SecretFileResult(name, created=True)
     content, problem, warning = _read_secret(directory / name)
@@ -220,4 +220,9 @@ def create_secret_file(path: Path, content: str) -> bool:
 
 def secret_env_content(spec: ServiceSpec, values: dict[str, str]) -> str:
     """``<service>.env`` for ``spec`` with each secret's value from ``values``."""
-    return "".join(f"{env.name}={env.render(values[env.secret])}\n" for env in spec.secret_env)
+    return "".join(f"{_secret_env_line(env, values[env.secret])}\n" for env in spec.secret_env)
+
+
+def _secret_env_line(env: SecretEnv, value: str) -> str:
+    """``DATABASE_URL=postgres://…``: one variable built from its secret's value."""
+    return f"{env.name}={env.render(value)}"

@@ -15,13 +15,18 @@ from depot.catalog import (
     DATABASE_NETWORK,
     DEPOT_NETWORK,
     LOG_OPTIONS,
-    POSTGRES_DATA_VOLUME,
     BuiltImage,
     NetworkName,
 )
 from depot.config.settings import DepotSettings
 from depot.model import ServiceDeployment, deployments
-from depot.outputs.compose import FileMode, compose_healthcheck, dump, volumes_and_secrets
+from depot.outputs.compose import (
+    FileMode,
+    compose_healthcheck,
+    data_and_bind_volumes,
+    dump,
+    volumes_and_secrets,
+)
 from depot.outputs.secret_files import SECRETS_DIR, env_file_name
 from depot.swarm import go_duration, swarm_restart, update_policy
 
@@ -115,26 +120,12 @@ def _image(deployment: ServiceDeployment) -> str:
 
 
 def _volumes(deployment: ServiceDeployment) -> list[dict[str, Any]]:
-    spec = deployment.spec
     # Long syntax: the Swarm loader reads a tmpfs size only here (not from `tmpfs:`).
-    volumes: list[dict[str, Any]] = [
-        {"type": "tmpfs", "target": tmpfs.path, "tmpfs": {"size": tmpfs.options.size_bytes}}
-        for tmpfs in deployment.tmpfs
+    scratch: list[dict[str, Any]] = [
+        {"type": "tmpfs", "target": mount.path, "tmpfs": {"size": mount.options.size_bytes}}
+        for mount in deployment.tmpfs
     ]
-    if spec.data_mount:
-        volumes.append(
-            {"type": "volume", "source": POSTGRES_DATA_VOLUME, "target": spec.data_mount}
-        )
-    volumes.extend(
-        {
-            "type": "bind",
-            "source": mount.source.host,
-            "target": mount.target,
-            "read_only": mount.read_only,
-        }
-        for mount in deployment.bind_mounts
-    )
-    return volumes
+    return scratch + data_and_bind_volumes(deployment, relative_binds=False)
 
 
 def _deploy(deployment: ServiceDeployment) -> dict[str, Any]:
