@@ -64,13 +64,6 @@ class DockerCli:
                 f"{timeout or self.timeout:g} s"
             ) from None
 
-    def checked(self, *args: str, stdin: str | None = None, timeout: float | None = None) -> str:
-        """``run``, raising ``DockerError`` with docker's own last line when it fails."""
-        result = self.run(*args, stdin=stdin, timeout=timeout)
-        if result.returncode != 0:
-            raise DockerError(f"docker {args[0]} at {self.host}: {last_line(result.stderr)}")
-        return result.stdout
-
     def inspect(self, kind: str, *names: str) -> list[dict[str, Any]]:
         """``docker <kind> inspect`` of each of ``names`` that exists (missing ones left out)."""
         if not names:

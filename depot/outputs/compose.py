@@ -42,7 +42,6 @@ from depot.paths import DOCKERFILE, project_relative
 from depot.types import PROFILES
 
 PROJECT_NAME = "depot"
-SECRET_FILE_MODE = 0o400  # as the program uploads them: readable by their owner only
 
 
 class FileMode(int):
