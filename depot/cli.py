@@ -237,10 +237,12 @@ def _check(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _graph(args: argparse.Namespace) -> tuple[str, int]:
-    from depot.review.graph import build_graph, to_dot, to_mermaid
-    from depot.review.plan import plan_stack
+    # From the model, not the plan: the same graph (tests/test_graph.py holds them equal)
+    # without the Pulumi SDK, whose imports would be most of the command's time.
+    from depot.review.graph import to_dot, to_mermaid
+    from depot.review.model_graph import model_graph
 
-    graph = build_graph(plan_stack(args.stack, args.profiles))
+    graph = model_graph(_settings(args))
     return (to_dot(graph) if args.format == "dot" else to_mermaid(graph)), 0
 
 

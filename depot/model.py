@@ -16,6 +16,7 @@ from depot.catalog import (
     PulledImage,
     SecretEnv,
     SecretFile,
+    SecretName,
     ServiceSpec,
     TmpfsOptions,
 )
@@ -109,6 +110,12 @@ class ServiceDeployment:
         return self.spec.secret_env
 
     @property
+    def secrets_read(self) -> tuple[SecretName, ...]:
+        """The secrets it reads, from a file or in its environment, each once."""
+        files = [file.secret for file in self.secret_files]
+        return tuple(dict.fromkeys([*files, *(env.secret for env in self.secret_env)]))
+
+    @property
     def name(self) -> str:
         return self.spec.name
 
@@ -175,10 +182,10 @@ def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
 
 def _placement(spec: ServiceSpec, settings: DepotSettings) -> tuple[str, ...]:
     """Swarm constraints: a pinned service runs only on nodes labelled for it."""
-    label = settings.swarm.node_label(spec.name)
-    if settings.runtime != "swarm" or label is None:
+    if settings.runtime != "swarm":  # before the label: one host pins nothing, by any name
         return ()
-    return (f"node.labels.{label} == true",)
+    label = settings.swarm.node_label(spec.name)
+    return () if label is None else (f"node.labels.{label} == true",)
 
 
 def _image_reference(spec: ServiceSpec, settings: DepotSettings) -> str | None:

@@ -123,7 +123,7 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
                 # A new password reaches this container only once its holder took it.
                 told_first=[
                     rotations[secret].command
-                    for secret in _secrets_read(deployment)
+                    for secret in deployment.secrets_read
                     if secret in rotations
                 ],
             )
@@ -157,12 +157,6 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
             if d.published is not None
         },
     )
-
-
-def _secrets_read(deployment: ServiceDeployment) -> list[SecretName]:
-    """The passwords ``deployment`` reads, from a file or in its environment."""
-    files = [file.secret for file in deployment.secret_files]
-    return list(dict.fromkeys([*files, *(env.secret for env in deployment.secret_env)]))
 
 
 def _swarm_services(

@@ -32,7 +32,7 @@ import pulumi_command as command
 
 from depot.catalog import SecretName, ServiceSpec
 from depot.host.rotate import alter_role_statement
-from depot.resource_types import ROTATION_SUFFIX
+from depot.resource_types import rotation_name
 
 _PSQL = (
     "psql", "--no-psqlrc", "--quiet", "--no-password",
@@ -42,10 +42,6 @@ _PSQL = (
     "--username", "postgres", "--dbname", "postgres",
 )  # fmt: skip
 _GRAFANA_RESET = ("grafana", "cli", "admin", "reset-admin-password", "--password-from-stdin")
-
-
-def rotation_name(secret: SecretName) -> str:
-    return secret.replace("_", "-") + ROTATION_SUFFIX
 
 
 def stable_salt(password: str, context: str) -> bytes:
