@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -33,6 +34,7 @@ from depot.review.graph import Graph, build_graph, to_dot, to_mermaid
 from depot.review.model_graph import model_graph
 from depot.review.plan import plan_config, plan_from
 from depot.types import PROFILES, ServiceName
+from tests.conftest import PROJECT_DIR
 from tests.conftest import stack_config as edited_config
 
 SHIPPED = ("dev", "prod", "cluster")
@@ -117,6 +119,17 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], Mapping[str, str]]] = {
 def test_configs_the_tests_run_draw_the_plans_graph(variant: str) -> None:
     stack, overrides, secrets = VARIANTS[variant]
     assert_same(*both_ways(stack, with_secrets(edited_config(stack, overrides), secrets)))
+
+
+@pytest.mark.parametrize("stack", ["prod", "cluster"])
+def test_a_password_the_tools_cannot_decrypt_draws_the_plans_graph(
+    stack: str, tmp_path: Path
+) -> None:
+    # `secure:` values, which only the Pulumi CLI decrypts: a secret of unknown value, set.
+    shipped = (PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text()
+    secure = "  depot:grafanaAdminPassword:\n    secure: v1:graph:AAAABBBB\n"
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(shipped + secure)
+    assert_same(*both_ways(stack, stack_config(stack, (), tmp_path)))
 
 
 def _extended_catalog() -> tuple[ServiceSpec, ...]:
