@@ -451,6 +451,13 @@ def test_list_shows_good_backups_newest_first_once_per_place(box: Box) -> None:
     ]
 
 
+def test_a_target_not_written_yet_lists_empty(box: Box) -> None:
+    name = seed(box.backups, at("20250102T000000Z"))
+    listed = box.run("list", DEPOT_BACKUP_TARGETS=str(box.offsite / "not-yet"))
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == [name]
+
+
 def test_list_prints_what_it_can_and_fails_naming_a_target_it_cannot_list(box: Box) -> None:
     name = seed(box.backups, at("20250102T000000Z"))
     listed = box.run("list", DEPOT_BACKUP_TARGETS=f"{box.offsite} nosuchremote:depot")
