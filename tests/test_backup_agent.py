@@ -420,6 +420,17 @@ def test_debris_goes_after_a_day_and_is_never_counted_and_foreign_files_stay(box
     assert f"{orphan}.sha256" not in names
 
 
+def test_a_target_that_cannot_be_pruned_fails_prune_and_is_recorded(box: Box) -> None:
+    seed(box.backups, at("20250101T000000Z"))
+    pruned = box.run("prune", DEPOT_BACKUP_TARGETS=f"nosuchremote:depot {box.offsite}")
+    assert pruned.returncode == 1
+    assert pruned.stderr.splitlines()[-1] == "depot-backup: pruning failed on: nosuchremote:depot"
+    assert "pruning failed on: nosuchremote:depot" in (
+        (box.backups / "status" / "last-failure").read_text()
+    )
+    assert good(box.backups) == [at("20250101T000000Z")]
+
+
 def test_prune_refuses_when_no_rule_keeps_anything(box: Box) -> None:
     seed(box.backups, at("20250101T000000Z"))
     pruned = box.run("prune", **keep_env({}))
