@@ -3,8 +3,10 @@
 One Debian root file system (debootstrap, variant minbase, from this machine's own apt source)
 carries postgresql, nginx and busybox-static; it is imported as ``depot-standin-debian``. The
 postgres and console stand-ins are built on it, the Rust services' and grafana's from ``scratch``
-with its static busybox. Every image is tagged with a hash of what went into it, and reused while
-that tag exists: a second run builds nothing.
+with its static busybox. The backup service's is no stand-in recipe: it is the project's own
+``docker/backup.Dockerfile`` built on the postgres stand-in, as a stack builds it on its postgres.
+Every image is tagged with a hash of what went into it, and reused while that tag exists: a second
+run builds nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STANDINS_DIR = Path(__file__).resolve().parent / "standins"
+PROJECT_DIR = STANDINS_DIR.parents[2]
+BACKUP_DOCKERFILE = PROJECT_DIR / "docker" / "backup.Dockerfile"
+BACKUP_CONTEXT = PROJECT_DIR / "docker" / "backup"
+BACKUP_STANDIN = "backup"
 PACKAGES_FILE = STANDINS_DIR / "debian.packages"
 BASE_REPOSITORY = "depot-standin-debian"
 DEBIAN_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
@@ -60,6 +66,7 @@ STANDIN_OF: Mapping[str, str] = {
     "dispatch": "rust-service",
     "splat-worker": "rust-service",
     "rtk-base": "rust-service",
+    "backup": BACKUP_STANDIN,
 }
 
 
@@ -149,7 +156,41 @@ def ensure_standins() -> tuple[dict[str, str], BuildReport]:
             report.seconds[standin.repository] = time.monotonic() - started
             _remove_other_tags(tag)
         tags[standin.name] = tag
+    tag = backup_tag(tags["postgres"])
+    if not _image_exists(tag):
+        started = time.monotonic()
+        _build_backup(tags["postgres"], tag)
+        report.seconds[f"depot-standin-{BACKUP_STANDIN}"] = time.monotonic() - started
+        _remove_other_tags(tag)
+    tags[BACKUP_STANDIN] = tag
     return tags, report
+
+
+def backup_tag(postgres: str) -> str:
+    """The backup image's tag: a hash of the postgres stand-in, its Dockerfile and context."""
+    files = [BACKUP_DOCKERFILE, *sorted(p for p in BACKUP_CONTEXT.rglob("*") if p.is_file())]
+    parts = [postgres.encode()] + [
+        path.relative_to(PROJECT_DIR).as_posix().encode() + SEPARATOR + path.read_bytes()
+        for path in files
+    ]
+    return f"depot-standin-{BACKUP_STANDIN}:{_digest(SEPARATOR.join(parts))}"
+
+
+def _build_backup(postgres: str, tag: str) -> None:
+    # POSTGRES_IMAGE as the program passes it: the stack's postgres, here its stand-in.
+    _run(
+        "docker",
+        "build",
+        "--quiet",
+        "--file",
+        str(BACKUP_DOCKERFILE),
+        "--build-arg",
+        f"POSTGRES_IMAGE={postgres}",
+        "--tag",
+        tag,
+        str(BACKUP_CONTEXT),
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )
 
 
 def _base_tag_here() -> str:
