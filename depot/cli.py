@@ -329,6 +329,7 @@ def _drift(args: argparse.Namespace) -> tuple[str, int]:
 def _rotate(args: argparse.Namespace) -> tuple[str, int]:
     from depot.host.docker import DockerCli
     from depot.host.rotate import ComposeProject, RotationError, rotate
+    from depot.model import deployments
 
     settings = _settings(args)
     files = tuple(args.compose_files)
@@ -339,7 +340,13 @@ def _rotate(args: argparse.Namespace) -> tuple[str, int]:
             raise UsageError(f"--compose-file {file}: no such file")
     compose = ComposeProject(files, args.project_name) if files else None
     try:
-        lines = rotate(args.secret, args.dir, DockerCli(settings.docker.host), compose)
+        lines = rotate(
+            args.secret,
+            args.dir,
+            DockerCli(settings.docker.host),
+            compose,
+            [deployment.spec for deployment in deployments(settings)],
+        )
     except RotationError as error:
         print(f"depot rotate: {error}", file=sys.stderr)
         return "", 1

@@ -63,7 +63,7 @@ def test_the_crossguard_pack_loads_its_rules_without_a_provider() -> None:
         "built = []\n"
         "pulumi_policy.PolicyPack = lambda **pack: built.append(pack)\n"
         "runpy.run_path('policy/__main__.py', run_name='__main__')\n"
-        "assert len(built) == 1 and len(built[0]['policies']) == 24, built"
+        "assert len(built) == 1 and len(built[0]['policies']) == 27, built"
     )
     assert "depot.policy.rules" in loaded
     assert "pulumi_policy" in loaded

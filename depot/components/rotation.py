@@ -13,8 +13,9 @@ the stack's Docker host (``DOCKER_HOST`` in its environment, never on its comman
 
 The command depends on the holder's container and the dependents' containers depend on it, so
 ``up`` recreates postgres (its password file changed), alters the role in the existing volume,
-and only then replaces dispatch with the new ``DATABASE_URL``. Its stdin is its trigger: a new
-password replaces the command, which runs it again; an unchanged one is no change. On the first
+and only then replaces dispatch with the new ``DATABASE_URL`` (and the backup service with its
+new password file). Its stdin is its trigger: a new password replaces the command, which runs it
+again; an unchanged one is no change. On the first
 ``up`` it runs too, harmlessly: it sets the password postgres' init (or grafana's first start)
 has just set — and so it also covers a stack that gains this resource on an existing volume.
 psql is tried up to five times (``with_retries``): on a first ``up`` postgres' init server may

@@ -27,6 +27,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 BACKUP_DOCKERFILE = PROJECT_DIR / "docker" / "backup.Dockerfile"
 BACKUP_CONTEXT = PROJECT_DIR / "docker" / "backup"
 BACKUP_REPOSITORY = "depot-tier-backup"
+BACKUP_STANDIN = "backup"  # its key among the stand-ins' tags
 PACKAGES_FILE = STANDINS_DIR / "debian.packages"
 BASE_REPOSITORY = "depot-standin-debian"
 DEBIAN_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
@@ -155,6 +156,10 @@ def ensure_standins() -> tuple[dict[str, str], BuildReport]:
             report.seconds[standin.repository] = time.monotonic() - started
             _remove_other_tags(tag)
         tags[standin.name] = tag
+    backup, seconds = ensure_backup_image(tags["postgres"])
+    if seconds is not None:
+        report.seconds[BACKUP_REPOSITORY] = seconds
+    tags[BACKUP_STANDIN] = backup
     return tags, report
 
 
