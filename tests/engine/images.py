@@ -67,6 +67,7 @@ STANDIN_OF: Mapping[str, str] = {
     "dispatch": "rust-service",
     "splat-worker": "rust-service",
     "rtk-base": "rust-service",
+    "backup": BACKUP_STANDIN,
 }
 
 
