@@ -15,6 +15,7 @@ from depot.catalog import (
     SERVICES,
     BuiltImage,
     ProjectImage,
+    PulledImage,
     SecretEnv,
     SecretFile,
     SecretName,
@@ -200,7 +201,11 @@ def _placement(spec: ServiceSpec, settings: DepotSettings) -> tuple[str, ...]:
 
 
 def _image_reference(spec: ServiceSpec, settings: DepotSettings) -> str | None:
-    return settings.image_of(spec.name)
+    # From ``spec`` itself, not a catalog lookup by name: a caller's catalog may hold services
+    # the shipped one does not (``deployments(settings, services)``).
+    if spec.name in settings.images:
+        return settings.images[spec.name]
+    return spec.image.reference if isinstance(spec.image, PulledImage) else None
 
 
 def _given(secret: SecretFile, settings: DepotSettings) -> bool:

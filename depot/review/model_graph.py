@@ -90,16 +90,17 @@ def _dashed(secret: SecretName) -> str:
 
 
 def _passwords(drawing: _Drawing, settings: DepotSettings) -> dict[SecretName, str | None]:
-    """``GeneratedOrGivenPassword``: a ``RandomPassword`` for each secret the stack leaves unset
-    (None: the stack's value, which is no resource)."""
-    return {
-        secret.name: (
-            drawing.add(RANDOM_PASSWORD, _dashed(secret.name))
-            if settings.secret(secret.setting) is None
-            else None
-        )
-        for secret in SECRETS
-    }
+    """``stack_secrets``: a ``RandomPassword`` for each generated secret the stack leaves unset
+    (None: the stack's value, which is no resource). A given-only secret the stack leaves unset
+    is no key at all: the stack does not hold it."""
+    held: dict[SecretName, str | None] = {}
+    for secret in SECRETS:
+        given = settings.secret(secret.setting) is not None
+        if given:
+            held[secret.name] = None
+        elif secret.generated:
+            held[secret.name] = drawing.add(RANDOM_PASSWORD, _dashed(secret.name))
+    return held
 
 
 def _networks(drawing: _Drawing, planned: Sequence[ServiceDeployment]) -> dict[NetworkName, str]:
@@ -109,13 +110,15 @@ def _networks(drawing: _Drawing, planned: Sequence[ServiceDeployment]) -> dict[N
 
 
 def _volumes(drawing: _Drawing, planned: Sequence[ServiceDeployment]) -> dict[str, str]:
-    """``DepotData``: the named volume each enabled service keeps its data in."""
-    mounted = dict.fromkeys(POSTGRES_DATA_VOLUME for d in planned if d.spec.data_mount)
+    """``DepotData``: postgres' volume always, then each other named volume an enabled service
+    keeps its data in."""
+    used = [mount.volume for d in planned for mount in d.spec.volumes]
+    mounted = dict.fromkeys([POSTGRES_DATA_VOLUME, *used])
     return {volume: drawing.add(VOLUME, volume) for volume in mounted}
 
 
 def _volumes_of(deployment: ServiceDeployment, volumes: Mapping[str, str]) -> list[str]:
-    return [volumes[POSTGRES_DATA_VOLUME]] if deployment.spec.data_mount else []
+    return [volumes[mount.volume] for mount in deployment.spec.volumes]
 
 
 def _image_build(drawing: _Drawing, deployment: ServiceDeployment) -> str | None:
@@ -153,7 +156,7 @@ def _containers(
             _host_image(drawing, deployment),
             *_networks_of(deployment, networks),
             *_volumes_of(deployment, volumes),
-            *(passwords[secret] for secret in deployment.secrets_read),
+            *(passwords.get(secret) for secret in deployment.secrets_read),
             # A new password reaches it only once the secret's holder took it.
             *(rotations.get(secret) for secret in deployment.secrets_read),
         )
@@ -212,8 +215,8 @@ def _swarm_services(
             service,
             _image_build(drawing, deployment),
             *_networks_of(deployment, networks),
-            *(secrets[file.secret] for file in deployment.secret_files),
-            *(passwords[env.secret] for env in deployment.secret_env),
+            *(secrets.get(file.secret) for file in deployment.secret_files),
+            *(passwords.get(env.secret) for env in deployment.secret_env),
         )
         _start_after(drawing, deployment, service, services)
         services[deployment.spec.name] = service
