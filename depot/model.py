@@ -15,6 +15,7 @@ from depot.catalog import (
     SERVICES,
     BuiltImage,
     ProjectImage,
+    PulledImage,
     SecretEnv,
     SecretFile,
     ServiceSpec,
@@ -186,14 +187,20 @@ def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
 
 def _placement(spec: ServiceSpec, settings: DepotSettings) -> tuple[str, ...]:
     """Swarm constraints: a pinned service runs only on nodes labelled for it."""
+    if settings.runtime != "swarm":
+        return ()  # a single host has no nodes to choose (and asks no label of the catalog)
     label = settings.swarm.node_label(spec.name)
-    if settings.runtime != "swarm" or label is None:
+    if label is None:
         return ()
     return (f"node.labels.{label} == true",)
 
 
 def _image_reference(spec: ServiceSpec, settings: DepotSettings) -> str | None:
-    return settings.image_of(spec.name)
+    # The spec's own image, not the catalog's by name: a caller may deploy other specs (the
+    # benchmark's synthetic catalog).
+    if spec.name in settings.images:
+        return settings.images[spec.name]
+    return spec.image.reference if isinstance(spec.image, PulledImage) else None
 
 
 def _given(secret: SecretFile, settings: DepotSettings) -> bool:

@@ -260,6 +260,16 @@ def test_on_a_swarm_the_rclone_config_is_a_secret_named_by_its_content(
     assert changed.named("backup-rclone-config", DOCKER_SECRET).inputs["name"] != name
 
 
+def test_an_rclone_config_kept_while_backups_are_off_goes_nowhere() -> None:
+    off = {"depot:backup": {**OFFSITE["depot:backup"], "enabled": False}}
+    recording = run_stack("cluster", off, secrets=RCLONE)
+    assert "backup-rclone-config" not in {r.name for r in recording.of_type(DOCKER_SECRET)}
+    leaks = [
+        leaf for r in recording.registrations for leaf, _ in walk(r.inputs) if leaf == RCLONE_CONFIG
+    ]
+    assert leaks == []
+
+
 def test_a_swarm_stack_without_an_rclone_config_has_no_such_secret(
     shipped_cluster: Recording,
 ) -> None:
