@@ -465,3 +465,29 @@ def test_the_catalog_switches_it_on_by_its_setting_not_a_profile() -> None:
     settings = load_settings("dev", stack_config("dev", {"depot:backup": {"enabled": False}}))
     assert not settings.runs(BACKUP)
     assert load_settings("dev", stack_config("dev")).runs(BACKUP)
+
+
+def test_the_graph_draws_the_backup_service_with_what_it_needs(
+    shipped: dict[str, Recording],
+) -> None:
+    graph = build_graph(plan_from(shipped["prod"]))
+    mermaid = to_mermaid(graph)
+    for label in (
+        '["service: depot-backup"]',
+        '[("volume: postgres-backups")]',
+        '["network: backup-network"]',
+        '["image: backup-image"]',
+        '["build: backup-image-build"]',
+    ):
+        assert label in mermaid, label
+    edges = {
+        (e.source.split("::")[1], e.target.split("::")[1], e.health_gated) for e in graph.edges
+    }
+    assert {
+        ("postgres-container", "backup-container", True),
+        ("postgres-backups", "backup-container", False),
+        ("backup-network", "backup-container", False),
+        ("database-network", "backup-container", False),
+        ("backup-image", "backup-container", False),
+        ("database-password-rotation", "backup-container", False),
+    } <= edges
