@@ -94,7 +94,7 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
         overlay=on_swarm,
         opts=on_docker,
     )
-    secrets = stack_secrets(settings)
+    secrets = stack_secrets(settings, planned)
 
     registry_password = (
         pulumi.Output.secret(settings.registry_password.get_secret_value())
@@ -171,16 +171,20 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
     )
 
 
-def stack_secrets(settings: DepotSettings) -> dict[SecretName, pulumi.Output[str]]:
+def stack_secrets(
+    settings: DepotSettings, planned: Sequence[ServiceDeployment]
+) -> dict[SecretName, pulumi.Output[str]]:
     """Every secret the stack holds, always a secret Output: each password the catalog names
-    (the stack's secret config, or generated), and each given-only secret the stack sets."""
+    (the stack's secret config, or generated), and each given-only secret the stack sets for a
+    service it runs (an rclone configuration kept while backups are off goes nowhere)."""
+    read = {file.secret for deployment in planned for file in deployment.secret_files}
     secrets: dict[SecretName, pulumi.Output[str]] = {}
     for secret in SECRETS:
         given = settings.secret(secret.setting)
         if secret.generated:
             name = secret.name.replace("_", "-")
             secrets[secret.name] = GeneratedOrGivenPassword(name, given=given).value
-        elif given is not None:
+        elif given is not None and secret.name in read:
             secrets[secret.name] = pulumi.Output.secret(given.get_secret_value())
     return secrets
 

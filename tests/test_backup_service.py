@@ -260,6 +260,16 @@ def test_on_a_swarm_the_rclone_config_is_a_secret_named_by_its_content(
     assert changed.named("backup-rclone-config", DOCKER_SECRET).inputs["name"] != name
 
 
+def test_an_rclone_config_kept_while_backups_are_off_goes_nowhere() -> None:
+    off = {"depot:backup": {**OFFSITE["depot:backup"], "enabled": False}}
+    recording = run_stack("cluster", off, secrets=RCLONE)
+    assert "backup-rclone-config" not in {r.name for r in recording.of_type(DOCKER_SECRET)}
+    leaks = [
+        leaf for r in recording.registrations for leaf, _ in walk(r.inputs) if leaf == RCLONE_CONFIG
+    ]
+    assert leaks == []
+
+
 def test_a_swarm_stack_without_an_rclone_config_has_no_such_secret(
     shipped_cluster: Recording,
 ) -> None:
@@ -455,3 +465,29 @@ def test_the_catalog_switches_it_on_by_its_setting_not_a_profile() -> None:
     settings = load_settings("dev", stack_config("dev", {"depot:backup": {"enabled": False}}))
     assert not settings.runs(BACKUP)
     assert load_settings("dev", stack_config("dev")).runs(BACKUP)
+
+
+def test_the_graph_draws_the_backup_service_with_what_it_needs(
+    shipped: dict[str, Recording],
+) -> None:
+    graph = build_graph(plan_from(shipped["prod"]))
+    mermaid = to_mermaid(graph)
+    for label in (
+        '["service: depot-backup"]',
+        '[("volume: postgres-backups")]',
+        '["network: backup-network"]',
+        '["image: backup-image"]',
+        '["build: backup-image-build"]',
+    ):
+        assert label in mermaid, label
+    edges = {
+        (e.source.split("::")[1], e.target.split("::")[1], e.health_gated) for e in graph.edges
+    }
+    assert {
+        ("postgres-container", "backup-container", True),
+        ("postgres-backups", "backup-container", False),
+        ("backup-network", "backup-container", False),
+        ("database-network", "backup-container", False),
+        ("backup-image", "backup-container", False),
+        ("database-password-rotation", "backup-container", False),
+    } <= edges
