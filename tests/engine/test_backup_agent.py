@@ -405,6 +405,9 @@ def test_a_run_of_100000_rows_and_a_restore_from_the_target_after_losing_everyth
                      restored.stdout.strip())  # fmt: skip
     assert kept, restored.stdout
     assert kept.group(1) in site.databases()
+    # The replaced database is kept open for inspection; the restored one is dispatch.
+    allowed = f"SELECT datallowconn FROM pg_database WHERE datname = '{kept.group(1)}'"  # noqa: S608 (a name matched above: digits and _)
+    assert psql(site.postgres, allowed, "postgres") == "t"
     assert not any(db.startswith("dispatch_restore_") for db in site.databases())
     FIGURES[f"backup of {ROWS:,} rows"] = (
         f"run {run_seconds:.1f} s ({size:,} bytes encrypted, local + SFTP, verified), "
@@ -467,11 +470,18 @@ def test_a_local_copy_that_rotted_is_skipped_and_a_rotten_everywhere_backup_is_r
     ran = site.exec_backup("run")
     assert ran.returncode == 0, ran.stderr
     [name] = re.findall(r"backup (\S+) is good", ran.stdout)
-    databases = site.databases()
-    # Flip bytes in the local copy: the restore takes the target's intact copy instead.
+    # Flip bytes in the local copy: the restore takes the target's intact copy instead. A
+    # session holds dispatch open meanwhile, as the dispatch service does: the swap ends it.
     docker("exec", site.backup, "sh", "-c", f"printf rot >> /backups/{name}")
+    docker(
+        "exec", "--detach", "--user", "70", site.postgres, "psql", "--username=postgres",
+        "--dbname=dispatch", "--command=SELECT pg_sleep(600) AS held_open",
+    )  # fmt: skip
+    held = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%AS held_open'"
+    wait_until("the session holding dispatch", lambda: psql(site.postgres, held) == "1")
     restored = site.exec_backup("restore", name, stdin=site.identity)
     assert restored.returncode == 0, restored.stderr
+    assert psql(site.postgres, held) == "0"
     assert f"local: {name} does not match its checksum: not used" in restored.stderr
     assert f"{TARGET}: {name} matches its checksum" in restored.stdout
     # Rotten on the target too: nothing is restored, dispatch is untouched.
