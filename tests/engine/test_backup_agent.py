@@ -39,10 +39,11 @@ STACK = "agent"
 TARGET = "offsite:depot"
 READY_TIMEOUT = 90  # seconds for postgres, the SFTP server and the first backup
 POLL = 0.5
-# A wrapper put first on PATH by `docker exec -e PATH=/faults:...`; the real tool is found on
-# the PATH without /faults. DEPOT_FAULT picks the fault.
+BUSYBOX_APPLETS = "/tmp/busybox"  # in the service's tmpfs: `busybox --install -s` links
+# A wrapper put on PATH by `docker exec -e PATH=/faults:...`; the real tool is found on the PATH
+# without /faults. DEPOT_FAULT picks the fault.
 FAULT_PG_DUMP = """#!/bin/sh
-PATH=${PATH#/faults:}
+PATH=$(echo "$PATH" | sed 's|/faults:||')
 for arg; do case $arg in --file=*) out=${arg#--file=} ;; esac; done
 case ${DEPOT_FAULT:-} in
 garbage) printf 'this is not a custom-format dump\\n' >"$out" ;;
@@ -55,7 +56,7 @@ truncate)
 esac
 """
 FAULT_RCLONE = """#!/bin/sh
-PATH=${PATH#/faults:}
+PATH=$(echo "$PATH" | sed 's|/faults:||')
 rclone "$@" || exit
 [ "${DEPOT_FAULT:-}" = garble-target ] || exit 0
 for last; do :; done
@@ -126,12 +127,26 @@ class Site:
         return self.name(role)
 
     def exec_backup(
-        self, *args: str, stdin: bytes | None = None, fault: str = "", timeout: float = 300
+        self,
+        *args: str,
+        stdin: bytes | None = None,
+        fault: str = "",
+        busybox: bool = False,
+        timeout: float = 300,
     ) -> subprocess.CompletedProcess[str]:
-        """``depot-backup ARGS`` in the running backup service, as `depot backup` runs it."""
-        env = ["--env", f"DEPOT_FAULT={fault}", "--env", f"PATH=/faults:{self.path}"]
+        """``depot-backup ARGS`` in the running backup service, as `depot backup` runs it.
+
+        With ``busybox``, as on the Alpine image: busybox's ash runs it, and busybox's applets
+        come first on PATH (postgres' clients, age and rclone are found after them).
+        """
+        path = f"/faults:{self.path}"
+        command = ["depot-backup", *args]
+        if busybox:
+            path = f"{BUSYBOX_APPLETS}:{path}"
+            command = ["busybox", "sh", "/usr/local/bin/depot-backup", *args]
+        env = ["--env", f"DEPOT_FAULT={fault}", "--env", f"PATH={path}"]
         ran = subprocess.run(
-            ["docker", "exec", "--interactive", *env, self.backup, "depot-backup", *args],
+            ["docker", "exec", "--interactive", *env, self.backup, *command],
             input=stdin if stdin is not None else b"",
             capture_output=True,
             check=False,
@@ -390,6 +405,9 @@ def test_a_run_of_100000_rows_and_a_restore_from_the_target_after_losing_everyth
                      restored.stdout.strip())  # fmt: skip
     assert kept, restored.stdout
     assert kept.group(1) in site.databases()
+    # The replaced database is kept open for inspection; the restored one is dispatch.
+    allowed = f"SELECT datallowconn FROM pg_database WHERE datname = '{kept.group(1)}'"  # noqa: S608 (a name matched above: digits and _)
+    assert psql(site.postgres, allowed, "postgres") == "t"
     assert not any(db.startswith("dispatch_restore_") for db in site.databases())
     FIGURES[f"backup of {ROWS:,} rows"] = (
         f"run {run_seconds:.1f} s ({size:,} bytes encrypted, local + SFTP, verified), "
@@ -452,11 +470,18 @@ def test_a_local_copy_that_rotted_is_skipped_and_a_rotten_everywhere_backup_is_r
     ran = site.exec_backup("run")
     assert ran.returncode == 0, ran.stderr
     [name] = re.findall(r"backup (\S+) is good", ran.stdout)
-    databases = site.databases()
-    # Flip bytes in the local copy: the restore takes the target's intact copy instead.
+    # Flip bytes in the local copy: the restore takes the target's intact copy instead. A
+    # session holds dispatch open meanwhile, as the dispatch service does: the swap ends it.
     docker("exec", site.backup, "sh", "-c", f"printf rot >> /backups/{name}")
+    docker(
+        "exec", "--detach", "--user", "70", site.postgres, "psql", "--username=postgres",
+        "--dbname=dispatch", "--command=SELECT pg_sleep(600) AS held_open",
+    )  # fmt: skip
+    held = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%AS held_open'"
+    wait_until("the session holding dispatch", lambda: psql(site.postgres, held) == "1")
     restored = site.exec_backup("restore", name, stdin=site.identity)
     assert restored.returncode == 0, restored.stderr
+    assert psql(site.postgres, held) == "0"
     assert f"local: {name} does not match its checksum: not used" in restored.stderr
     assert f"{TARGET}: {name} matches its checksum" in restored.stdout
     # Rotten on the target too: nothing is restored, dispatch is untouched.
@@ -470,6 +495,29 @@ def test_a_local_copy_that_rotted_is_skipped_and_a_rotten_everywhere_backup_is_r
     assert refused.returncode == 1
     assert refused.stderr.splitlines()[-1].startswith(f"depot-backup: no intact copy of {name}")
     assert site.databases() == databases
+    assert psql(site.postgres, "SELECT count(*) FROM engine_notes") == notes
+
+
+def test_a_run_and_a_restore_under_busybox_as_on_the_alpine_image(site: Site) -> None:
+    """The tier's images are Debian: busybox-static's ash and applets stand in for Alpine's."""
+    docker("exec", site.backup, "busybox", "mkdir", "-p", BUSYBOX_APPLETS)
+    docker("exec", site.backup, "busybox", "--install", "-s", BUSYBOX_APPLETS)
+    shell = site.exec_backup("health", busybox=True)
+    assert shell.returncode == 0, shell.stderr
+    psql(site.postgres, "INSERT INTO engine_notes VALUES ('written before the busybox run')")
+    before = fingerprint(site)
+    notes = psql(site.postgres, "SELECT count(*) FROM engine_notes")
+    time.sleep(1)
+    ran = site.exec_backup("run", busybox=True)
+    assert ran.returncode == 0, ran.stderr
+    [name] = re.findall(r"backup (\S+) is good", ran.stdout)
+    assert [line[3] for line in site.listed() if line[0] == name] == ["local", TARGET]
+    psql(site.postgres, "DELETE FROM engine_notes; DELETE FROM engine_rows WHERE id % 2 = 0")
+
+    restored = site.exec_backup("restore", name, stdin=site.identity, busybox=True)
+
+    assert restored.returncode == 0, restored.stderr
+    assert fingerprint(site) == before
     assert psql(site.postgres, "SELECT count(*) FROM engine_notes") == notes
 
 
