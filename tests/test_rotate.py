@@ -93,6 +93,19 @@ def test_postgres_is_told_first_on_stdin_then_the_files_change(folder: Path) -> 
     assert oct((folder / "dispatch.env").stat().st_mode & 0o777) == oct(0o600)
 
 
+def test_the_new_password_file_keeps_the_mode_the_operator_gave_the_old(folder: Path) -> None:
+    # README's Compose workaround opens the files to 0644 so uid 70 reads the bind mount; the
+    # backup service reads the file again on every run, so the new file must stay readable.
+    password_file = folder / "database_password.txt"
+    password_file.chmod(0o644)
+    before = password_file.stat()
+    rotate("database-password", folder, FakeEngine(), None)
+    after = password_file.stat()
+    assert after.st_ino != before.st_ino  # replaced by rename, not rewritten in place
+    assert oct(after.st_mode & 0o777) == oct(0o644)
+    assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
+
+
 def test_a_stack_without_backups_recreates_only_what_it_runs(folder: Path) -> None:
     services = [spec for spec in SERVICES if spec.name != "backup"]
     lines = rotate("database-password", folder, FakeEngine(), None, services)

@@ -29,6 +29,7 @@ import hmac
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -135,6 +136,7 @@ def rotate(
             secrets_dir / env_file_name(spec.name), secret_env_content(spec, {rotation.secret: new})
         )
         lines.append(f"wrote {secrets_dir / env_file_name(spec.name)}")
+    keep_access(of=current, on=staged)
     os.replace(staged, current)
     lines.append(f"wrote {current}")
     for spec in [*dependents, *readers]:
@@ -222,6 +224,23 @@ def _why(result: subprocess.CompletedProcess[str]) -> str:
     """What a failed ``docker exec`` said, else its exit status (127: no such program)."""
     said = last_line(result.stderr + "\n" + result.stdout)
     return said if said != "no output" else f"exit status {result.returncode}"
+
+
+def keep_access(*, of: Path, on: Path) -> None:
+    """Give ``on`` the mode and owner of ``of``, the file it replaces (if any).
+
+    A new file is 0600 and the writer's; the file it replaces may have been opened up on
+    purpose (README's Compose workaround: 0644, so uid 70 and 472 read the bind-mounted file).
+    A reader of the replaced file that reads it again (the backup service, each run) must still
+    be able to read the new one.
+    """
+    try:
+        before = os.lstat(of)
+    except FileNotFoundError:
+        return
+    if os.geteuid() == 0:
+        os.chown(on, before.st_uid, before.st_gid, follow_symlinks=False)
+    os.chmod(on, stat.S_IMODE(before.st_mode))
 
 
 def _replace(path: Path, content: str) -> None:
