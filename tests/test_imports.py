@@ -68,3 +68,18 @@ def test_the_crossguard_pack_loads_its_rules_without_a_provider() -> None:
     assert "depot.policy.rules" in loaded
     assert "pulumi_policy" in loaded
     assert loaded.isdisjoint(PROGRAM), loaded & set(PROGRAM)
+
+
+@pytest.mark.parametrize("command", ["backup", "backups", "restore"])
+def test_the_backup_commands_load_no_pulumi(command: str) -> None:
+    # Run as far as the (absent) engine: settings read, the container looked for, no SDK.
+    loaded = _loaded_after(
+        "from depot.cli import main\n"
+        "import os\n"
+        "os.environ['PATH'] = ''\n"
+        f"main([{command!r}, '--stack', 'dev'])"
+    )
+    assert "depot.host.backup" in loaded
+    assert "depot.config.settings" in loaded
+    assert loaded.isdisjoint(PROGRAM), loaded & set(PROGRAM)
+    assert not {name for name in loaded if name.split(".")[0].startswith("pulumi")}
