@@ -9,7 +9,8 @@ open to other users); ``doctor`` 0 ready, 1 not ready (a problem on the host), 2
 refused it or it stopped half-way (the message says which password works), 2 error; ``backup``
 and ``restore`` 0 done, 1 the backup or restore failed (the backup container says why; a failed
 restore leaves the database as it was), 2 error (no backup container, an unusable identity
-file); ``backups`` 0, or 2 on error. Any error is one line on stderr, never a traceback.
+file); ``backups`` 0, 1 when a place could not be listed (the others are), 2 error. Any error
+is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -453,10 +454,17 @@ def _backups(args: argparse.Namespace) -> tuple[str, int]:
     from depot.host.backup import backups_table, list_backups
 
     cli, container = _backup_cli(args)
-    found = list_backups(cli, container)
-    if not found:
-        return f"depot backups: stack {args.stack} has no good backup yet\n", 0
-    return backups_table(found), 0
+    listing = list_backups(cli, container)
+    if listing.backups:
+        output = backups_table(listing.backups)
+    else:
+        output = f"depot backups: stack {args.stack} has no good backup yet\n"
+    if listing.problem is None:
+        return output, 0
+    sys.stdout.write(output)
+    sys.stdout.flush()
+    print(f"{listing.problem}\ndepot backups: not every place could be listed", file=sys.stderr)
+    return "", 1
 
 
 def _restore(args: argparse.Namespace) -> tuple[str, int]:

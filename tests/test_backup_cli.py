@@ -169,7 +169,9 @@ def test_a_timeout_says_the_command_may_still_run() -> None:
 
 def test_the_listing_is_read_and_shown_newest_first() -> None:
     engine = FakeEngine(exec_stdout=LISTING)
-    found = list_backups(engine, "depot-backup")
+    listing = list_backups(engine, "depot-backup")
+    assert listing.problem is None
+    found = listing.backups
     assert found[0] == Backup(
         "dev-20250102T000000Z.dump.age", "2025-01-02T00:00:00Z", 1536, "local"
     )
@@ -180,6 +182,14 @@ def test_the_listing_is_read_and_shown_newest_first() -> None:
         "dev-20250102T000000Z.dump.age  2025-01-02T00:00:00Z  1.5 KiB  offsite:depot/dev",
         "dev-20250101T000000Z.dump.age  2025-01-01T00:00:00Z  2.1 MiB  offsite:depot/dev",
     ]
+
+
+def test_a_target_that_cannot_be_listed_is_said_and_the_rest_listed() -> None:
+    why = "depot-backup: offsite:depot/dev: refused\ndepot-backup: cannot list: offsite:depot/dev\n"
+    local = LISTING.splitlines(keepends=True)[0]
+    listing = list_backups(FakeEngine(exec_status=1, exec_stdout=local, exec_stderr=why), "c")
+    assert [b.where for b in listing.backups] == ["local"]
+    assert listing.problem == why.strip()
 
 
 def test_a_listing_line_that_cannot_be_read_is_an_error_not_a_guess() -> None:
@@ -314,6 +324,9 @@ elif args[0] == "exec" and "restore" in args:
     print("restored " + args[args.index("restore") + 1] + "; the one before: dispatch_before_x")
 elif args[0] == "exec" and "list" in args:
     sys.stdout.write(os.environ["FAKE_DOCKER_LISTING"])
+    if os.environ.get("FAKE_DOCKER_LIST_FAILS"):
+        print("depot-backup: cannot list: offsite:depot/dev", file=sys.stderr)
+        sys.exit(1)
 elif args[0] == "exec" and "run" in args:
     print("depot-backup: offsite: copy failed", file=sys.stderr)
     sys.exit(1)
@@ -417,6 +430,19 @@ def test_the_listing_command_prints_the_table(
         "SIZE",
         "WHERE",
     ]
+
+
+def test_a_partial_listing_is_shown_and_exits_1(
+    docker_log: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_LIST_FAILS", "1")
+    assert main(["backups", "--stack", "dev"]) == 1
+    printed = capsys.readouterr()
+    assert len(printed.out.splitlines()) == 4
+    assert printed.err == (
+        "depot-backup: cannot list: offsite:depot/dev\n"
+        "depot backups: not every place could be listed\n"
+    )
 
 
 def test_another_docker_host_is_checked_like_a_stack_files(

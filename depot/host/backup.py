@@ -127,12 +127,22 @@ def run_backup(cli: DockerCli, container: str, timeout: float = DEFAULT_TIMEOUT)
     return _exec(cli, container, ("run",), timeout=timeout)
 
 
-def list_backups(cli: DockerCli, container: str) -> list[Backup]:
-    """The good backups, newest first, one entry per place that holds one."""
+@dataclass(frozen=True)
+class Listing:
+    """The good backups, newest first, one entry per place that holds one; ``problem``: what
+    could not be listed (a target that did not answer), the rest being listed still."""
+
+    backups: list[Backup]
+    problem: str | None = None
+
+
+def list_backups(cli: DockerCli, container: str) -> Listing:
+    """What ``depot-backup list`` finds in every place: the local volume and each target."""
     outcome = _exec(cli, container, ("list",), timeout=None)
-    if outcome.status != 0:
-        raise BackupError(f"{BACKUP_COMMAND} list failed in {container}: {_said(outcome)}")
-    return [parse_backup(line) for line in outcome.stdout.splitlines() if line.strip()]
+    backups = [parse_backup(line) for line in outcome.stdout.splitlines() if line.strip()]
+    if outcome.status == 0:
+        return Listing(backups)
+    return Listing(backups, outcome.stderr.strip() or f"{BACKUP_COMMAND} list failed")
 
 
 def restore(
@@ -185,11 +195,6 @@ def _exec(
             f"{container} has no {BACKUP_COMMAND} command: it is not the depot's backup image"
         )
     return Outcome(result.stdout, result.stderr, 0 if result.returncode == 0 else 1)
-
-
-def _said(outcome: Outcome) -> str:
-    said = last_line(outcome.stderr + "\n" + outcome.stdout)
-    return said if said != "no output" else "no output"
 
 
 def _mask(text: str, identity: str) -> str:
