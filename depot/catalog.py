@@ -14,11 +14,17 @@ from urllib.parse import quote
 
 from depot.types import Profile, ServiceName
 
-NetworkName = Literal["depot-network", "database-network"]
+NetworkName = Literal["depot-network", "database-network", "backup-network"]
 DEPOT_NETWORK: NetworkName = "depot-network"
 DATABASE_NETWORK: NetworkName = "database-network"
+# The backup service's way off the host (to its rclone targets); nothing else joins it, so the
+# database network stays internal and no other service gains a route out through it.
+BACKUP_NETWORK: NetworkName = "backup-network"
 
-POSTGRES_DATA_VOLUME = "postgres-data"
+VolumeName = Literal["postgres-data", "postgres-backups"]
+POSTGRES_DATA_VOLUME: VolumeName = "postgres-data"
+POSTGRES_BACKUPS_VOLUME: VolumeName = "postgres-backups"
+"""The recent backups kept on the host: stateful like the data, and guarded the same way."""
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}  # json-file rotation, reference "Logging"
 
 
@@ -44,22 +50,28 @@ class TmpfsOptions:
 # Every tmpfs mount: writable scratch space that can run nothing and is bounded in size.
 SCRATCH = TmpfsOptions(size_mib=64)
 
-SecretName = Literal["database_password", "grafana_admin_password"]
+SecretName = Literal["database_password", "grafana_admin_password", "backup_rclone_config"]
 
 
 @dataclass(frozen=True)
 class StackSecret:
-    """A password the stack holds: the secret config ``setting``, or generated when unset."""
+    """A secret the stack holds: the secret config ``setting``, or generated when unset.
+
+    ``generated`` False: given or absent, never made up — a credential file such as rclone's
+    configuration, which only its owner can write. A service reads it only where it is set.
+    """
 
     name: SecretName
     setting: str  # the key under depot:, set with `pulumi config set --secret`
+    generated: bool = True
 
 
 SECRETS: tuple[StackSecret, ...] = (
     StackSecret("database_password", setting="databasePassword"),
     StackSecret("grafana_admin_password", setting="grafanaAdminPassword"),
+    StackSecret("backup_rclone_config", setting="backupRcloneConfig", generated=False),
 )
-"""Every password a service reads; adding one here is what makes the program hold it."""
+"""Every secret a service reads; adding one here is what makes the program hold it."""
 
 
 def worst_case_seconds(*, interval: int, timeout: int, retries: int, start_period: int) -> int:
@@ -130,6 +142,20 @@ class BuiltImage:
 
 
 @dataclass(frozen=True)
+class ProjectImage:
+    """Built from a Dockerfile and context of this repository, on another service's image.
+
+    The build argument ``base_arg`` is the stack's own image of ``base`` (its ``depot:images``
+    pin, else the catalog's), so the tools it brings are that server's own version.
+    """
+
+    dockerfile: str  # relative to the project root
+    context: str  # relative to the project root
+    base: ServiceName
+    base_arg: str
+
+
+@dataclass(frozen=True)
 class PulledImage:
     """A third-party image, pinned to an exact version (overridable by ``depot:images``)."""
 
@@ -144,6 +170,9 @@ class SecretFile:
     env: str  # the image's ``*_FILE`` variable that points at the file
     owner: int
     mode: int = 0o400  # read by its owner only
+    # A secret the stack may leave unset (``StackSecret.generated`` False): then no file, and
+    # ``env`` is ``unset_env`` instead.
+    unset_env: str | None = None
 
     @property
     def path(self) -> str:
@@ -172,6 +201,14 @@ class BindSpec:
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A named volume of the stack mounted into the service at ``target``."""
+
+    volume: VolumeName
+    target: str
+
+
+@dataclass(frozen=True)
 class GpuRequest:
     """Access to the host's GPUs: every one of them, as ``docker run --gpus all``."""
 
@@ -183,11 +220,14 @@ class ServiceSpec:
     """What one depot service is, independent of the stack it runs in."""
 
     name: ServiceName
-    image: BuiltImage | PulledImage
+    image: BuiltImage | PulledImage | ProjectImage
     healthcheck: Healthcheck
     networks: tuple[NetworkName, ...]
     port: int | None = None
     profile: Profile | None = None
+    # The stack setting that switches it on, for a service that is neither always on nor in a
+    # profile: the backup service runs when ``depot:backup.enabled`` is true.
+    enabled_by: Literal["backup.enabled"] | None = None
     waits_for: tuple[ServiceName, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     log_target: str | None = None  # the RUST_LOG target, for the Rust services
@@ -203,15 +243,33 @@ class ServiceSpec:
     metrics: bool = False
     gpu: GpuRequest | None = None
     stop_grace_seconds: int = 10
-    data_mount: str | None = None  # where ``postgres-data`` is mounted
+    volumes: tuple[VolumeMount, ...] = ()  # the stack's named volumes it holds data in
     binds: tuple[BindSpec, ...] = ()
     # The node label a scheduler pins it to (Swarm: ``node.labels.<label> == true``): the node
     # that holds its data, its device or its GPU. ``depot:swarm.nodeLabels`` may rename it.
     node_label: str | None = None
+    # Runs on the node of this other service, under that one's label (renamed with it).
+    pinned_with: ServiceName | None = None
 
     @property
     def container_name(self) -> str:
         return f"depot-{self.name}"
+
+    @property
+    def built(self) -> bool:
+        """Its image is ours, built from this project's Dockerfiles (not a third party's)."""
+        return isinstance(self.image, (BuiltImage, ProjectImage))
+
+    @property
+    def init(self) -> bool | None:
+        """An init as PID 1: our entrypoints (a Rust binary, a shell loop) have no default
+        SIGTERM handling as PID 1, so ``docker stop`` would end in a kill after the grace."""
+        return True if self.built else None
+
+    @property
+    def data_mount(self) -> str | None:
+        """Where ``postgres-data`` is mounted, if this service holds it."""
+        return next((m.target for m in self.volumes if m.volume == POSTGRES_DATA_VOLUME), None)
 
 
 DISCOVERY = ServiceSpec(
@@ -239,7 +297,7 @@ POSTGRES = ServiceSpec(
     # uid 70 is the postgres user of the Alpine image; its entrypoint reads the file as that user
     secret_files=(SecretFile("database_password", "POSTGRES_PASSWORD_FILE", owner=70),),
     stop_grace_seconds=30,  # let postgres finish a clean shutdown instead of being killed
-    data_mount="/var/lib/postgresql/data",
+    volumes=(VolumeMount(POSTGRES_DATA_VOLUME, "/var/lib/postgresql/data"),),
     node_label="depot.postgres-data",  # a local volume lives on one node: postgres goes there
     tmpfs=("/tmp", "/var/run/postgresql"),  # noqa: S108 - the socket directory and scratch
     writable_root=(
@@ -335,6 +393,56 @@ RTK_BASE = ServiceSpec(
     node_label="depot.gnss",  # the node wired to the GNSS receiver
 )
 
+BACKUP_USER = "70:70"  # postgres' uid and gid in its Alpine image: the dumps are the server's
+BACKUP_INTERVAL_ENV = "DEPOT_BACKUP_INTERVAL"
+BACKUP_TARGETS_ENV = "DEPOT_BACKUP_TARGETS"
+BACKUP_RECIPIENTS_ENV = "DEPOT_BACKUP_RECIPIENTS"
+
+BACKUP = ServiceSpec(
+    name="backup",
+    # The stack's own postgres image with age and rclone added: pg_dump and pg_restore are
+    # the server's own version, as a dump must be.
+    image=ProjectImage(
+        dockerfile="docker/backup.Dockerfile",
+        context="docker/backup",
+        base="postgres",
+        base_arg="POSTGRES_IMAGE",
+    ),
+    # Unhealthy once the newest good backup is older than twice the schedule: a stopped
+    # backup is seen. The start period covers the first backup, which runs at once.
+    healthcheck=Healthcheck(
+        test=("CMD", "depot-backup", "health"), interval=10, timeout=5, retries=3, start_period=300
+    ),
+    # backup-network first: the container's own network is the one with a route off the host
+    # (to the targets); postgres is reached on the internal database network.
+    networks=(BACKUP_NETWORK, DATABASE_NETWORK),
+    enabled_by="backup.enabled",
+    waits_for=("postgres",),
+    # libpq's own variables: pg_dump and psql reach the depot's database with no arguments.
+    env=(
+        ("PGDATABASE", "dispatch"),
+        ("PGHOST", "postgres"),
+        ("PGPORT", "5432"),
+        ("PGUSER", "postgres"),
+    ),
+    secret_files=(
+        SecretFile("database_password", "DATABASE_PASSWORD_FILE", owner=70),
+        # rclone reads /dev/null as "no configuration file: remotes in memory only", which is
+        # what inline remotes (:s3,env_auth=true:…) need.
+        SecretFile("backup_rclone_config", "RCLONE_CONFIG", owner=70, unset_env="/dev/null"),
+    ),
+    tmpfs=("/tmp",),  # noqa: S108 - in-memory scratch; dumps go to /backups
+    writable_root=(
+        "the provider copies the password file (and the rclone configuration) into the "
+        "container after creating it and before starting it, and Docker refuses that copy into "
+        "a read-only root filesystem; it runs as postgres' uid 70 with every capability dropped"
+    ),
+    user=BACKUP_USER,
+    stop_grace_seconds=30,  # a dump being written is abandoned cleanly, not killed at once
+    volumes=(VolumeMount(POSTGRES_BACKUPS_VOLUME, "/backups"),),
+    pinned_with="postgres",  # its local volume on the data node, next to what it backs up
+)
+
 SERVICES: tuple[ServiceSpec, ...] = (
     POSTGRES,
     DISCOVERY,
@@ -343,6 +451,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     CONSOLE,
     SPLAT_WORKER,
     RTK_BASE,
+    BACKUP,
 )
 """In dependency order: every service comes after those it waits for."""
 

@@ -298,10 +298,12 @@ def _check(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _graph(args: argparse.Namespace) -> tuple[str, int]:
-    from depot.review.graph import build_graph, to_dot, to_mermaid
-    from depot.review.plan import plan_stack
+    # From the model, not the plan: the same graph (tests/test_graph.py holds them equal)
+    # without the Pulumi SDK, whose imports would be most of the command's time.
+    from depot.review.graph import to_dot, to_mermaid
+    from depot.review.model_graph import model_graph
 
-    graph = build_graph(plan_stack(args.stack, args.profiles))
+    graph = model_graph(_settings(args))
     return (to_dot(graph) if args.format == "dot" else to_mermaid(graph)), 0
 
 
@@ -388,6 +390,7 @@ def _drift(args: argparse.Namespace) -> tuple[str, int]:
 def _rotate(args: argparse.Namespace) -> tuple[str, int]:
     from depot.host.docker import DockerCli
     from depot.host.rotate import ComposeProject, RotationError, rotate
+    from depot.model import deployments
 
     settings = _settings(args)
     files = tuple(args.compose_files)
@@ -398,7 +401,13 @@ def _rotate(args: argparse.Namespace) -> tuple[str, int]:
             raise UsageError(f"--compose-file {file}: no such file")
     compose = ComposeProject(files, args.project_name) if files else None
     try:
-        lines = rotate(args.secret, args.dir, DockerCli(settings.docker.host), compose)
+        lines = rotate(
+            args.secret,
+            args.dir,
+            DockerCli(settings.docker.host),
+            compose,
+            [deployment.spec for deployment in deployments(settings)],
+        )
     except RotationError as error:
         print(f"depot rotate: {error}", file=sys.stderr)
         return "", 1

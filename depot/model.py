@@ -11,16 +11,19 @@ from dataclasses import dataclass
 
 from depot.catalog import (
     SCRATCH,
+    SECRETS,
     SERVICES,
     BuiltImage,
+    ProjectImage,
     PulledImage,
     SecretEnv,
     SecretFile,
+    SecretName,
     ServiceSpec,
     TmpfsOptions,
 )
 from depot.config.settings import DepotSettings, RestartPolicy, ServiceLimits
-from depot.paths import ProjectPath
+from depot.paths import DOCKERFILE, ProjectPath
 from depot.types import ServiceName
 
 
@@ -88,6 +91,10 @@ class ServiceDeployment:
     image_reference: str | None  # pulled services, and built ones run from a registry digest
     build_context: ProjectPath | None  # services built by this stack
     build_on_preview: bool
+    # The secret files it is given: the catalog's, but for optional ones the stack left unset.
+    secret_files: tuple[SecretFile, ...] = ()
+    # What a build of it is told (``BINARY``, ``POSTGRES_IMAGE``); empty when not built here.
+    build_args: tuple[tuple[str, str], ...] = ()
     push: RegistryPush | None = None  # None: built images are loaded into the stack's daemon
     replicas: int = 1  # how many tasks a scheduler runs; a single host runs one container
     placement: tuple[str, ...] = ()  # scheduler constraints; a single host has none
@@ -101,12 +108,14 @@ class ServiceDeployment:
         return self.spec.waits_for
 
     @property
-    def secret_files(self) -> tuple[SecretFile, ...]:
-        return self.spec.secret_files
-
-    @property
     def secret_env(self) -> tuple[SecretEnv, ...]:
         return self.spec.secret_env
+
+    @property
+    def secrets_read(self) -> tuple[SecretName, ...]:
+        """The secrets it reads, from a file or in its environment, each once."""
+        files = [file.secret for file in self.secret_files]
+        return tuple(dict.fromkeys([*files, *(env.secret for env in self.secret_env)]))
 
     @property
     def name(self) -> str:
@@ -115,14 +124,22 @@ class ServiceDeployment:
     @property
     def from_registry(self) -> bool:
         """One of our images that CI pushed, run by digest instead of built here."""
-        return isinstance(self.spec.image, BuiltImage) and self.build_context is None
+        return self.spec.built and self.build_context is None
 
     @property
-    def binary(self) -> str:
-        """The cargo binary a built service's image is built for."""
-        if not isinstance(self.spec.image, BuiltImage):
-            raise TypeError(f"{self.name} is not built here")
-        return self.spec.image.binary
+    def dockerfile(self) -> ProjectPath:
+        """The Dockerfile a built service's image is built from."""
+        image = self.spec.image
+        if isinstance(image, ProjectImage):
+            return ProjectPath(image.dockerfile)
+        if isinstance(image, BuiltImage):
+            return ProjectPath(str(DOCKERFILE))
+        raise TypeError(f"{self.name} is not built here")
+
+    @property
+    def builds_a_crate(self) -> bool:
+        """Built here from a Rust crate (``depot:build.contexts``), not from this repository."""
+        return isinstance(self.spec.image, BuiltImage) and self.build_context is not None
 
     @property
     def local_tag(self) -> str:
@@ -145,7 +162,7 @@ def deployments(
     settings: DepotSettings, services: Sequence[ServiceSpec] = SERVICES
 ) -> tuple[ServiceDeployment, ...]:
     """The enabled services of this stack, in dependency order."""
-    enabled = [spec for spec in services if settings.enabled(spec.profile)]
+    enabled = [spec for spec in services if settings.runs(spec)]
     return tuple(_deploy(spec, settings) for spec in enabled)
 
 
@@ -164,6 +181,8 @@ def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
         image_reference=_image_reference(spec, settings),
         build_context=context,
         build_on_preview=settings.build.on_preview,
+        secret_files=_secret_files(spec, settings),
+        build_args=_build_args(spec, settings) if context is not None else (),
         push=_push(spec, settings) if context is not None else None,
         replicas=settings.replicas.get(spec.name, 1),
         placement=_placement(spec, settings),
@@ -175,16 +194,28 @@ def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
 
 def _placement(spec: ServiceSpec, settings: DepotSettings) -> tuple[str, ...]:
     """Swarm constraints: a pinned service runs only on nodes labelled for it."""
-    label = settings.swarm.node_label(spec.name)
-    if settings.runtime != "swarm" or label is None:
+    if settings.runtime != "swarm":  # before the label: one host pins nothing, by any name
         return ()
-    return (f"node.labels.{label} == true",)
+    label = settings.swarm.node_label(spec.name)
+    return () if label is None else (f"node.labels.{label} == true",)
 
 
 def _image_reference(spec: ServiceSpec, settings: DepotSettings) -> str | None:
+    # From ``spec`` itself, not a catalog lookup by name: a caller's catalog may hold services
+    # the shipped one does not (``deployments(settings, services)``).
     if spec.name in settings.images:
         return settings.images[spec.name]
     return spec.image.reference if isinstance(spec.image, PulledImage) else None
+
+
+def _given(secret: SecretFile, settings: DepotSettings) -> bool:
+    """The stack holds this secret: generated, or an optional one the stack set."""
+    stack_secret = next(s for s in SECRETS if s.name == secret.secret)
+    return stack_secret.generated or settings.secret(stack_secret.setting) is not None
+
+
+def _secret_files(spec: ServiceSpec, settings: DepotSettings) -> tuple[SecretFile, ...]:
+    return tuple(secret for secret in spec.secret_files if _given(secret, settings))
 
 
 def _environment(spec: ServiceSpec, settings: DepotSettings) -> tuple[tuple[str, str], ...]:
@@ -193,8 +224,25 @@ def _environment(spec: ServiceSpec, settings: DepotSettings) -> tuple[tuple[str,
         env.append(
             ("RUST_LOG", f"{spec.log_target}={settings.log_level}{spec.extra_log_directives}")
         )
-    env.extend((secret.env, secret.path) for secret in spec.secret_files)
+    for secret in spec.secret_files:
+        if _given(secret, settings):
+            env.append((secret.env, secret.path))
+        elif secret.unset_env is not None:
+            env.append((secret.env, secret.unset_env))
+    if spec.enabled_by == "backup.enabled":
+        env.extend(settings.backup.environment(settings.stack))
     return tuple(sorted(env))
+
+
+def _build_args(spec: ServiceSpec, settings: DepotSettings) -> tuple[tuple[str, str], ...]:
+    image = spec.image
+    if isinstance(image, BuiltImage):
+        return (("BINARY", image.binary),)
+    if isinstance(image, ProjectImage):
+        # The stack's own image of the base: a pin in depot:images (a digest in production)
+        # is what the build starts FROM, exactly.
+        return ((image.base_arg, settings.image_of(image.base) or ""),)
+    return ()
 
 
 def _published(spec: ServiceSpec, settings: DepotSettings) -> PublishedPort | None:
@@ -212,8 +260,10 @@ def _bind_mounts(spec: ServiceSpec, settings: DepotSettings) -> tuple[BindMount,
 
 
 def _build_context(spec: ServiceSpec, settings: DepotSettings) -> ProjectPath | None:
-    if not isinstance(spec.image, BuiltImage) or spec.name in settings.images:
+    if not spec.built or spec.name in settings.images:
         return None
+    if isinstance(spec.image, ProjectImage):
+        return ProjectPath(spec.image.context)
     # DepotSettings guarantees a context for every enabled built service.
     return ProjectPath(settings.build.contexts[spec.name])
 

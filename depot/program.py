@@ -31,17 +31,25 @@ class Depot:
     services: dict[ServiceName, DepotService | SwarmService]
     networks: DepotNetworks
     data: DepotData | None  # None on a Swarm: the engine keeps postgres-data on its node
-    passwords: dict[SecretName, pulumi.Output[str]]
+    passwords: dict[SecretName, pulumi.Output[str]]  # every secret the stack holds
     endpoints: dict[ServiceName, str]
 
     def outputs(self) -> dict[str, object]:
-        """Stack outputs; passwords stay secret (read them with ``--show-secrets``)."""
+        """Stack outputs; passwords stay secret (read them with ``--show-secrets``).
+
+        A secret the stack is given and never generates (the rclone configuration) is no
+        output: whoever set it has it.
+        """
         return {
             **self._workloads(),
             "networks": {name: net.name for name, net in self.networks.networks.items()},
             "dataVolume": self.data.volume.name if self.data else POSTGRES_DATA_VOLUME,
             "endpoints": self.endpoints,
-            **{secret.setting: self.passwords[secret.name] for secret in SECRETS},
+            **{
+                secret.setting: self.passwords[secret.name]
+                for secret in SECRETS
+                if secret.generated
+            },
         }
 
     def _workloads(self) -> dict[str, object]:
@@ -79,21 +87,20 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
     on_docker = pulumi.ResourceOptions(providers=[docker_provider])
     on_swarm = settings.runtime == "swarm"
 
-    networks = DepotNetworks("networks", overlay=on_swarm, opts=on_docker)
-    # Every password the catalog names: the stack's secret config, or generated.
-    secrets: dict[SecretName, pulumi.Output[str]] = {
-        secret.name: GeneratedOrGivenPassword(
-            secret.name.replace("_", "-"), given=settings.secret(secret.setting)
-        ).value
-        for secret in SECRETS
-    }
+    planned = deployments(settings, catalog)
+    networks = DepotNetworks(
+        "networks",
+        used=[network for d in planned for network in d.spec.networks],
+        overlay=on_swarm,
+        opts=on_docker,
+    )
+    secrets = stack_secrets(settings, planned)
 
     registry_password = (
         pulumi.Output.secret(settings.registry_password.get_secret_value())
         if settings.registry_password
         else None
     )
-    planned = deployments(settings, catalog)
     data: DepotData | None = None
     services: dict[ServiceName, DepotService | SwarmService]
     if on_swarm:
@@ -110,20 +117,25 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
             build_provider=build_provider,
         )
     else:
-        data = DepotData("data", protect=settings.data.protect, opts=on_docker)
+        data = DepotData(
+            "data",
+            protect=settings.data.protect,
+            used=[mount.volume for d in planned for mount in d.spec.volumes],
+            opts=on_docker,
+        )
         containers: dict[ServiceName, DepotService] = {}
         rotations: dict[SecretName, PasswordRotation] = {}
         for deployment in planned:
             wiring = ServiceWiring(
                 networks=networks.networks,
-                data_volume=data.volume,
+                volumes=data.volumes,
                 secrets=secrets,
                 waits_for=[containers[name].container for name in deployment.start_after],
                 registry_password=registry_password,
                 # A new password reaches this container only once its holder took it.
                 told_first=[
                     rotations[secret].command
-                    for secret in _secrets_read(deployment)
+                    for secret in deployment.secrets_read
                     if secret in rotations
                 ],
             )
@@ -159,10 +171,22 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
     )
 
 
-def _secrets_read(deployment: ServiceDeployment) -> list[SecretName]:
-    """The passwords ``deployment`` reads, from a file or in its environment."""
-    files = [file.secret for file in deployment.secret_files]
-    return list(dict.fromkeys([*files, *(env.secret for env in deployment.secret_env)]))
+def stack_secrets(
+    settings: DepotSettings, planned: Sequence[ServiceDeployment]
+) -> dict[SecretName, pulumi.Output[str]]:
+    """Every secret the stack holds, always a secret Output: each password the catalog names
+    (the stack's secret config, or generated), and each given-only secret the stack sets for a
+    service it runs (an rclone configuration kept while backups are off goes nowhere)."""
+    read = {file.secret for deployment in planned for file in deployment.secret_files}
+    secrets: dict[SecretName, pulumi.Output[str]] = {}
+    for secret in SECRETS:
+        given = settings.secret(secret.setting)
+        if secret.generated:
+            name = secret.name.replace("_", "-")
+            secrets[secret.name] = GeneratedOrGivenPassword(name, given=given).value
+        elif given is not None and secret.name in read:
+            secrets[secret.name] = pulumi.Output.secret(given.get_secret_value())
+    return secrets
 
 
 def _swarm_services(

@@ -20,6 +20,13 @@ COMMAND = "command:local:Command"
 """A command run where ``pulumi up`` runs: the depot's password rotations (not a workload)."""
 ROTATION_SUFFIX = "-rotation"
 """A rotation command is named for its secret: ``database-password-rotation``."""
+
+
+def rotation_name(secret: str) -> str:
+    """The name of the command that rotates ``secret`` (see ``ROTATION_SUFFIX``)."""
+    return secret.replace("_", "-") + ROTATION_SUFFIX
+
+
 STACK = "pulumi:pulumi:Stack"
 
 COMPONENT_PREFIX = "depot:"

@@ -83,9 +83,9 @@ def update_policy(deployment: ServiceDeployment) -> UpdatePolicy:
 
     A stateless service starts its new task before stopping the old one: no moment without a
     healthy task. A service that holds data stops first: two postgres processes must never
-    open one data directory.
+    open one data directory, nor two backup tasks write and prune one backups volume.
     """
-    holds_data = deployment.spec.data_mount is not None
+    holds_data = bool(deployment.spec.volumes)
     return UpdatePolicy(
         order="stop-first" if holds_data else "start-first",
         monitor_seconds=deployment.spec.healthcheck.worst_case_seconds,

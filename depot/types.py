@@ -18,7 +18,7 @@ Profile = Literal["gpu", "rtk"]
 """Optional service groups, as Compose profiles in the reference."""
 
 ServiceName = Literal[
-    "discovery", "dispatch", "console", "grafana", "postgres", "splat-worker", "rtk-base"
+    "discovery", "dispatch", "console", "grafana", "postgres", "splat-worker", "rtk-base", "backup"
 ]
 """Every depot service; container names are ``depot-<service>``."""
 
@@ -56,6 +56,9 @@ PolicyRuleId = Literal[
     "swarm-secrets",
     "swarm-rollback",
     "swarm-data-placement",
+    "backup-enabled",
+    "backup-off-host",
+    "backup-encrypted",
 ]
 """Every rule of the policy pack (depot/policy/rules.py), as stack config may name them."""
 
@@ -326,3 +329,194 @@ def _host_path(value: str) -> str:
 
 HostPath = Annotated[str, AfterValidator(_host_path)]
 """A directory path as written in the stack file: non-empty, one line."""
+
+
+# --- backups ---------------------------------------------------------------------------------
+
+_INTERVAL = re.compile(r"^(?P<count>\d{1,3})(?P<unit>[mhd])$")
+# unit → (seconds, fewest, most): at least a quarter hour apart (a dump of a large database
+# must end before the next begins), at most a week (a weekly retention needs one a week).
+_INTERVAL_UNITS = {"m": (60, 15, 59), "h": (3600, 1, 168), "d": (86400, 1, 7)}
+
+
+def _to_interval_seconds(value: object) -> int:
+    match = _INTERVAL.fullmatch(value.strip()) if isinstance(value, str) else None
+    unit = _INTERVAL_UNITS.get(match["unit"]) if match else None
+    if match is None or unit is None or not unit[1] <= int(match["count"]) <= unit[2]:
+        raise PydanticCustomError(
+            "backup_interval",
+            "is not a backup interval; use 15m to 59m, 1h to 168h or 1d to 7d, e.g. 24h",
+        )
+    return int(match["count"]) * unit[0]
+
+
+BackupInterval = Annotated[int, BeforeValidator(_to_interval_seconds)]
+"""How often a backup runs, written ``24h`` (or ``30m``, ``2d``), held as seconds."""
+
+# Bech32 (BIP 173), which age writes its X25519 recipients in: ``age1`` and 58 characters,
+# the last six a checksum. Checked here so that a mistyped key fails the config, not every
+# backup after the deploy.
+_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_BECH32_GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+_AGE_RECIPIENT = re.compile(rf"^age1[{_BECH32_CHARSET}]{{58}}$")
+
+
+def _bech32_checksum_holds(human_part: str, data: str) -> bool:
+    values = [ord(c) >> 5 for c in human_part] + [0] + [ord(c) & 31 for c in human_part]
+    values += [_BECH32_CHARSET.index(c) for c in data]
+    checksum = 1
+    for value in values:
+        top = checksum >> 25
+        checksum = (checksum & 0x1FFFFFF) << 5 ^ value
+        for bit, generator in enumerate(_BECH32_GENERATOR):
+            if (top >> bit) & 1:
+                checksum ^= generator
+    return checksum == 1
+
+
+def _age_recipient(value: str) -> str:
+    if not _AGE_RECIPIENT.fullmatch(value) or not _bech32_checksum_holds("age", value[4:]):
+        raise PydanticCustomError(
+            "age_recipient",
+            "is not an age public key; use the 'age1…' line age-keygen prints (62 characters, "
+            "its checksum intact), never the AGE-SECRET-KEY",
+        )
+    return value
+
+
+AgeRecipient = Annotated[str, AfterValidator(_age_recipient)]
+"""An age X25519 public key (``age1…``): dumps are encrypted to it; its private key stays away."""
+
+MAX_BACKUP_TARGETS = 8
+MAX_TARGET_LENGTH = 512
+# rclone's own rule for a remote's name, without the spaces it also allows (a target is one
+# word in the service's environment) and never starting with `-` (it would reach rclone as an
+# option).
+_REMOTE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+@-]*")
+_BACKEND = re.compile(r"[a-z][a-z0-9]*")
+_PARAMETER_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# Connection-string parameters that hold a credential (`secret_access_key`, `pass`, `token`,
+# `sas_url`, ...) — and those that only name where one is, or are none at all.
+_CREDENTIAL_KEY = re.compile(r"pass|secret|key|token|credential|sas_url|signature|bearer")
+_NOT_CREDENTIALS = frozenset(
+    {
+        "env_auth",  # take credentials from the environment (an instance role): the point
+        "key_file",  # a path to a key file, not the key
+        "pubkey_file",
+        "key_use_agent",
+        "known_hosts_file",
+        "shared_credentials_file",
+        "sse_kms_key_id",  # names a KMS key; holds no secret
+    }
+)
+
+
+@dataclass(frozen=True)
+class RcloneTarget:
+    """A backup target in its parts: ``name:path`` or ``:backend,key=value,…:path``."""
+
+    remote: str | None  # the named remote (a section of depot:backupRcloneConfig); None: inline
+    backend: str | None  # the inline remote's backend (s3, sftp, b2, ...)
+    parameters: tuple[tuple[str, str], ...]
+    path: str
+
+    @property
+    def on_this_host(self) -> bool:
+        """True for rclone's local backend: a "target" inside the backup container itself."""
+        return self.backend == "local"
+
+
+def parse_rclone_target(text: str) -> RcloneTarget | None:
+    """``text`` as an rclone remote and path, or None when it is not one.
+
+    A parameter value may be quoted (``'…'`` or ``"…"``, a doubled quote for a quote) to hold a
+    comma or a colon, as rclone's connection strings allow.
+    """
+    if not text.startswith(":"):
+        name, colon, path = text.partition(":")
+        if not colon or not _REMOTE_NAME.fullmatch(name):
+            return None
+        return RcloneTarget(remote=name, backend=None, parameters=(), path=path)
+    backend = _BACKEND.match(text, 1)
+    if backend is None:
+        return None
+    position, parameters = backend.end(), []
+    while position < len(text) and text[position] == ",":
+        key = _PARAMETER_KEY.match(text, position + 1)
+        if key is None:
+            return None
+        position, value = key.end(), "true"
+        if position < len(text) and text[position] == "=":
+            value, position = _parameter_value(text, position + 1)
+        parameters.append((key.group(), value))
+    if position >= len(text) or text[position] != ":":
+        return None
+    return RcloneTarget(None, backend.group(), tuple(parameters), text[position + 1 :])
+
+
+def _parameter_value(text: str, position: int) -> tuple[str, int]:
+    """A parameter's value from ``position`` and where it ends (before ``,`` or ``:``)."""
+    if position < len(text) and text[position] in "'\"":
+        quote, value, position = text[position], [], position + 1
+        while position < len(text):
+            if text[position] == quote and text[position + 1 : position + 2] == quote:
+                value.append(quote)
+                position += 2
+            elif text[position] == quote:
+                return "".join(value), position + 1
+            else:
+                value.append(text[position])
+                position += 1
+        return "".join(value), position  # unterminated: the ':' check after it refuses it
+    end = position
+    while end < len(text) and text[end] not in ",:":
+        end += 1
+    return text[position:end], end
+
+
+def credential_parameters(target: RcloneTarget) -> list[str]:
+    """The keys of ``target``'s parameters that hold a credential."""
+    return [
+        key
+        for key, _ in target.parameters
+        if (normal := key.lower().replace("-", "_")) not in _NOT_CREDENTIALS
+        and _CREDENTIAL_KEY.search(normal)
+    ]
+
+
+def _rclone_target(value: str) -> str:
+    if (
+        not value
+        or len(value) > MAX_TARGET_LENGTH
+        or _has_control(value)
+        or any(c.isspace() for c in value)
+    ):
+        raise PydanticCustomError(
+            "backup_target",
+            "is not a backup target; use one rclone remote and path without spaces or control "
+            "characters, at most {most} characters",
+            {"most": MAX_TARGET_LENGTH},
+        )
+    target = parse_rclone_target(value)
+    if target is None:
+        raise PydanticCustomError(
+            "backup_target",
+            "is not a backup target; use an rclone remote and path: name:path (a remote of "
+            "depot:backupRcloneConfig) or :backend,option=value:path, e.g. "
+            ":s3,provider=AWS,env_auth=true:depot-backups/prod",
+        )
+    credentials = credential_parameters(target)
+    if credentials:
+        raise PydanticCustomError(
+            "backup_target_credential",
+            "carries a credential ({keys}) in the stack file, which anyone who reads it can "
+            "read; define the remote with it in depot:backupRcloneConfig (pulumi config set "
+            "--secret) and name it here as name:path, or use env_auth",
+            # The target is shown as [withheld]: its text holds the credential.
+            {"keys": ", ".join(credentials), "withhold": True},
+        )
+    return value
+
+
+RcloneTargetText = Annotated[str, AfterValidator(_rclone_target)]
+"""Where a backup is copied off the host: an rclone remote and path (``offsite:depot/prod``)."""

@@ -14,7 +14,17 @@ import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 import pulumi_random as random
 
-from depot.catalog import DATABASE_NETWORK, DEPOT_NETWORK, SECRETS, NetworkName, SecretName
+from depot.catalog import (
+    BACKUP_NETWORK,
+    DATABASE_NETWORK,
+    DEPOT_NETWORK,
+    POSTGRES_BACKUPS_VOLUME,
+    POSTGRES_DATA_VOLUME,
+    SECRETS,
+    NetworkName,
+    SecretName,
+    VolumeName,
+)
 from depot.components.images import image_build_args
 from depot.components.service import ServiceWiring, to_container_args
 from depot.config.engine import load_stack_settings
@@ -45,16 +55,25 @@ def direct_program() -> None:
     on_docker = pulumi.ResourceOptions(provider=provider, parent=network_group)
     networks: dict[NetworkName, docker.Network] = {
         name: docker.Network(name, name=name, driver="bridge", internal=internal, opts=on_docker)
-        for name, internal in ((DEPOT_NETWORK, False), (DATABASE_NETWORK, True))
+        for name, internal in (
+            (DEPOT_NETWORK, False),
+            (DATABASE_NETWORK, True),
+            (BACKUP_NETWORK, False),
+        )
     }
     data = component("depot:data:Data", "data")
-    volume = docker.Volume(
-        "postgres-data",
-        name="postgres-data",
-        opts=pulumi.ResourceOptions(provider=provider, parent=data, retain_on_delete=True),
-    )
+    volumes: dict[VolumeName, docker.Volume] = {
+        name: docker.Volume(
+            name,
+            name=name,
+            opts=pulumi.ResourceOptions(provider=provider, parent=data, retain_on_delete=True),
+        )
+        for name in (POSTGRES_DATA_VOLUME, POSTGRES_BACKUPS_VOLUME)
+    }
     secrets: dict[SecretName, pulumi.Output[str]] = {}
     for secret in SECRETS:
+        if not secret.generated:
+            continue  # given only: prod sets no rclone configuration
         name = secret.name.replace("_", "-")
         holder = component("depot:secrets:Password", name)
         secrets[secret.name] = random.RandomPassword(
@@ -86,7 +105,7 @@ def direct_program() -> None:
             runs = image.name if deployment.push else image.image_id
         wiring = ServiceWiring(
             networks=networks,
-            data_volume=volume,
+            volumes=volumes,
             secrets=secrets,
             waits_for=[containers[name] for name in spec.waits_for],
         )

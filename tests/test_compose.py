@@ -470,7 +470,10 @@ def test_dev_postgres_is_the_references_internal_database(dev_export: dict[str, 
     assert postgres["volumes"] == [
         {"type": "volume", "source": "postgres-data", "target": "/var/lib/postgresql/data"}
     ]
-    assert dev_export["volumes"] == {"postgres-data": {"name": "postgres-data"}}
+    assert dev_export["volumes"] == {
+        "postgres-data": {"name": "postgres-data"},
+        "postgres-backups": {"name": "postgres-backups"},
+    }
     assert list(postgres["networks"]) == ["database-network"]
     assert dev_export["networks"]["database-network"]["internal"] is True
     assert dev_export["networks"]["depot-network"]["internal"] is False
@@ -522,6 +525,7 @@ def test_every_service_is_exported_the_optional_ones_with_their_profile(stack: s
         "console": None,
         "splat-worker": ["gpu"],
         "rtk-base": ["rtk"],
+        "backup": None,  # switched on by depot:backup.enabled, not by a profile
     }
     gpus = services["splat-worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert gpus == [{"capabilities": ["gpu"], "count": "all"}]

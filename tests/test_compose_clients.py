@@ -176,7 +176,7 @@ def test_any_other_warning_fails_the_check(tmp_path: Path) -> None:
     result = compose_config(export, ())
     assert result.returncode == 0, result.stderr
     extra = set(warnings_of(result.stderr)) - set(
-        expected_warnings(document, {"postgres", "grafana"})
+        expected_warnings(document, {"postgres", "grafana", "backup"})
     )
     assert len(extra) == 1
     assert "version" in extra.pop()

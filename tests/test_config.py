@@ -58,7 +58,7 @@ BAD_CONFIG: list[tuple[str, dict[str, Any], str]] = [
         "limits for an unknown service",
         {"depot:limits": {"mongo": {"memory": "256m", "cpus": 1}}},
         r"Pulumi\.prod\.yaml: depot:limits\.mongo: 'mongo' should be 'discovery', 'dispatch', "
-        r"'console', 'grafana', 'postgres', 'splat-worker' or 'rtk-base'",
+        r"'console', 'grafana', 'postgres', 'splat-worker', 'rtk-base' or 'backup'",
     ),
     (
         "misspelt field",
@@ -70,7 +70,8 @@ BAD_CONFIG: list[tuple[str, dict[str, Any], str]] = [
         "misspelt top-level key",
         {"depot:profile": ["gpu"]},
         r"Pulumi\.prod\.yaml: depot:profile: is not a known setting \(did you mean profiles\?\); "
-        r"known keys here: build, console, data, .*profiles, publish, .*restart",
+        r"known keys here: backup, backupRcloneConfig, build, console, data, .*profiles, "
+        r"publish, .*restart",
     ),
     (
         "value of the wrong type",

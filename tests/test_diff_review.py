@@ -59,6 +59,7 @@ def test_a_changed_secret_shows_as_changed_and_never_its_value() -> None:
     changed = {(c.after.name, p.path) for c, p in diff.secret_changes}
     assert changed == {
         ("postgres-container", "uploads[0].content"),
+        ("backup-container", "uploads[0].content"),
         ("dispatch-container", "envs"),
         ("database-password-rotation", "stdin"),
         ("database-password-rotation", "triggers[0]"),
@@ -69,6 +70,7 @@ def test_a_changed_secret_shows_as_changed_and_never_its_value() -> None:
     assert "**Secrets changed**" in markdown
     assert {(s["resource"], s["path"]) for s in json.loads(document)["secretChanges"]} == {
         (CONTAINER_KEY, "uploads[0].content"),
+        (f"{CONTAINER}::backup-container", "uploads[0].content"),
         (f"{CONTAINER}::dispatch-container", "envs"),
         (f"{COMMAND}::database-password-rotation", "stdin"),
         (f"{COMMAND}::database-password-rotation", "triggers[0]"),
@@ -369,12 +371,13 @@ def test_a_diff_of_moved_commit_tags_alone_is_one_line() -> None:
     assert diff.only_routine
     text, markdown, document = outputs(diff)
     assert text == (
-        "a → b: only the images' commit tags moved: discovery, dispatch, rtk-base, splat-worker\n"
+        "a → b: only the images' commit tags moved: "
+        "backup, discovery, dispatch, rtk-base, splat-worker\n"
     )
     assert "Routine: only the images' commit tags moved" in markdown
     assert "| added |" not in markdown
     assert json.loads(document)["onlyCommitTagsMoved"] is True
-    assert len(json.loads(document)["changed"]) == 4  # still there for tools
+    assert len(json.loads(document)["changed"]) == 5  # still there for tools
 
 
 def test_moved_commit_tags_beside_real_changes_are_folded_and_come_last() -> None:
@@ -383,7 +386,12 @@ def test_moved_commit_tags_beside_real_changes_are_folded_and_come_last() -> Non
     diff = diff_plans(base, head, base_label="a", head_label="b")
     assert not diff.only_routine
     text = diff_text(diff)
-    assert "tags:" not in text
+    # The backup image is built FROM the stack's postgres: it rebuilds for real, so its build
+    # shows every change, its tag too; the other builds only moved their tag.
+    tags = [line.strip() for line in text.splitlines() if line.strip().startswith("tags:")]
+    assert len(tags) == 1
+    assert "depot-backup:" in tags[0]
+    assert '    buildArgs.POSTGRES_IMAGE: "postgres:17.2-alpine' in text
     assert text.splitlines()[-1] == (
         "~ only the images' commit tags moved: discovery, dispatch, rtk-base, splat-worker"
     )
@@ -420,5 +428,5 @@ def test_a_pull_request_that_only_moves_the_commit_exits_1_with_one_line(tmp_pat
     assert completed.returncode == 1, completed.stderr
     assert completed.stdout.splitlines() == [
         "prod@HEAD~1 → prod (working tree): only the images' commit tags moved: "
-        "discovery, dispatch, rtk-base, splat-worker"
+        "backup, discovery, dispatch, rtk-base, splat-worker"
     ]

@@ -261,6 +261,9 @@ def test_a_swarm_stack_needs_an_active_manager_and_a_node_for_each_pinned_servic
         "scheduled: `docker node update --label-add depot.postgres-data=true <node>`",
         "swarm: rtk-base: no node has the label depot.gnss=true, so it would never be scheduled: "
         "`docker node update --label-add depot.gnss=true <node>`",
+        # Pinned with postgres: its backups volume is on the data node.
+        "swarm: backup: no node has the label depot.postgres-data=true, so it would never be "
+        "scheduled: `docker node update --label-add depot.postgres-data=true <node>`",
     ]
     outside = FakeSwarm(
         host="ssh://deploy@manager", info={**manager, "Swarm": {"LocalNodeState": "inactive"}}

@@ -137,14 +137,15 @@ def lines(expected: Expected, host: DockerCli) -> list[str]:
 def test_a_host_that_runs_the_plan_reports_nothing(expected: Expected, host: FakeHost) -> None:
     assert {w.name for w in expected.workloads} == {
         "depot-postgres", "depot-discovery", "depot-dispatch", "depot-grafana", "depot-console",
+        "depot-backup",
     }  # fmt: skip
     assert expected.env_names["depot-dispatch"] >= {"DATABASE_URL", "PORT", "RUST_LOG"}
     assert lines(expected, host) == []
     output, status = report("dev", find_drift(expected, host), expected)
     assert status == 0
     assert output == (
-        "depot drift: stack dev: none; the host runs what the plan says (5 containers, "
-        "2 networks, 1 volume)\n"
+        "depot drift: stack dev: none; the host runs what the plan says (6 containers, "
+        "3 networks, 2 volumes)\n"
     )
 
 

@@ -32,6 +32,7 @@ SECRETS = {
     "depot:databasePassword": CANARY,
     "depot:grafanaAdminPassword": CANARY + "-grafana",
     "depot:registryPassword": CANARY + "-registry",
+    "depot:backupRcloneConfig": f"[offsite]\ntype = sftp\npass = {CANARY}-rclone\n",
 }
 SHIPPED_PROD = (PROJECT_DIR / "Pulumi.prod.yaml").read_text()
 

@@ -30,8 +30,21 @@ def test_dispatch_is_on_both_networks(stack: Recording) -> None:
     assert _networks(stack, "dispatch") == ["depot-network", "database-network"]
 
 
+def test_the_backup_service_is_on_the_database_and_its_own_network(stack: Recording) -> None:
+    # Its own network first: that is the container's own, the one with a route off the host.
+    assert _networks(stack, "backup") == ["backup-network", "database-network"]
+    assert containers(stack)["backup"].inputs["networkMode"] == "backup-network"
+
+
+def test_nothing_but_the_backup_service_joins_the_backup_network(stack: Recording) -> None:
+    network = stack.named("backup-network", NETWORK)
+    assert network.inputs == {"name": "backup-network", "driver": "bridge", "internal": False}
+    joined = [s for s in containers(stack) if "backup-network" in _networks(stack, s)]
+    assert joined == ["backup"]
+
+
 def test_every_other_service_is_on_the_depot_network_only(stack: Recording) -> None:
-    for service in set(containers(stack)) - {"postgres", "dispatch"}:
+    for service in set(containers(stack)) - {"postgres", "dispatch", "backup"}:
         assert _networks(stack, service) == ["depot-network"], service
         assert containers(stack)[service].inputs["networkMode"] == "depot-network"
 
@@ -69,8 +82,29 @@ def test_dev_may_destroy_but_still_keeps_the_volume(shipped: dict[str, Recording
 
 def test_no_other_container_mounts_the_data_volume(stack: Recording) -> None:
     for service, container in containers(stack).items():
-        if service != "postgres":
+        if service not in ("postgres", "backup"):
             assert "volumes" not in container.inputs, service
+    assert containers(stack)["backup"].inputs["volumes"] == [
+        {"volumeName": "postgres-backups", "containerPath": "/backups"}
+    ]
+
+
+def test_the_backups_volume_is_guarded_as_the_data_is(shipped: dict[str, Recording]) -> None:
+    for stack, protected in (("dev", False), ("prod", True)):
+        volume = shipped[stack].named("postgres-backups", VOLUME)
+        assert volume.inputs == {"name": "postgres-backups"}
+        assert (volume.protect, volume.retain_on_delete) == (protected, True), stack
+        assert volume.delete_before_replace is True
+        backup = containers(shipped[stack])["backup"]
+        assert volume.urn in backup.dependencies
+        assert backup.inputs["removeVolumes"] is False
+
+
+def test_without_backups_neither_their_network_nor_their_volume_exists() -> None:
+    recording = run_stack("prod", {"depot:backup": {"enabled": False}})
+    assert "backup" not in containers(recording)
+    assert {n.name for n in recording.of_type(NETWORK)} == {"depot-network", "database-network"}
+    assert {v.name for v in recording.of_type(VOLUME)} == {"postgres-data"}
 
 
 def test_postgres_gets_at_least_30_seconds_to_stop(stack: Recording) -> None:
@@ -125,6 +159,7 @@ WRITABLE_PATHS = {
     "splat-worker": {"/tmp"},
     "rtk-base": {"/tmp"},
 }
+WRITABLE_ROOT = {"postgres", "grafana", "backup"}  # depot/policy/exceptions.py says why
 
 
 def test_each_read_only_container_writes_only_to_its_tmpfs(
@@ -136,6 +171,10 @@ def test_each_read_only_container_writes_only_to_its_tmpfs(
         if container.inputs.get("readOnly")
     }
     assert tmpfs == WRITABLE_PATHS
+    writable = {s for s, c in containers(shipped["prod"]).items() if not c.inputs.get("readOnly")}
+    assert writable == WRITABLE_ROOT
+    # Even there, scratch space is tmpfs: the backup's dumps go to its volume, nothing else.
+    assert set(containers(shipped["prod"])["backup"].inputs["tmpfs"]) == {"/tmp"}
 
 
 def test_tmpfs_is_size_limited_and_not_executable(stack: Recording) -> None:

@@ -60,10 +60,17 @@ def test_shipped_dev_shows_no_violation_under_its_own_policy() -> None:
 
 
 def test_dev_would_only_miss_production_rules() -> None:
-    # Held to production's rules, dev lacks exactly what prod adds: limits, digests, protection.
+    # Held to production's rules, dev lacks exactly what prod adds: limits, digests, protection,
+    # and backups that leave the machine, encrypted.
     recorded = load_settings("dev", stack_config("dev")).data.postgres_major
     found = {v.rule.id for v in check_plan(plan_stack("dev"), PROD, postgres_major=recorded)}
-    assert found == {"limits", "image-pinned", "data-volume"}
+    assert found == {
+        "limits",
+        "image-pinned",
+        "data-volume",
+        "backup-off-host",
+        "backup-encrypted",
+    }
 
 
 MUTATIONS: list[tuple[PolicyRuleId, str, dict[str, Any], str]] = [
@@ -79,7 +86,7 @@ MUTATIONS: list[tuple[PolicyRuleId, str, dict[str, Any], str]] = [
     ("healthcheck", "grafana-container", {"healthcheck": {"tests": ["NONE"]}},
      "has no healthcheck"),
     ("wait-for-health", "postgres-container", {"wait": False},
-     "is not waited for, yet depot-dispatch start after it"),
+     "is not waited for, yet depot-backup, depot-dispatch start after it"),
     ("wait-for-health", "discovery-container", {"waitTimeout": 60},
      "waits 60s for healthy; its healthcheck may take 69s"),
     ("limits", "console-container", {"memory": None}, "has no memory limit"),
@@ -158,8 +165,13 @@ def test_each_rule_reports_its_violation(
 
 def test_every_rule_has_a_mutation_that_trips_it() -> None:
     # dockerfile-user reads files (tested below); postgres-major a setting (test_diff_review);
-    # the Swarm rules read a swarm stack's plan (tests/test_swarm_policy.py).
-    exempt = {"dockerfile-user", "postgres-major", *(r.id for r in RULES if "swarm" in r.id)}
+    # the Swarm rules read a swarm stack's plan (tests/test_swarm_policy.py); the backup rules
+    # the stack's backup settings (tests/test_backup_policy.py).
+    exempt = {
+        "dockerfile-user",
+        "postgres-major",
+        *(r.id for r in RULES if "swarm" in r.id or "backup" in r.id),
+    }
     assert {m[0] for m in MUTATIONS} | exempt == {r.id for r in RULES}
 
 
@@ -248,7 +260,7 @@ def test_mandatory_violations_fail_the_check(prod_plan: Plan) -> None:
     )
     text, status = report(violations, "prod")
     assert status == 1
-    assert text.splitlines()[-1] == "prod: 1 violation(s), 1 mandatory, 0 advisory (24 rules)"
+    assert text.splitlines()[-1] == "prod: 1 violation(s), 1 mandatory, 0 advisory (27 rules)"
 
 
 def test_depot_check_passes_on_the_shipped_prod_stack(capsys: pytest.CaptureFixture[str]) -> None:

@@ -193,4 +193,12 @@ def test_a_changed_tag_in_config_replaces_the_container() -> None:
     after = plan_from(prod({"depot:images": {"postgres": "postgres:17.3-alpine"}}))
     diff = diff_plans(before, after, base_label="a", head_label="b")
     changes = {c.after.name: c.replaces for c in diff.changed}
-    assert changes == {"postgres-image": True, "postgres-container": True}
+    # The backup image is built FROM the stack's postgres image (pg_dump of the server's own
+    # version): a new postgres rebuilds it, and its container runs the new build.
+    assert changes == {
+        "postgres-image": True,
+        "postgres-container": True,
+        "backup-image-build": False,
+        "backup-image": True,
+        "backup-container": True,
+    }

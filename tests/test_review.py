@@ -137,7 +137,9 @@ def test_markdown_diff_leads_with_a_summary_and_folds_details() -> None:
     markdown = diff_markdown(diff, plan_stack("prod"))
     lines = markdown.splitlines()
     # What matters first (dev → prod recreates containers), then the summary table.
-    assert lines[2].startswith("- **Recreated (downtime):** `console-container`")
+    assert lines[2].startswith(
+        "- **Recreated (downtime):** `backup-container`, `console-container`"
+    )
     assert lines[lines.index("", 3) + 1].startswith("| added | changed | replaced | containers")
     assert "<details><summary><code>discovery-container</code>" in markdown
     assert "```mermaid" in markdown
@@ -150,6 +152,7 @@ def test_graph_marks_the_health_gated_edges(prod_plan: Plan) -> None:
     }
     assert gated == {
         ("postgres-container", "dispatch-container"),
+        ("postgres-container", "backup-container"),
         ("discovery-container", "console-container"),
         ("dispatch-container", "console-container"),
         ("grafana-container", "console-container"),

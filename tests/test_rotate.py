@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from depot.catalog import database_url
+from depot.catalog import SERVICES, database_url
 from depot.cli import main
 from depot.host.docker import DockerCli
 from depot.host.rotate import (
@@ -76,6 +76,9 @@ def test_postgres_is_told_first_on_stdin_then_the_files_change(folder: Path) -> 
         f"wrote {folder}/database_password.txt",
         "dispatch: recreate it to read the new value: docker compose up --detach --no-deps "
         "--force-recreate dispatch",
+        # It reads the password file, which Compose bind-mounts: the renamed one is new to it.
+        "backup: recreate it to read the new value: docker compose up --detach --no-deps "
+        "--force-recreate backup",
     ]
     ((args, stdin),) = [call for call in engine.calls if call[0][0] == "exec"]
     assert args[:5] == ("exec", "--interactive", "--user", "postgres", "depot-postgres")
@@ -88,6 +91,15 @@ def test_postgres_is_told_first_on_stdin_then_the_files_change(folder: Path) -> 
     assert not list(folder.glob("*.next"))
     assert oct((folder / "database_password.txt").stat().st_mode & 0o777) == oct(0o600)
     assert oct((folder / "dispatch.env").stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_a_stack_without_backups_recreates_only_what_it_runs(folder: Path) -> None:
+    services = [spec for spec in SERVICES if spec.name != "backup"]
+    lines = rotate("database-password", folder, FakeEngine(), None, services)
+    assert [line.split(":")[0] for line in lines[-1:]] == ["dispatch"]
+    grafana = rotate("grafana-admin-password", folder, FakeEngine(), None)
+    # grafana holds its password itself, and nothing else reads it.
+    assert [line for line in grafana if "recreate" in line] == []
 
 
 def test_a_refusal_changes_nothing(folder: Path) -> None:

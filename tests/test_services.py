@@ -15,6 +15,7 @@ from tests.conftest import PROJECT_DIR, containers, run_stack
 
 BASE_SERVICES = {"discovery", "dispatch", "console", "grafana", "postgres"}
 BUILT = {"discovery", "dispatch", "splat-worker", "rtk-base"}
+BACKUP = {"backup"}  # on in every shipped stack (depot:backup.enabled)
 
 T = TypeVar("T")
 
@@ -32,12 +33,12 @@ def test_a_check_of_every_item_of_nothing_fails() -> None:
         some([])
 
 
-def test_dev_runs_the_base_services_only(shipped: dict[str, Recording]) -> None:
-    assert set(containers(shipped["dev"])) == BASE_SERVICES
+def test_dev_runs_the_base_services_and_its_backups_only(shipped: dict[str, Recording]) -> None:
+    assert set(containers(shipped["dev"])) == BASE_SERVICES | BACKUP
 
 
 def test_prod_adds_the_gpu_and_rtk_profiles(shipped: dict[str, Recording]) -> None:
-    assert set(containers(shipped["prod"])) == BASE_SERVICES | {"splat-worker", "rtk-base"}
+    assert set(containers(shipped["prod"])) == BASE_SERVICES | BACKUP | {"splat-worker", "rtk-base"}
 
 
 @pytest.mark.parametrize(
@@ -48,9 +49,9 @@ def test_each_optional_service_exists_only_with_its_profile(
     profiles: list[str], extra: set[str]
 ) -> None:
     recording = run_stack("prod", {"depot:profiles": profiles})
-    assert set(containers(recording)) == BASE_SERVICES | extra
+    assert set(containers(recording)) == BASE_SERVICES | BACKUP | extra
     built = {r.name.removesuffix("-image-build") for r in recording.of_type(BUILD)}
-    assert built == {"discovery", "dispatch"} | extra
+    assert built == {"discovery", "dispatch"} | BACKUP | extra
 
 
 def test_containers_are_named_depot_service(stack: Recording) -> None:
@@ -67,8 +68,10 @@ def test_splat_worker_gets_the_gpus(shipped: dict[str, Recording]) -> None:
 
 def test_rust_services_are_built_from_the_repository_dockerfile(stack: Recording) -> None:
     builds = {r.name.removesuffix("-image-build"): r for r in stack.of_type(BUILD)}
-    assert set(builds) == BUILT & set(containers(stack))
+    assert set(builds) == (BUILT | BACKUP) & set(containers(stack))
     for service, build in some(builds.items()):
+        if service in BACKUP:
+            continue  # its own Dockerfile: tests/test_backup_service.py
         # Relative to the project, so every checkout builds the same inputs.
         assert build.inputs["dockerfile"] == {"location": "./docker/rust-service.Dockerfile"}
         assert (PROJECT_DIR / build.inputs["dockerfile"]["location"]).resolve() == DOCKERFILE
@@ -216,7 +219,8 @@ def test_workers_without_a_port_are_probed_for_a_live_process(
 
 def test_built_services_run_under_an_init_that_forwards_signals(stack: Recording) -> None:
     for service, container in some(containers(stack).items()):
-        assert container.inputs.get("init") is (True if service in BUILT else None), service
+        expected = True if service in BUILT | BACKUP else None
+        assert container.inputs.get("init") is expected, service
 
 
 def _seconds(duration: object) -> int:
@@ -259,7 +263,7 @@ def test_console_starts_after_discovery_dispatch_and_grafana(stack: Recording) -
 
 def test_nothing_else_serialises_the_containers(stack: Recording) -> None:
     waits = _waits_on(stack)
-    assert {name for name, deps in waits.items() if deps} == {"dispatch", "console"}
+    assert {name for name, deps in waits.items() if deps} == {"dispatch", "console", "backup"}
 
 
 def test_the_longest_chain_of_waiting_containers_is_three(stack: Recording) -> None:
@@ -307,6 +311,9 @@ REFERENCE_TIMING = {
     "grafana": RUST_TIMING,
     "console": ("10s", "3s", 3, "10s"),
     "postgres": ("5s", "3s", 5, "0s"),
+    # Not the reference's: unhealthy once the newest backup is older than twice the schedule,
+    # and the start period covers the first backup, which runs at once.
+    "backup": ("10s", "5s", 3, "300s"),
 }
 
 

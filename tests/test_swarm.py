@@ -75,7 +75,7 @@ def test_every_duration_a_service_registers_reads_back_the_same(cluster: Recordi
         durations += [container_spec(registration)["stopGracePeriod"]]
         durations += [inputs["updateConfig"]["monitor"], inputs["rollbackConfig"]["monitor"]]
         durations += [inputs["convergeConfig"]["timeout"]]
-    assert len(durations) == 7 * 7
+    assert len(durations) == 8 * 7
     assert [go_duration(duration_seconds(d)) for d in durations] == durations
 
 
@@ -100,7 +100,7 @@ def test_the_stateless_services_run_twice_and_postgres_once(cluster: Recording) 
     }
     assert replicas == {
         "discovery": 2, "dispatch": 2, "console": 1, "grafana": 1, "postgres": 1,
-        "splat-worker": 1, "rtk-base": 1,
+        "splat-worker": 1, "rtk-base": 1, "backup": 1,
     }  # fmt: skip
 
 
@@ -229,6 +229,8 @@ def test_pinned_services_run_on_their_labelled_nodes(cluster: Recording) -> None
         "postgres": {"constraints": ["node.labels.depot.postgres-data == true"]},
         "splat-worker": {"constraints": ["node.labels.depot.gpu == true"]},
         "rtk-base": {"constraints": ["node.labels.depot.gnss == true"]},
+        # Its postgres-backups is a local volume too: kept on the data node, beside postgres.
+        "backup": {"constraints": ["node.labels.depot.postgres-data == true"]},
         "discovery": None, "dispatch": None, "console": None, "grafana": None,
     }  # fmt: skip
 
@@ -252,6 +254,10 @@ def test_node_labels_and_the_gpu_kind_are_configurable() -> None:
     assert postgres.inputs["taskSpec"]["placement"] == {
         "constraints": ["node.labels.storage.ssd == true"]
     }
+    # The backup service follows postgres' label, renamed or not.
+    assert services(recording)["backup"].inputs["taskSpec"]["placement"] == {
+        "constraints": ["node.labels.storage.ssd == true"]
+    }
     assert worker.inputs["taskSpec"]["placement"] == {
         "constraints": ["node.labels.depot.gpu == true"]
     }
@@ -269,6 +275,8 @@ def test_networks_are_overlays_and_the_database_one_is_internal(cluster: Recordi
             "name": "depot-network", "driver": "overlay", "internal": False, "attachable": True,
         },
         "database-network": {"name": "database-network", "driver": "overlay", "internal": True},
+        # The backup service's way off the swarm: neither internal nor attachable.
+        "backup-network": {"name": "backup-network", "driver": "overlay", "internal": False},
     }  # fmt: skip
 
 
@@ -322,12 +330,13 @@ def test_a_swarm_cannot_publish_on_one_address() -> None:
 def test_built_images_run_by_the_digest_of_their_push(cluster: Recording) -> None:
     builds = {r.name: r for r in cluster.of_type(BUILD)}
     assert sorted(builds) == [
-        "discovery-image-build", "dispatch-image-build", "rtk-base-image-build",
-        "splat-worker-image-build",
+        "backup-image-build", "discovery-image-build", "dispatch-image-build",
+        "rtk-base-image-build", "splat-worker-image-build",
     ]  # fmt: skip
     assert all(b.inputs["push"] is True for b in builds.values())
-    image = container_spec(services(cluster)["discovery"])["image"]
-    assert image.startswith("registry.example.com/depot-discovery@sha256:")
+    for name in ("discovery", "backup"):
+        image = container_spec(services(cluster)[name])["image"]
+        assert image.startswith(f"registry.example.com/depot-{name}@sha256:")
 
 
 def test_pulled_images_run_by_the_digest_the_stack_pins(cluster: Recording) -> None:
@@ -502,5 +511,5 @@ def test_everything_on_the_swarm_goes_through_its_manager(cluster: Recording) ->
     [provider] = [r for r in cluster.registrations if r.type == "pulumi:providers:docker"]
     assert provider.inputs["host"] == "ssh://deploy@manager.depot.example.com"
     on_swarm = [r for r in cluster.registrations if r.type in (SERVICE, DOCKER_SECRET, NETWORK)]
-    assert len(on_swarm) == 7 + 2 + 2
+    assert len(on_swarm) == 8 + 3 + 2
     assert {r.provider.rsplit("::", 1)[0] for r in on_swarm} == {provider.urn}

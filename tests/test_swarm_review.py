@@ -122,11 +122,11 @@ def test_depot_graph_of_the_cluster_marks_health_gated_deploy_order(
     graph = capsys.readouterr().out
     assert '["service: depot-console"]' in graph
     assert "swarm secret: database-password" in graph
-    assert graph.count("==>|healthy|") == 4  # postgres→dispatch, 3 into console
+    assert graph.count("==>|healthy|") == 5  # postgres→dispatch and →backup, 3 into console
 
 
 def test_depot_plan_of_the_cluster_shows_services(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--stack", "cluster", "--format", "markdown"]) == 0
     plan = capsys.readouterr().out
-    assert plan.count("| `docker:index/service:Service` |") == 7
+    assert plan.count("| `docker:index/service:Service` |") == 8
     assert "docker:index/container:Container" not in plan

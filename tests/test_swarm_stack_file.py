@@ -61,11 +61,13 @@ def test_the_stack_file_keeps_no_key_the_swarm_loader_ignores(stack_file: Path) 
 @needs_docker
 def test_docker_stack_config_accepts_the_whole_stack_file(swarm_read: dict[str, Any]) -> None:
     assert sorted(swarm_read["services"]) == [
-        "console", "discovery", "dispatch", "grafana", "postgres", "rtk-base", "splat-worker",
+        "backup", "console", "discovery", "dispatch", "grafana", "postgres", "rtk-base",
+        "splat-worker",
     ]  # fmt: skip
     assert swarm_read["networks"] == {
         "depot-network": {"name": "depot-network", "driver": "overlay", "attachable": True},
         "database-network": {"name": "database-network", "driver": "overlay", "internal": True},
+        "backup-network": {"name": "backup-network", "driver": "overlay"},
     }
 
 
@@ -94,7 +96,7 @@ def test_the_swarm_loader_reads_what_the_program_registers(
         reservation = task["resources"]["reservation"]
         assert int(deploy["resources"]["reservations"]["memory"]) == reservation["memoryBytes"]
         assert read["image"] == spec["image"] or name in {
-            "discovery", "dispatch", "splat-worker", "rtk-base"
+            "discovery", "dispatch", "splat-worker", "rtk-base", "backup"
         }, name  # fmt: skip
         check = read["healthcheck"]
         assert check["test"] == spec["healthcheck"]["tests"], name

@@ -1,32 +1,56 @@
-"""The depot's persistent data: postgres' named volume, which no ``up`` or ``destroy`` may lose."""
+"""The depot's persistent data: postgres' volume and its backups', which no ``up`` or
+``destroy`` may lose."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import pulumi
 import pulumi_docker as docker
 
-from depot.catalog import POSTGRES_DATA_VOLUME
+from depot.catalog import POSTGRES_BACKUPS_VOLUME, POSTGRES_DATA_VOLUME, VolumeName
 
 
 class DepotData(pulumi.ComponentResource):
-    """The ``postgres-data`` volume: retained on delete always, protected where asked."""
+    """The named volumes the enabled services hold data in: retained on delete always,
+    protected where asked.
 
-    volume: docker.Volume
+    ``postgres-data`` always; ``postgres-backups`` when the stack runs backups (the recent
+    dumps on the host are data too: on the day they are needed, they are all there is).
+    """
+
+    volumes: dict[VolumeName, docker.Volume]
 
     def __init__(
-        self, name: str, *, protect: bool, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        *,
+        protect: bool,
+        used: Iterable[VolumeName] = (POSTGRES_DATA_VOLUME,),
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("depot:data:Data", name, None, opts)
-        self.volume = docker.Volume(
-            POSTGRES_DATA_VOLUME,
-            name=POSTGRES_DATA_VOLUME,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # protect: `pulumi destroy` and replacements refuse to touch it.
-                protect=protect,
-                # retain: if it is ever deleted from the stack, Docker keeps the volume.
-                retain_on_delete=True,
-                delete_before_replace=True,
-            ),
-        )
-        self.register_outputs({"volume": self.volume.name})
+        self.volumes = {
+            volume: docker.Volume(
+                volume,
+                name=volume,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    # protect: `pulumi destroy` and replacements refuse to touch it.
+                    protect=protect,
+                    # retain: if it is ever deleted from the stack, Docker keeps the volume.
+                    retain_on_delete=True,
+                    delete_before_replace=True,
+                ),
+            )
+            for volume in dict.fromkeys(used)
+        }
+        outputs = {"volume": self.volumes[POSTGRES_DATA_VOLUME].name}
+        if POSTGRES_BACKUPS_VOLUME in self.volumes:
+            outputs["backups"] = self.volumes[POSTGRES_BACKUPS_VOLUME].name
+        self.register_outputs(outputs)
+
+    @property
+    def volume(self) -> docker.Volume:
+        """``postgres-data``."""
+        return self.volumes[POSTGRES_DATA_VOLUME]

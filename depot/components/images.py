@@ -13,6 +13,9 @@
   CI already pushed, by digest; nothing is built.
 - **Pulled by Swarm nodes** (``depot:runtime: swarm``): pinned or pushed as above, always by
   digest, and no ``RemoteImage``: each node that runs a task pulls the image itself.
+
+Ours are the Rust services (``docker/rust-service.Dockerfile`` on a crate) and the backup service
+(``docker/backup.Dockerfile`` on the stack's own postgres image): built, loaded or pushed alike.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
 from depot.model import RegistryPush, ServiceDeployment
-from depot.paths import DOCKERFILE, project_relative
 
 
 class ServiceImage(pulumi.ComponentResource):
@@ -102,8 +104,8 @@ def image_build_args(
     if deployment.build_context is None:
         raise TypeError(f"{deployment.name} is not built by this stack")
     context = docker_build.BuildContextArgs(location=deployment.build_context.relative)
-    dockerfile = docker_build.DockerfileArgs(location=project_relative(DOCKERFILE))
-    build_args = {"BINARY": deployment.binary}
+    dockerfile = docker_build.DockerfileArgs(location=deployment.dockerfile.relative)
+    build_args = dict(deployment.build_args)
     # Builds are slow and touch a daemon: previews (e.g. on pull requests) build only when
     # the stack asks for it.
     on_preview = deployment.build_on_preview

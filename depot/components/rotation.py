@@ -13,8 +13,9 @@ the stack's Docker host (``DOCKER_HOST`` in its environment, never on its comman
 
 The command depends on the holder's container and the dependents' containers depend on it, so
 ``up`` recreates postgres (its password file changed), alters the role in the existing volume,
-and only then replaces dispatch with the new ``DATABASE_URL``. Its stdin is its trigger: a new
-password replaces the command, which runs it again; an unchanged one is no change. On the first
+and only then replaces dispatch with the new ``DATABASE_URL`` (and the backup service with its
+new password file). Its stdin is its trigger: a new password replaces the command, which runs it
+again; an unchanged one is no change. On the first
 ``up`` it runs too, harmlessly: it sets the password postgres' init (or grafana's first start)
 has just set — and so it also covers a stack that gains this resource on an existing volume.
 psql is tried up to five times (``with_retries``): on a first ``up`` postgres' init server may
@@ -32,7 +33,7 @@ import pulumi_command as command
 
 from depot.catalog import SecretName, ServiceSpec
 from depot.host.rotate import alter_role_statement
-from depot.resource_types import ROTATION_SUFFIX
+from depot.resource_types import rotation_name
 
 _PSQL = (
     "psql", "--no-psqlrc", "--quiet", "--no-password",
@@ -42,10 +43,6 @@ _PSQL = (
     "--username", "postgres", "--dbname", "postgres",
 )  # fmt: skip
 _GRAFANA_RESET = ("grafana", "cli", "admin", "reset-admin-password", "--password-from-stdin")
-
-
-def rotation_name(secret: SecretName) -> str:
-    return secret.replace("_", "-") + ROTATION_SUFFIX
 
 
 def stable_salt(password: str, context: str) -> bytes:

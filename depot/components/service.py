@@ -11,11 +11,11 @@ import pulumi_docker_build as docker_build
 
 from depot.catalog import (
     LOG_OPTIONS,
-    BuiltImage,
     Healthcheck,
     NetworkName,
     SecretEnv,
     SecretName,
+    VolumeName,
 )
 from depot.components.images import ServiceImage
 from depot.model import ServiceDeployment
@@ -26,7 +26,7 @@ class ServiceWiring:
     """What a container is attached to: the stack's shared resources."""
 
     networks: Mapping[NetworkName, docker.Network]
-    data_volume: docker.Volume
+    volumes: Mapping[VolumeName, docker.Volume]
     secrets: Mapping[SecretName, pulumi.Output[str]]
     waits_for: Sequence[docker.Container]
     registry_password: pulumi.Output[str] | None = None
@@ -125,15 +125,13 @@ def to_container_args(
             if deployment.published
             else None
         ),
-        volumes=(
-            [
-                docker.ContainerVolumeArgs(
-                    volume_name=wiring.data_volume.name, container_path=spec.data_mount
-                )
-            ]
-            if spec.data_mount
-            else None
-        ),
+        volumes=[
+            docker.ContainerVolumeArgs(
+                volume_name=wiring.volumes[mount.volume].name, container_path=mount.target
+            )
+            for mount in spec.volumes
+        ]
+        or None,
         mounts=[
             docker.ContainerMountArgs(
                 type="bind",
@@ -163,13 +161,13 @@ def to_container_args(
         ]
         or None,
         gpus=str(spec.gpu.count) if spec.gpu else None,
-        # Our Rust binaries run as PID 1 without default signal handlers; an init forwards
+        # Our entrypoints run as PID 1 without default signal handlers; an init forwards
         # SIGTERM so `docker stop` is a clean stop, not a kill after the grace period.
-        init=True if isinstance(spec.image, BuiltImage) else None,
+        init=spec.init,
         destroy_grace_seconds=spec.stop_grace_seconds,
         stop_timeout=spec.stop_grace_seconds,
-        # Anonymous volumes go with the container; the named data volume never does.
-        remove_volumes=spec.data_mount is None,
+        # Anonymous volumes go with the container; the named data volumes never do.
+        remove_volumes=not spec.volumes,
     )
 
 

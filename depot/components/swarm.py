@@ -17,8 +17,6 @@ import pulumi_docker_build as docker_build
 
 from depot.catalog import (
     LOG_OPTIONS,
-    POSTGRES_DATA_VOLUME,
-    BuiltImage,
     Healthcheck,
     NetworkName,
     SecretName,
@@ -112,7 +110,7 @@ def to_service_args(
                 cap_drops=["ALL"],
                 cap_adds=list(spec.capabilities) or None,
                 # SIGTERM reaches our binaries through an init, as on a single host.
-                init=True if isinstance(spec.image, BuiltImage) else None,
+                init=spec.init,
                 stop_grace_period=go_duration(spec.stop_grace_seconds),
                 mounts=_mounts(deployment) or None,
                 secrets=[
@@ -209,14 +207,15 @@ def _mounts(deployment: ServiceDeployment) -> list[docker.ServiceTaskSpecContain
         )
         for tmpfs in deployment.tmpfs
     ]
-    if spec.data_mount:
-        # A local volume on the node the placement pins postgres to; the engine creates it
-        # there on the first start and no service update or removal deletes it.
-        mounts.append(
-            docker.ServiceTaskSpecContainerSpecMountArgs(
-                type="volume", source=POSTGRES_DATA_VOLUME, target=spec.data_mount
-            )
+    # A local volume on the node the placement pins the service to (postgres', for both
+    # postgres-data and postgres-backups); the engine creates it there on the first start and
+    # no service update or removal deletes it.
+    mounts.extend(
+        docker.ServiceTaskSpecContainerSpecMountArgs(
+            type="volume", source=mount.volume, target=mount.target
         )
+        for mount in spec.volumes
+    )
     mounts.extend(
         docker.ServiceTaskSpecContainerSpecMountArgs(
             type="bind", source=mount.source.host, target=mount.target, read_only=mount.read_only

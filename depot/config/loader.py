@@ -176,6 +176,9 @@ def _describe(source: str, raw: RawConfig, error: ErrorDetails, secret_keys: set
         rule += f"; expected {expected}" if expected else ""
     if not names or names[0] in secret_keys:
         return f"{where}: {path}: {'[secret] ' if names else ''}{rule}"
+    if (error.get("ctx") or {}).get("withhold"):
+        # The check found a credential in the value itself: the rule names it, never the text.
+        return f"{where}: {path}: [withheld] {rule}"
     return f"{where}: {path}: {_show(_input_at(error, loc))} {rule}"
 
 

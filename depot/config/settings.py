@@ -6,6 +6,7 @@ Field aliases are the keys users write in ``Pulumi.<stack>.yaml`` under the ``de
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Address
 from typing import Annotated, Self, get_args
 
@@ -13,10 +14,25 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 from pydantic_core import PydanticCustomError
 
-from depot.catalog import SECRETS, SERVICES, BindSetting, BuiltImage, PulledImage, service
+from depot.catalog import (
+    BACKUP_INTERVAL_ENV,
+    BACKUP_RECIPIENTS_ENV,
+    BACKUP_TARGETS_ENV,
+    SECRETS,
+    SERVICES,
+    BindSetting,
+    BuiltImage,
+    ProjectImage,
+    PulledImage,
+    ServiceSpec,
+    service,
+)
 from depot.types import (
+    MAX_BACKUP_TARGETS,
     MAX_REPLICAS,
     MAX_RESTART_RETRIES,
+    AgeRecipient,
+    BackupInterval,
     Cpus,
     DockerHost,
     EnforcementLevel,
@@ -30,6 +46,7 @@ from depot.types import (
     PolicyRuleId,
     Port,
     Profile,
+    RcloneTargetText,
     Registry,
     RegistryUsername,
     ReleaseVersion,
@@ -40,7 +57,12 @@ from depot.types import (
     SshOption,
     has_digest,
     is_remote,
+    parse_rclone_target,
 )
+
+UNDECRYPTED = "[secure value: only the Pulumi CLI can decrypt it]"
+"""What a ``secure:`` value reads as where only the file is read (``depot.config.stack_file``):
+checks of a secret's content skip it, since the real value is unknown there."""
 
 
 class SettingsModel(BaseModel):
@@ -110,7 +132,21 @@ class BuildSettings(SettingsModel):
     @model_validator(mode="after")
     def _only_built_services(self) -> Self:
         for name in self.contexts:
-            if not isinstance(service(name).image, BuiltImage):
+            image = service(name).image
+            if isinstance(image, ProjectImage):
+                raise PydanticCustomError(
+                    "not_a_crate",
+                    "names {service}, whose image is built from this repository "
+                    "({dockerfile}) on the stack's {base} image, never from a crate; remove "
+                    "contexts.{service}",
+                    {
+                        "service": name,
+                        "dockerfile": image.dockerfile,
+                        "base": image.base,
+                        "key": f"contexts.{name}",
+                    },
+                )
+            if not isinstance(image, BuiltImage):
                 raise PydanticCustomError(
                     "not_built",
                     "names {service}, which runs a pulled image and is never built here; "
@@ -243,6 +279,14 @@ class SwarmSettings(SettingsModel):
     @model_validator(mode="after")
     def _only_pinned_services(self) -> Self:
         for name in self.node_labels:
+            companion = service(name).pinned_with
+            if companion is not None:
+                raise PydanticCustomError(
+                    "pinned_with",
+                    "names {service}, which runs on {companion}'s node under {companion}'s "
+                    "label (its volume is kept there); set nodeLabels.{companion} instead",
+                    {"service": name, "companion": companion, "key": f"nodeLabels.{name}"},
+                )
             if service(name).node_label is None:
                 raise PydanticCustomError(
                     "not_pinned",
@@ -254,7 +298,116 @@ class SwarmSettings(SettingsModel):
 
     def node_label(self, name: ServiceName) -> str | None:
         """The label of the nodes ``name`` runs on, if it is pinned to one."""
-        return self.node_labels.get(name, service(name).node_label)
+        spec = service(name)
+        if spec.pinned_with is not None:
+            return self.node_label(spec.pinned_with)
+        return self.node_labels.get(name, spec.node_label)
+
+
+MAX_RETAINED = 1000
+Retained = Annotated[int, Field(ge=0, le=MAX_RETAINED)]
+MAX_RECIPIENTS = 16
+
+
+class RetentionSettings(SettingsModel):
+    """How many good backups are kept: grandfather-father-son, per off-host target.
+
+    The newest backup of each of the newest ``daily`` days (hours, ISO weeks, months) that hold
+    one; a backup kept by any rule is kept. ``local``: the newest kept on the host when there
+    are targets (without targets, the host keeps what the other rules keep). A count not
+    written is 0, but for ``local``.
+    """
+
+    hourly: Retained = 0
+    daily: Retained = 0
+    weekly: Retained = 0
+    monthly: Retained = 0
+    local: Annotated[int, Field(ge=1, le=MAX_RETAINED)] = 2
+
+    @property
+    def keeps_any(self) -> bool:
+        return any((self.hourly, self.daily, self.weekly, self.monthly))
+
+
+class BackupSettings(SettingsModel):
+    """Scheduled, verified, encrypted dumps of the depot's database (README "Backups")."""
+
+    enabled: bool = False
+    schedule: BackupInterval = 86400
+    retention: RetentionSettings = RetentionSettings(daily=7, weekly=4)
+    recipients: tuple[AgeRecipient, ...] = Field(
+        default=(), description="a list of age public keys (age1…)"
+    )
+    targets: tuple[RcloneTargetText, ...] = Field(
+        default=(), description="a list of rclone remotes, name:path or :backend,…:path"
+    )
+
+    @model_validator(mode="after")
+    def _lists_bounded_and_unique(self) -> Self:
+        for key, items, most in (
+            ("recipients", self.recipients, MAX_RECIPIENTS),
+            ("targets", self.targets, MAX_BACKUP_TARGETS),
+        ):
+            if len(items) > most:
+                raise PydanticCustomError(
+                    "too_many",
+                    "lists {count} {key}; list at most {most}",
+                    {"count": len(items), "key": key, "most": most},
+                )
+            for index, item in enumerate(items):
+                if item in items[:index]:
+                    raise PydanticCustomError(
+                        "listed_twice",
+                        "is listed twice; list each once",
+                        {"key": f"{key}.{index}"},
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _encrypted_before_it_leaves(self) -> Self:
+        if self.targets and not self.recipients:
+            raise PydanticCustomError(
+                "unencrypted_target",
+                "would receive unencrypted dumps: an unencrypted dump never leaves the host; "
+                "set depot:backup.recipients to the age public keys to encrypt to",
+                {"key": "targets"},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _keeps_something(self) -> Self:
+        if self.enabled and not self.retention.keeps_any:
+            raise PydanticCustomError(
+                "keeps_nothing",
+                "keeps no backup; set at least one of hourly, daily, weekly or monthly to 1 "
+                "or more",
+                {"key": "retention"},
+            )
+        return self
+
+    def environment(self, stack: str) -> tuple[tuple[str, str], ...]:
+        """What the backup service is told, as plain variables (none of it is secret)."""
+        keep = self.retention
+        return (
+            ("DEPOT_BACKUP_STACK", stack),
+            (BACKUP_INTERVAL_ENV, str(self.schedule)),
+            ("DEPOT_BACKUP_KEEP_HOURLY", str(keep.hourly)),
+            ("DEPOT_BACKUP_KEEP_DAILY", str(keep.daily)),
+            ("DEPOT_BACKUP_KEEP_WEEKLY", str(keep.weekly)),
+            ("DEPOT_BACKUP_KEEP_MONTHLY", str(keep.monthly)),
+            ("DEPOT_BACKUP_KEEP_LOCAL", str(keep.local)),
+            (BACKUP_RECIPIENTS_ENV, " ".join(self.recipients)),
+            (BACKUP_TARGETS_ENV, " ".join(self.targets)),
+        )
+
+
+_SECTION = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*$", re.MULTILINE)
+_ENCRYPTED_RCLONE_CONFIG = "RCLONE_ENCRYPT_V0:"
+
+
+def rclone_sections(config: str) -> set[str]:
+    """The remotes an rclone.conf defines (its ``[name]`` sections)."""
+    return {match["name"].strip() for match in _SECTION.finditer(config)}
 
 
 SecretSetting = Annotated[SecretStr | None, Field(default=None)]
@@ -285,10 +438,12 @@ class DepotSettings(SettingsModel):
     registry: RegistrySettings | None = None
     release: ReleaseSettings = ReleaseSettings()
     data: DataSettings = DataSettings()
+    backup: BackupSettings = BackupSettings()
     policy: PolicySettings = PolicySettings()
     database_password: SecretSetting
     grafana_admin_password: SecretSetting
     registry_password: SecretSetting
+    backup_rclone_config: SecretSetting
 
     @model_validator(mode="after")
     def _profiles_unique(self) -> Self:
@@ -327,9 +482,46 @@ class DepotSettings(SettingsModel):
             if value is not None and not value.get_secret_value().strip():
                 raise PydanticCustomError(
                     "empty_secret",
-                    "is empty; set a password of at least one character",
+                    "is empty; set a password of at least one character"
+                    if key != "backupRcloneConfig"
+                    else "is empty; set it to an rclone.conf, or remove it",
                     {"key": key},
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _named_remotes_configured(self) -> Self:
+        # Never a word of the secret in a message: only whether it defines a remote's name.
+        given = self.backup_rclone_config
+        text = given.get_secret_value() if given is not None else None
+        if text is not None and text.startswith(UNDECRYPTED):
+            return self  # only the Pulumi CLI can read it: `pulumi up` checks it
+        if text is not None and _ENCRYPTED_RCLONE_CONFIG in text:
+            raise PydanticCustomError(
+                "rclone_config_encrypted",
+                "is an rclone.conf encrypted with its own password, which the backup service "
+                "is never given; store it unencrypted (`rclone config show`): Pulumi encrypts "
+                "it as a secret",
+                {"key": "backupRcloneConfig"},
+            )
+        defined = rclone_sections(text) if text is not None else set()
+        for index, written in enumerate(self.backup.targets):
+            target = parse_rclone_target(written)
+            remote = target.remote if target else None
+            if remote is None or remote in defined:
+                continue
+            where = (
+                "depot:backupRcloneConfig is not set"
+                if text is None
+                else f"depot:backupRcloneConfig has no [{remote}] section"
+            )
+            raise PydanticCustomError(
+                "unknown_remote",
+                "names the rclone remote {remote}, but {where}; define it there (pulumi config "
+                "set --secret depot:backupRcloneConfig < rclone.conf), or write the remote "
+                "inline (:backend,option=value:path)",
+                {"remote": remote, "where": where, "key": f"backup.targets.{index}"},
+            )
         return self
 
     @model_validator(mode="after")
@@ -349,7 +541,7 @@ class DepotSettings(SettingsModel):
         moving = [
             name
             for name, reference in self.images.items()
-            if isinstance(service(name).image, BuiltImage) and not has_digest(reference)
+            if service(name).built and not has_digest(reference)
         ]
         if moving:
             raise PydanticCustomError(
@@ -368,6 +560,17 @@ class DepotSettings(SettingsModel):
                 "runs postgres more than once; postgres runs exactly one replica: two postgres "
                 "processes must never open postgres-data",
                 {"key": "replicas.postgres"},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_backup(self) -> Self:
+        if self.replicas.get("backup", 1) != 1:
+            raise PydanticCustomError(
+                "backup_replicas",
+                "runs the backup service more than once; it runs exactly one replica: two "
+                "would dump on the same schedule into one volume and prune each other's files",
+                {"key": "replicas.backup"},
             )
         return self
 
@@ -412,8 +615,21 @@ class DepotSettings(SettingsModel):
         if self.runtime != "swarm":
             return self
         for spec in SERVICES:
-            if not self.enabled(spec.profile):
+            if not self.runs(spec):
                 continue
+            image = spec.image
+            if isinstance(image, ProjectImage) and not (self.registry or spec.name in self.images):
+                raise PydanticCustomError(
+                    "swarm_local_build",
+                    "builds the {service} image ({dockerfile}) into one Docker daemon, but "
+                    "Swarm nodes pull their images from a registry; set depot:registry (it is "
+                    "pushed and run by digest), or depot:images.{service} to a pushed digest",
+                    {
+                        "service": spec.name,
+                        "dockerfile": image.dockerfile,
+                        "key": spec.enabled_by or f"images.{spec.name}",
+                    },
+                )
             if spec.name in self.build.contexts and self.registry is None:
                 raise PydanticCustomError(
                     "swarm_local_build",
@@ -478,6 +694,20 @@ class DepotSettings(SettingsModel):
     def enabled(self, profile: Profile | None) -> bool:
         """True when a service in ``profile`` (None: always-on) is part of this stack."""
         return profile is None or profile in self.profiles
+
+    def runs(self, spec: ServiceSpec) -> bool:
+        """True when ``spec`` is part of this stack: its profile, and its switch, are on."""
+        switched_on = spec.enabled_by is None or (
+            spec.enabled_by == "backup.enabled" and self.backup.enabled
+        )
+        return switched_on and self.enabled(spec.profile)
+
+    def image_of(self, name: ServiceName) -> str | None:
+        """The image reference ``name`` runs: its ``depot:images`` pin, else the catalog's."""
+        if name in self.images:
+            return self.images[name]
+        image = service(name).image
+        return image.reference if isinstance(image, PulledImage) else None
 
 
 SECRET_KEYS = (*(secret.setting for secret in SECRETS), "registryPassword")

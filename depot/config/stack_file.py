@@ -23,9 +23,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from depot.config.loader import ConfigError, RawConfig, decode_value
+from depot.config.settings import UNDECRYPTED
 from depot.paths import PROJECT_ROOT
-
-UNDECRYPTED = "[secure value: only the Pulumi CLI can decrypt it]"
 
 MAX_FILE_BYTES = 1024 * 1024
 # Values a document may hold once aliases are expanded; the shipped stacks hold about 100.

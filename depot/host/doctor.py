@@ -264,8 +264,8 @@ def crates(running: tuple[ServiceDeployment, ...]) -> Iterator[Finding]:
     """
     for deployment in running:
         context = deployment.build_context
-        if context is None:
-            continue
+        if context is None or not deployment.builds_a_crate:
+            continue  # pulled, or built from this repository (the backup service)
         key = f"depot:build.contexts.{deployment.name}"
         where = Path(context.host)
         if not where.is_dir():

@@ -12,7 +12,9 @@ new password first, and the files change only once it has:
 3. only then each ``<service>.env`` built from it (dispatch's ``DATABASE_URL``) is rewritten,
    then ``<secret>.txt`` (both by rename: a reader sees the old file or the new one);
 4. the services that hold the value in their environment are recreated (``docker compose up
-   --no-deps --force-recreate --wait``).
+   --no-deps --force-recreate --wait``), and so are those that read its file (the backup
+   service): Compose bind-mounts the file, and a file replaced by rename is one a running
+   container no longer sees.
 
 The password is never on a command line, in a long-lived process's environment or in a log.
 Interrupted before step 2 ends, the depot keeps the old password and works; after it, postgres
@@ -86,9 +88,16 @@ class ComposeProject:
 
 
 def rotate(
-    which: str, secrets_dir: Path, cli: DockerCli, compose: ComposeProject | None
+    which: str,
+    secrets_dir: Path,
+    cli: DockerCli,
+    compose: ComposeProject | None,
+    services: Sequence[ServiceSpec] = SERVICES,
 ) -> list[str]:
-    """Rotate ``which`` (a key of ``ROTATIONS``); the lines to print. Raises ``RotationError``."""
+    """Rotate ``which`` (a key of ``ROTATIONS``); the lines to print. Raises ``RotationError``.
+
+    ``services``: those the depot runs (the stack's), whose readers of the secret are recreated.
+    """
     rotation = ROTATIONS[which]
     current = secrets_dir / secret_file_name(rotation.secret)
     staged = current.with_name(current.name + STAGED_SUFFIX)
@@ -112,7 +121,14 @@ def rotate(
     holder = rotation.holder.name
     lines.append(f"{holder}: took the new password; the old one no longer works")
     dependents = [
-        spec for spec in SERVICES if any(e.secret == rotation.secret for e in spec.secret_env)
+        spec for spec in services if any(e.secret == rotation.secret for e in spec.secret_env)
+    ]
+    readers = [
+        spec
+        for spec in services
+        if spec.name != holder
+        and spec not in dependents
+        and any(f.secret == rotation.secret for f in spec.secret_files)
     ]
     for spec in dependents:
         _replace(
@@ -121,7 +137,7 @@ def rotate(
         lines.append(f"wrote {secrets_dir / env_file_name(spec.name)}")
     os.replace(staged, current)
     lines.append(f"wrote {current}")
-    for spec in dependents:
+    for spec in [*dependents, *readers]:
         lines.append(_recreate(cli, compose, spec))
     return lines
 

@@ -28,17 +28,17 @@ import yaml
 from depot.catalog import (
     DATABASE_NETWORK,
     LOG_OPTIONS,
-    POSTGRES_DATA_VOLUME,
+    SECRETS,
     SERVICES,
-    BuiltImage,
     Healthcheck,
     NetworkName,
     ServiceSpec,
+    VolumeName,
 )
 from depot.config.settings import DepotSettings, RestartPolicy
 from depot.model import ServiceDeployment, deployments
 from depot.outputs.secret_files import SECRETS_DIR, env_file_name, secret_file_name
-from depot.paths import DOCKERFILE, project_relative
+from depot.paths import project_relative
 from depot.types import PROFILES
 
 PROJECT_NAME = "depot"
@@ -63,23 +63,29 @@ def compose_document(settings: DepotSettings) -> dict[str, Any]:
             if any(network in spec.networks for spec in specs)
         },
     }
-    return {**document, **volumes_and_secrets(specs)}
+    return {**document, **volumes_and_secrets(exported)}
 
 
-def volumes_and_secrets(specs: Sequence[ServiceSpec]) -> dict[str, Any]:
+def volumes_and_secrets(exported: Sequence[ServiceDeployment]) -> dict[str, Any]:
     """The top-level ``volumes:`` and ``secrets:`` the services use (Compose and stack files).
 
-    The data volume by its fixed name; each secret from the file `depot secrets init` writes.
+    The data volumes by their fixed names; each secret from the file `depot secrets init`
+    writes, or the operator (a secret that is given, never generated).
     """
     sections: dict[str, Any] = {}
-    if any(spec.data_mount for spec in specs):
-        sections["volumes"] = {POSTGRES_DATA_VOLUME: {"name": POSTGRES_DATA_VOLUME}}
-    secrets = dict.fromkeys(secret.secret for spec in specs for secret in spec.secret_files)
+    volumes = [v for v in get_args(VolumeName) if any(_mounts(d, v) for d in exported)]
+    if volumes:
+        sections["volumes"] = {volume: {"name": volume} for volume in volumes}
+    secrets = dict.fromkeys(secret.secret for d in exported for secret in d.secret_files)
     if secrets:
         sections["secrets"] = {
             secret: {"file": f"./{SECRETS_DIR}/{secret_file_name(secret)}"} for secret in secrets
         }
     return sections
+
+
+def _mounts(deployment: ServiceDeployment, volume: VolumeName) -> bool:
+    return any(mount.volume == volume for mount in deployment.spec.volumes)
 
 
 def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
@@ -136,8 +142,8 @@ def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
         "cap_drop": ["ALL"],
         "cap_add": list(spec.capabilities) or None,
         "security_opt": ["no-new-privileges:true"],
-        # SIGTERM reaches our binaries through an init, as in the program.
-        "init": True if isinstance(spec.image, BuiltImage) else None,
+        # SIGTERM reaches our entrypoints through an init, as in the program.
+        "init": spec.init,
         "stop_grace_period": f"{spec.stop_grace_seconds}s",
         "deploy": {"resources": resources} if resources else None,
         "logging": {"driver": "json-file", "options": dict(LOG_OPTIONS)},
@@ -188,23 +194,23 @@ def _image(deployment: ServiceDeployment) -> dict[str, Any]:
         "image": push.references[0] if push else deployment.local_tag,
         "build": {
             "context": project_path(context),
-            "dockerfile": _dockerfile_from(context),
-            "args": {"BINARY": deployment.binary},
+            "dockerfile": _dockerfile_from(context, deployment.dockerfile.host),
+            "args": dict(deployment.build_args),
         },
         # Build on every `up`, as the program does; never try to pull a local tag.
         "pull_policy": "build",
     }
 
 
-def _dockerfile_from(context: str) -> str:
+def _dockerfile_from(context: str, dockerfile: str) -> str:
     """The Dockerfile's path as Compose reads it: relative to the build context, not the file.
 
     Relative when both are in or beside the project, so it names this checkout's directory
-    (``../main/docker/rust-service.Dockerfile``); otherwise absolute.
+    (``../main/docker/rust-service.Dockerfile``, ``../backup.Dockerfile``); otherwise absolute.
     """
-    if project_path(context) == context or project_path(str(DOCKERFILE)) == str(DOCKERFILE):
-        return str(DOCKERFILE)
-    return Path(os.path.relpath(DOCKERFILE, context)).as_posix()
+    if project_path(context) == context or project_path(dockerfile) == dockerfile:
+        return dockerfile
+    return Path(os.path.relpath(dockerfile, context)).as_posix()
 
 
 def _restart(policy: RestartPolicy) -> str:
@@ -231,18 +237,16 @@ def compose_healthcheck(
 def data_and_bind_volumes(
     deployment: ServiceDeployment, *, relative_binds: bool
 ) -> list[dict[str, Any]]:
-    """The data volume and the bind mounts of a service, in the long ``volumes:`` syntax.
+    """The data volumes and the bind mounts of a service, in the long ``volumes:`` syntax.
 
     Long syntax: like the program's bind mounts, a missing host path is an error, never
     silently created. ``relative_binds``: host paths as this project writes them (``../x``,
     for a Compose file run from here), else absolute.
     """
     spec = deployment.spec
-    volumes: list[dict[str, Any]] = []
-    if spec.data_mount:
-        volumes.append(
-            {"type": "volume", "source": POSTGRES_DATA_VOLUME, "target": spec.data_mount}
-        )
+    volumes: list[dict[str, Any]] = [
+        {"type": "volume", "source": mount.volume, "target": mount.target} for mount in spec.volumes
+    ]
     volumes.extend(
         {
             "type": "bind",
@@ -293,7 +297,18 @@ def _header(settings: DepotSettings) -> str:
         f"no depot:build.contexts.{spec.name} in Pulumi.{settings.stack}.yaml"
         for spec in omitted_services(settings)
     )
+    lines.extend(given_secret_lines(settings))
     return "\n".join(lines) + "\n"
+
+
+def given_secret_lines(settings: DepotSettings) -> list[str]:
+    """Header lines for each secret file the export reads that nothing generates."""
+    return [
+        f"# Write ./{SECRETS_DIR}/{secret_file_name(secret.name)} yourself (mode 0600): the "
+        f"{secret.setting} the stack sets, which only the Pulumi CLI can decrypt"
+        for secret in SECRETS
+        if not secret.generated and settings.secret(secret.setting) is not None
+    ]
 
 
 class _Dumper(yaml.SafeDumper):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from depot.catalog import SERVICES, SecretEnv, ServiceSpec
+from depot.catalog import SECRETS, SERVICES, SecretEnv, ServiceSpec
 
 SECRETS_DIR = "secrets"  # beside the Compose file, at the project root; git-ignored
 PASSWORD_LENGTH = 32
@@ -70,15 +70,21 @@ def init_secret_files(
 
     One ``<secret>.txt`` per secret a service reads from /run/secrets, and one ``<service>.env``
     per service that needs ``DATABASE_URL``, built from the database password file as the
-    program builds it. The directory is created mode 0700, each file mode 0600. Raises
-    ``SecretsFolderError`` when ``directory`` is not a folder or other users can enter it.
+    program builds it. The directory is created mode 0700, each file mode 0600. A secret that is
+    given and never generated (``backup_rclone_config.txt``: rclone's configuration, with its
+    credentials) is never made up: an existing one is checked like the others, a missing one is
+    left to the Compose file that reads it, whose header says so. Raises ``SecretsFolderError``
+    when ``directory`` is not a folder or other users can enter it.
     """
     _private_folder(directory)
     results: list[SecretFileResult] = []
     names = dict.fromkeys(secret.secret for spec in services for secret in spec.secret_files)
+    given_only = {secret.name for secret in SECRETS if not secret.generated}
     for secret in names:
         name = secret_file_name(secret)
-        if _create(directory / name, password()):
+        if secret in given_only and not os.path.lexists(directory / name):
+            continue  # optional: only a stack that names an rclone remote reads it
+        if secret not in given_only and _create(directory / name, password()):
             results.append(SecretFileResult(name, created=True))
         else:
             _, problem, warning = _read_secret(directory / name)

@@ -15,7 +15,6 @@ from depot.catalog import (
     DATABASE_NETWORK,
     DEPOT_NETWORK,
     LOG_OPTIONS,
-    BuiltImage,
     NetworkName,
 )
 from depot.config.settings import DepotSettings
@@ -25,6 +24,7 @@ from depot.outputs.compose import (
     compose_healthcheck,
     data_and_bind_volumes,
     dump,
+    given_secret_lines,
     volumes_and_secrets,
 )
 from depot.outputs.secret_files import SECRETS_DIR, env_file_name
@@ -53,7 +53,7 @@ def stack_document(settings: DepotSettings) -> dict[str, Any]:
             if any(network in spec.networks for spec in specs)
         },
     }
-    return {**document, **volumes_and_secrets(specs)}
+    return {**document, **volumes_and_secrets(planned)}
 
 
 def stack_service(deployment: ServiceDeployment) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def stack_service(deployment: ServiceDeployment) -> dict[str, Any]:
         "user": spec.user,
         "cap_drop": ["ALL"],
         "cap_add": list(spec.capabilities) or None,
-        "init": True if isinstance(spec.image, BuiltImage) else None,
+        "init": spec.init,
         "stop_grace_period": go_duration(spec.stop_grace_seconds),
         "deploy": _deploy(deployment),
         "logging": {"driver": "json-file", "options": dict(LOG_OPTIONS)},
@@ -187,5 +187,6 @@ def _header(settings: DepotSettings) -> str:
         "# Swarm has no start order: services retry until what they need is healthy",
         '# (README "Docker Swarm"). Deploy it from the project root, on a manager:',
         f"#   docker stack deploy --prune -c <this file> {STACK_NAME}",
+        *given_secret_lines(settings),
     ]
     return "\n".join(lines) + "\n"

@@ -17,6 +17,11 @@ WRITABLE_ROOT: dict[str, str] = {
         "grafana keeps its database, plugins and sessions under /var/lib/grafana, and the "
         "reference gives it no volume: that state lives in the container's own layer"
     ),
+    "depot-backup": (
+        "as postgres: the provider copies the password file (and the rclone configuration) into "
+        "the container before starting it, which Docker refuses into a read-only root; it runs "
+        "as uid 70 without capabilities, its dumps on a volume and its scratch on tmpfs"
+    ),
 }
 """Containers allowed a writable root filesystem (rule read-only-root), and why."""
 

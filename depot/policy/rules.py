@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from depot.catalog import POSTGRES_DATA_VOLUME
+from depot.catalog import (
+    BACKUP_RECIPIENTS_ENV,
+    BACKUP_TARGETS_ENV,
+    POSTGRES_BACKUPS_VOLUME,
+    POSTGRES_DATA_VOLUME,
+)
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST, PUBLIC_PORTS, WRITABLE_ROOT
 from depot.resource_types import BUILD, DOCKER_SECRET, NETWORK, REMOTE_IMAGE, VOLUME
 from depot.resource_types import SERVICE as SWARM_SERVICE
@@ -31,7 +36,12 @@ from depot.review.workload import (
     network_view,
     workload,
 )
-from depot.types import MAX_RESTART_RETRIES, PolicyRuleId, parse_image_reference
+from depot.types import (
+    MAX_RESTART_RETRIES,
+    PolicyRuleId,
+    parse_image_reference,
+    parse_rclone_target,
+)
 
 
 @dataclass(frozen=True)
@@ -650,3 +660,75 @@ def swarm_data_placement(service: Workload, stack: Stack) -> Iterable[str]:
     if not any(_PINNING.match(constraint) for constraint in service.rollout.placement):
         volumes = ", ".join(sorted({mount.volume for mount in service.volumes}))
         yield f"mounts {volumes} but may run on any node, where it would find none"
+
+
+# --- backups ------------------------------------------------------------------------------
+# The backup service is the workload that holds postgres-backups, as postgres is the one that
+# holds postgres-data; its schedule, targets and recipients are plain variables it is given.
+
+
+def _backups(stack: Stack) -> list[Workload]:
+    return [
+        stack.workload(resource)
+        for resource in stack.resources.values()
+        if is_workload(resource) and stack.workload(resource).mounts_volume(POSTGRES_BACKUPS_VOLUME)
+    ]
+
+
+@workload_rule(
+    "backup-enabled",
+    description="in production, the database is backed up: a backup service runs beside it",
+    fix="set depot:backup.enabled: true, with its schedule, retention, recipients and targets "
+    '(README "Backups")',
+    source="issue 13: a protected volume guards against a bad `up`, not a lost disk or host",
+)
+def backup_enabled(service: Workload, stack: Stack) -> Iterable[str]:
+    if not stack.production or not service.mounts_volume(POSTGRES_DATA_VOLUME):
+        return
+    if not _backups(stack):
+        yield (
+            f"holds {POSTGRES_DATA_VOLUME}, and no backup service dumps it: a lost disk, host "
+            "or dropped table would lose the data"
+        )
+
+
+@workload_rule(
+    "backup-off-host",
+    description="in production, every backup is copied off the host it backs up",
+    fix="set depot:backup.targets to at least one rclone remote on another machine "
+    "(S3, SFTP, B2, …; credentials in depot:backupRcloneConfig or env_auth)",
+    source="issue 13: backups on the same host die with it",
+)
+def backup_off_host(service: Workload, stack: Stack) -> Iterable[str]:
+    if not stack.production or not service.mounts_volume(POSTGRES_BACKUPS_VOLUME):
+        return
+    written = service.env_value(BACKUP_TARGETS_ENV)
+    if written is None:
+        yield f"is not given its targets ({BACKUP_TARGETS_ENV} is missing, secret or unknown)"
+        return
+    targets = [parse_rclone_target(word) for word in written.split()]
+    if not any(target is not None and not target.on_this_host for target in targets):
+        yield (
+            f"keeps every backup on the host it backs up ({POSTGRES_BACKUPS_VOLUME}): a lost "
+            "host loses the backups with the data"
+        )
+
+
+@workload_rule(
+    "backup-encrypted",
+    description="in production, every dump is encrypted to age public keys before it leaves "
+    "the container",
+    fix="set depot:backup.recipients to the age public keys (age1…) of whoever may restore; "
+    "keep the private keys away from the deployment",
+    source="issue 13: a dump off the host holds every row; only its restorers may read it",
+)
+def backup_encrypted(service: Workload, stack: Stack) -> Iterable[str]:
+    if not stack.production or not service.mounts_volume(POSTGRES_BACKUPS_VOLUME):
+        return
+    recipients = service.env_value(BACKUP_RECIPIENTS_ENV)
+    if recipients is None:
+        yield (
+            f"is not given its recipients ({BACKUP_RECIPIENTS_ENV} is missing, secret or unknown)"
+        )
+    elif not recipients.split():
+        yield "writes unencrypted dumps: it is given no age recipient to encrypt to"

@@ -2,8 +2,10 @@
 
 A change is marked **replace** when it touches a property the provider cannot update in place
 (``depot.review.replacements``): the container is deleted and recreated, which is downtime.
-It is marked **data** when it would delete or replace a protected or stateful resource, or run
-another postgres major version on the data volume (``depot.review.postgres``).
+It is marked **data** when it would delete or replace a protected or stateful resource, run
+another postgres major version on the data volume (``depot.review.postgres``), or weaken the
+backups: the backup service removed (backups switched off), or its dumps no longer leaving the
+host or no longer encrypted.
 
 Secrets are compared by their fingerprints (``depot.review.plan``): a changed one is a change
 shown as ``[secret] changed``; an unchanged one is no change; neither value nor fingerprint is
@@ -17,11 +19,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from depot.catalog import POSTGRES_DATA_VOLUME
+from depot.catalog import (
+    BACKUP_RECIPIENTS_ENV,
+    BACKUP_TARGETS_ENV,
+    POSTGRES_BACKUPS_VOLUME,
+    POSTGRES_DATA_VOLUME,
+)
 from depot.resource_types import BUILD, COMMAND, ROTATION_SUFFIX, VOLUME
 from depot.review.planned import SECRET, Plan, PlannedResource, is_fingerprinted, is_secret
 from depot.review.postgres import data_image, mounts_data, postgres_major
 from depot.review.replacements import replaces_on_change
+from depot.review.workload import is_workload, workload
 from depot.types import COMMIT_PATTERN
 
 STATEFUL_TYPES = frozenset({VOLUME})
@@ -40,7 +48,8 @@ ROTATION_NOTES = {
         "postgres reads its password file only when it initialises an empty data directory, "
         "so once postgres is up the program alters the role in the existing "
         f"{POSTGRES_DATA_VOLUME} volume itself (docker exec … psql, ALTER ROLE with a SCRAM "
-        "verifier on stdin) and only then replaces dispatch with the new DATABASE_URL"
+        "verifier on stdin) and only then replaces what reads it: dispatch with the new "
+        "DATABASE_URL, the backup service with the new password file"
     ),
     "grafana-admin-password-rotation": (
         "grafana's own CLI resets it in the running grafana (docker exec … grafana cli admin "
@@ -130,6 +139,8 @@ class PlanDiff:
     changed: tuple[ResourceChange, ...]
     # Risks found by comparing the plans as a whole (a postgres major on the data volume).
     postgres_risks: tuple[DataRisk, ...] = ()
+    # Backups switched off or weakened (``_backup_risks``).
+    backup_risks: tuple[DataRisk, ...] = ()
     secrets_compared: bool = True
 
     @property
@@ -167,7 +178,7 @@ class PlanDiff:
             for c in self.changed
             if c.touches_data
         ]
-        return (*found, *self.postgres_risks)
+        return (*found, *self.postgres_risks, *self.backup_risks)
 
     @property
     def data_risks(self) -> tuple[str, ...]:
@@ -274,6 +285,7 @@ def diff_plans(base: Plan, head: Plan, *, base_label: str, head_label: str) -> P
         removed=tuple(before[key] for key in sorted(before.keys() - after.keys())),
         changed=tuple(changed),
         postgres_risks=_postgres_major_risks(base, head),
+        backup_risks=_backup_risks(base, head),
         secrets_compared=not (_has_plain_secret(base) or _has_plain_secret(head)),
     )
 
@@ -306,6 +318,60 @@ def _postgres_major_risks(base: Plan, head: Plan) -> tuple[DataRisk, ...]:
                 'restore, then record it (depot:data.postgresMajor) — README "Upgrading postgres"'
             )
         risks.append(DataRisk(container.key, reason))
+    return tuple(risks)
+
+
+def _holds_backups(resource: PlannedResource) -> bool:
+    return is_workload(resource) and workload(resource).mounts_volume(POSTGRES_BACKUPS_VOLUME)
+
+
+def _words(resource: PlannedResource, variable: str) -> list[str] | None:
+    """The words of a backup workload's variable; None when the plan cannot show them."""
+    value = workload(resource).env_value(variable)
+    return None if value is None else value.split()
+
+
+def _backup_risks(base: Plan, head: Plan) -> tuple[DataRisk, ...]:
+    """The backup service gone, or its dumps no longer leaving the host or no longer encrypted.
+
+    Nothing is lost at once, which is why it must be said here: the loss comes on the day a
+    backup is needed and the newest one is old, on the dead host, or readable by anyone.
+    """
+    after = head.by_key()
+    still_backed_up = any(_holds_backups(r) for r in head.resources)
+    risks = []
+    for old in base.resources:
+        if not _holds_backups(old):
+            continue
+        new = after.get(old.key)
+        if new is None or not _holds_backups(new):
+            if not still_backed_up:
+                risks.append(
+                    DataRisk(
+                        old.key,
+                        "backups stop: the backup service is removed (depot:backup.enabled), "
+                        "so no new backup is taken; those already taken are kept",
+                    )
+                )
+            continue
+        old_targets, new_targets = _words(old, BACKUP_TARGETS_ENV), _words(new, BACKUP_TARGETS_ENV)
+        if old_targets and new_targets is not None and not new_targets:
+            risks.append(
+                DataRisk(
+                    new.key,
+                    "backups stay on the host: depot:backup.targets is emptied, so a lost host "
+                    "loses the backups with the data",
+                )
+            )
+        old_keys = _words(old, BACKUP_RECIPIENTS_ENV)
+        new_keys = _words(new, BACKUP_RECIPIENTS_ENV)
+        if old_keys and new_keys is not None and not new_keys:
+            risks.append(
+                DataRisk(
+                    new.key,
+                    "dumps are no longer encrypted: depot:backup.recipients is emptied",
+                )
+            )
     return tuple(risks)
 
 

@@ -4,6 +4,10 @@ Nodes are what a reviewer reasons about — containers, images, builds, networks
 secrets; providers and components are left out. An edge points from what is needed to what needs
 it; an edge between two containers is *health-gated* (the dependency is created with ``wait``, so
 the dependent starts only once it is healthy).
+
+A graph is drawn two ways to the same result: ``build_graph`` from a plan (the program run under
+mocks: what ``depot diff`` shows of a change), and ``depot.review.model_graph`` from the resolved
+model alone (what ``depot graph`` prints, without loading the Pulumi SDK).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from depot.resource_types import (
     REMOTE_IMAGE,
     VOLUME,
 )
-from depot.review.planned import Plan, PlannedResource
+from depot.review.planned import Plan, PlannedResource, resource_key
 from depot.review.workload import WORKLOAD_TYPES, display_name, is_workload, workload
 
 KINDS = {
@@ -33,6 +37,30 @@ KINDS = {
     DOCKER_SECRET: "swarm secret",
     COMMAND: "rotation",
 }
+"""Every resource type the graph draws, and the word its label starts with."""
+
+ENGINE_NAMED = frozenset({"service", "network", "volume"})
+"""Kinds labelled with the name the engine knows them by (``depot-postgres``), not Pulumi's."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One resource as the graph shows it: its plan key, its kind and the name on its label."""
+
+    key: str
+    kind: str
+    name: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}: {self.name}"
+
+
+def node(type_: str, name: str, engine_name: str) -> Node:
+    """The node of resource ``name`` of ``type_`` (one of ``KINDS``), known to the engine as
+    ``engine_name``; its label shows the engine's name where a reviewer knows it by that."""
+    kind = KINDS[type_]
+    return Node(resource_key(type_, name), kind, engine_name if kind in ENGINE_NAMED else name)
 
 
 @dataclass(frozen=True)
@@ -46,27 +74,36 @@ class Edge:
 
 @dataclass(frozen=True)
 class Graph:
-    """Nodes (by plan key) and their edges."""
+    """Nodes (by plan key) and their edges, sorted: equal graphs draw equal text."""
 
-    nodes: dict[str, PlannedResource]
+    nodes: dict[str, Node]
     edges: tuple[Edge, ...]
+
+    @classmethod
+    def of(cls, nodes: Iterable[Node], edges: Iterable[Edge]) -> Graph:
+        by_key = {n.key: n for n in sorted(nodes, key=lambda n: n.key)}
+        return cls(by_key, tuple(sorted(set(edges), key=lambda e: (e.source, e.target))))
+
+    def around(self, only: Iterable[str]) -> Graph:
+        """The resources ``only`` names and their direct neighbours."""
+        focus = set(only) & self.nodes.keys()
+        edges = [e for e in self.edges if e.source in focus or e.target in focus]
+        keep = focus | {e.source for e in edges} | {e.target for e in edges}
+        return Graph.of((n for key, n in self.nodes.items() if key in keep), edges)
 
 
 def build_graph(plan: Plan, only: Iterable[str] | None = None) -> Graph:
     """The graph of ``plan``; with ``only``, those resources and their direct neighbours."""
-    nodes = {r.key: r for r in plan.resources if r.type in KINDS}
+    resources = {r.key: r for r in plan.resources if r.type in KINDS}
     edges = [
-        Edge(dep, r.key, _gated(nodes[dep], r))
-        for r in nodes.values()
+        Edge(dep, r.key, _gated(resources[dep], r))
+        for r in resources.values()
         for dep in r.dependencies
-        if dep in nodes
+        if dep in resources
     ]
-    if only is not None:
-        focus = set(only) & nodes.keys()
-        edges = [e for e in edges if e.source in focus or e.target in focus]
-        keep = focus | {e.source for e in edges} | {e.target for e in edges}
-        nodes = {key: node for key, node in nodes.items() if key in keep}
-    return Graph(nodes, tuple(sorted(edges, key=lambda e: (e.source, e.target))))
+    nodes = (node(r.type, r.name, display_name(r)) for r in resources.values())
+    graph = Graph.of(nodes, edges)
+    return graph if only is None else graph.around(only)
 
 
 def _gated(dependency: PlannedResource, dependent: PlannedResource) -> bool:
@@ -74,19 +111,14 @@ def _gated(dependency: PlannedResource, dependent: PlannedResource) -> bool:
     return services and workload(dependency).waited_for
 
 
-def _label(node: PlannedResource) -> str:
-    named = KINDS[node.type] in {"service", "network", "volume"}
-    return f"{KINDS[node.type]}: {display_name(node) if named else node.name}"
-
-
 def to_mermaid(graph: Graph) -> str:
     """Mermaid flowchart: health-gated edges thick and labelled ``healthy``."""
     ids = {key: f"n{index}" for index, key in enumerate(sorted(graph.nodes))}
     lines = ["flowchart LR"]
     for key in sorted(graph.nodes):
-        node = graph.nodes[key]
-        shape = ('[("', '")]') if KINDS[node.type] == "volume" else ('["', '"]')
-        lines.append(f"  {ids[key]}{shape[0]}{_label(node)}{shape[1]}")
+        shown = graph.nodes[key]
+        shape = ('[("', '")]') if shown.kind == "volume" else ('["', '"]')
+        lines.append(f"  {ids[key]}{shape[0]}{shown.label}{shape[1]}")
     for edge in graph.edges:
         arrow = "==>|healthy|" if edge.health_gated else "-->"
         lines.append(f"  {ids[edge.source]} {arrow} {ids[edge.target]}")
@@ -97,8 +129,9 @@ def to_dot(graph: Graph) -> str:
     """Graphviz DOT: health-gated edges bold and labelled ``healthy``."""
     lines = ["digraph depot {", "  rankdir=LR;", "  node [shape=box];"]
     for key in sorted(graph.nodes):
-        shape = ", shape=cylinder" if KINDS[graph.nodes[key].type] == "volume" else ""
-        lines.append(f'  "{key}" [label="{_label(graph.nodes[key])}"{shape}];')
+        shown = graph.nodes[key]
+        shape = ", shape=cylinder" if shown.kind == "volume" else ""
+        lines.append(f'  "{key}" [label="{shown.label}"{shape}];')
     for edge in graph.edges:
         style = ' [style=bold, label="healthy"]' if edge.health_gated else ""
         lines.append(f'  "{edge.source}" -> "{edge.target}"{style};')

@@ -35,6 +35,7 @@ from depot.review.planned import (
     UNKNOWN,
     Plan,
     PlannedResource,
+    resource_key,
 )
 
 # Plans are made here and read everywhere else: the data types live in depot.review.planned,
@@ -126,7 +127,7 @@ def _planned(
         },
         dependencies=tuple(
             sorted(
-                f"{by_urn[u].type}::{by_urn[u].name}"
+                resource_key(by_urn[u].type, by_urn[u].name)
                 for u in registration.dependencies
                 if u in by_urn
             )

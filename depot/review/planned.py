@@ -28,6 +28,12 @@ def is_fingerprinted(value: object) -> bool:
     return is_secret(value) and value != SECRET
 
 
+def resource_key(type_: str, name: str) -> str:
+    """A resource's key in a plan: unique, where names repeat across types (a component and
+    its image)."""
+    return f"{type_}::{name}"
+
+
 @dataclass(frozen=True)
 class PlannedResource:
     """One resource as the plan shows it."""
@@ -42,8 +48,8 @@ class PlannedResource:
 
     @property
     def key(self) -> str:
-        """Unique within a plan: names repeat across types (a component and its image)."""
-        return f"{self.type}::{self.name}"
+        """Unique within a plan (see ``resource_key``)."""
+        return resource_key(self.type, self.name)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -21,7 +21,7 @@ from typing import Any
 from depot.catalog import Healthcheck
 from depot.resource_types import BUILD, COMPONENT_PREFIX, CONTAINER, DOCKER_SECRET, REMOTE_IMAGE
 from depot.resource_types import SERVICE as SWARM_SERVICE
-from depot.review.planned import PlannedResource, is_secret
+from depot.review.planned import UNKNOWN, PlannedResource, is_secret
 
 Around = Mapping[str, PlannedResource]
 """The plan's resources by key: where an adapter finds what a workload refers to."""
@@ -72,10 +72,12 @@ class DeliveredFile:
 
 @dataclass(frozen=True)
 class EnvVar:
-    """One environment variable: its name, and whether its value is a secret."""
+    """One environment variable: its name, whether its value is a secret, and the value if not
+    (None too where the plan cannot know it yet)."""
 
     name: str
     value_secret: bool
+    value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,10 @@ class Workload:
     def mounts_volume(self, volume: str) -> bool:
         return any(mount.volume == volume for mount in self.volumes)
 
+    def env_value(self, name: str) -> str | None:
+        """The plain value of variable ``name``; None when it is absent, secret or unknown."""
+        return next((v.value for v in self.env if v.name == name), None)
+
 
 # --- reading engine values -----------------------------------------------------------------
 
@@ -262,7 +268,14 @@ def _networks(value: object) -> tuple[NetworkAttachment, ...]:
 
 
 def _env(entries: Iterable[tuple[str, object]]) -> tuple[EnvVar, ...]:
-    return tuple(EnvVar(name, is_secret(value)) for name, value in entries)
+    return tuple(
+        EnvVar(
+            name,
+            is_secret(value),
+            value if isinstance(value, str) and not is_secret(value) and value != UNKNOWN else None,
+        )
+        for name, value in entries
+    )
 
 
 def _assignment(entry: object) -> tuple[str, str]:

@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
-from depot.catalog import SERVICES, ServiceSpec
+from depot.catalog import SERVICES, ServiceSpec, VolumeName
 from depot.config import DepotSettings, RawConfig, load_settings
 from depot.config.stack_file import encode
 from depot.outputs.compose import compose_document, compose_yaml
@@ -38,7 +38,7 @@ OVERRIDABLE = frozenset({"image", "build", "command"})
 # The stand-ins' commands, where the image's own is not the service's (none needed today).
 STANDIN_COMMANDS: Mapping[str, list[str]] = {}
 # The export's fixed names: another depot on the engine would clash with the tier's.
-FIXED_VOLUMES = ("postgres-data",)
+FIXED_VOLUMES = tuple(get_args(VolumeName))
 
 
 def compose_cli() -> str | None:
@@ -213,8 +213,8 @@ class TierDepot:
 
     @property
     def services(self) -> list[ServiceSpec]:
-        """The services ``up`` starts: every one without a profile."""
-        return [spec for spec in SERVICES if spec.profile is None]
+        """The services ``up`` starts: every one without a profile that the stack runs."""
+        return [spec for spec in SERVICES if spec.profile is None and self.settings.runs(spec)]
 
     def compose(
         self, *args: str, timeout: float = COMMAND_TIMEOUT, check: bool = True

@@ -1,10 +1,12 @@
 """The stand-in images the engine tier runs instead of the real ones, built here with no registry.
 
 One Debian root file system (debootstrap, variant minbase, from this machine's own apt source)
-carries postgresql, nginx and busybox-static; it is imported as ``depot-standin-debian``. The
-postgres and console stand-ins are built on it, the Rust services' and grafana's from ``scratch``
-with its static busybox. Every image is tagged with a hash of what went into it, and reused while
-that tag exists: a second run builds nothing.
+carries postgresql, nginx, busybox-static, age and rclone; it is imported as
+``depot-standin-debian``. The postgres and console stand-ins are built on it, the Rust services'
+and grafana's from ``scratch`` with its static busybox. The backup service's image is the real
+one (docker/backup.Dockerfile) built on the postgres stand-in, as a stack builds it on its own
+postgres image. Every image is tagged with a hash of what went into it, and reused while that tag
+exists: a second run builds nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STANDINS_DIR = Path(__file__).resolve().parent / "standins"
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+BACKUP_DOCKERFILE = PROJECT_DIR / "docker" / "backup.Dockerfile"
+BACKUP_CONTEXT = PROJECT_DIR / "docker" / "backup"
+BACKUP_REPOSITORY = "depot-tier-backup"
+BACKUP_STANDIN = "backup"  # its key among the stand-ins' tags
 PACKAGES_FILE = STANDINS_DIR / "debian.packages"
 BASE_REPOSITORY = "depot-standin-debian"
 DEBIAN_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
@@ -60,6 +67,7 @@ STANDIN_OF: Mapping[str, str] = {
     "dispatch": "rust-service",
     "splat-worker": "rust-service",
     "rtk-base": "rust-service",
+    "backup": BACKUP_STANDIN,
 }
 
 
@@ -149,7 +157,45 @@ def ensure_standins() -> tuple[dict[str, str], BuildReport]:
             report.seconds[standin.repository] = time.monotonic() - started
             _remove_other_tags(tag)
         tags[standin.name] = tag
+    backup, seconds = ensure_backup_image(tags["postgres"])
+    if seconds is not None:
+        report.seconds[BACKUP_REPOSITORY] = seconds
+    tags[BACKUP_STANDIN] = backup
     return tags, report
+
+
+def backup_image_tag(postgres_tag: str) -> str:
+    """The backup image's tag: a hash of its postgres base, Dockerfile and build context."""
+    context = sorted(path for path in BACKUP_CONTEXT.rglob("*") if path.is_file())
+    parts = [postgres_tag.encode(), BACKUP_DOCKERFILE.read_bytes()]
+    for path in context:
+        mode = path.stat().st_mode & 0o777
+        parts += [str(path.relative_to(BACKUP_CONTEXT)).encode(), f"{mode:o}".encode()]
+        parts.append(path.read_bytes())
+    return f"{BACKUP_REPOSITORY}:{_digest(SEPARATOR.join(parts))}"
+
+
+def ensure_backup_image(postgres_tag: str) -> tuple[str, float | None]:
+    """docker/backup.Dockerfile built on the postgres stand-in; seconds taken (None: cached)."""
+    tag = backup_image_tag(postgres_tag)
+    if _image_exists(tag):
+        return tag, None
+    started = time.monotonic()
+    _run(
+        "docker",
+        "build",
+        "--quiet",
+        "--file",
+        str(BACKUP_DOCKERFILE),
+        "--build-arg",
+        f"POSTGRES_IMAGE={postgres_tag}",
+        "--tag",
+        tag,
+        str(BACKUP_CONTEXT),
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )
+    _remove_other_tags(tag)
+    return tag, time.monotonic() - started
 
 
 def _base_tag_here() -> str:

@@ -27,9 +27,9 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from depot.catalog import DATABASE_NETWORK, DEPOT_NETWORK, POSTGRES_DATA_VOLUME
+from depot.catalog import DEPOT_NETWORK, NetworkName, VolumeName
 from depot.config import DepotSettings, RawConfig, load_settings
 from depot.config.stack_file import encode
 from depot.outputs.compose import dump
@@ -327,7 +327,7 @@ class SwarmDepot:
             lambda: not self.leftovers(),
             timeout=120,
         )
-        for volume in (POSTGRES_DATA_VOLUME,):
+        for volume in get_args(VolumeName):
             docker("volume", "rm", "--force", volume, check=False)
         for secret in _listed("secret", "ls", "--format", "{{.Name}}"):
             if secret.startswith(f"{STACK_NAME}_"):
@@ -341,7 +341,7 @@ class SwarmDepot:
             + [
                 network
                 for network in _listed("network", "ls", "--format", "{{.Name}}")
-                if network in (DEPOT_NETWORK, DATABASE_NETWORK)
+                if network in get_args(NetworkName)
             ]
         )
 

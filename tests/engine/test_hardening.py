@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from depot.catalog import LOG_OPTIONS, SCRATCH, BuiltImage
+from depot.catalog import LOG_OPTIONS, SCRATCH
 from depot.model import deployments
 from tests.engine.harness import TierDepot, docker
 
@@ -30,7 +30,7 @@ def test_the_engine_applied_the_catalogues_hardening(depot: TierDepot) -> None:
             assert config["User"] == spec.user, spec.name
         tmpfs = dict.fromkeys(spec.tmpfs, SCRATCH.mount_options)
         assert (host.get("Tmpfs") or {}) == tmpfs, spec.name
-        assert bool(host.get("Init")) is isinstance(spec.image, BuiltImage), spec.name
+        assert bool(host.get("Init")) is bool(spec.init), spec.name
         assert config["StopTimeout"] == spec.stop_grace_seconds, spec.name
         assert host["LogConfig"] == {"Type": "json-file", "Config": LOG_OPTIONS}, spec.name
         restart = deployment.restart

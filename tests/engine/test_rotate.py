@@ -93,6 +93,7 @@ def test_the_database_password_rotates_on_the_running_depot(
         f"wrote {env_file}",
         f"wrote {password_file}",
         "recreated dispatch: healthy, with the new value",
+        "recreated backup: healthy, with the new value",
         "depot rotate: database-password rotated",
     ]
     assert len(samples) > 10, "the process list was sampled too rarely to mean anything"
@@ -108,6 +109,9 @@ def test_the_database_password_rotates_on_the_running_depot(
     assert refused.returncode != 0
     assert "password authentication failed" in refused.stderr
     assert sql(depot, "SELECT note FROM rotation_check") == "kept"
+    # The backup service reads the new password file: a backup taken now connects and is good.
+    backed_up = docker("exec", "depot-backup", "depot-backup", "run", check=False)
+    assert backed_up.returncode == 0, backed_up.stderr[-300:]
 
     # dispatch was recreated with the new URL, healthy; no password anywhere else.
     dispatch = depot.inspect("depot-dispatch")

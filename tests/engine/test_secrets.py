@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from depot.catalog import SERVICES, SecretFile, ServiceSpec
+from depot.catalog import SecretFile, ServiceSpec
+from depot.model import deployments
 from depot.outputs.secret_files import SECRETS_DIR, env_file_name, secret_file_name
 from tests.engine.harness import TierDepot
 
@@ -20,12 +21,19 @@ pytestmark = pytest.mark.engine
 NOBODY = "65534:65534"
 
 
-def with_secrets() -> list[tuple[ServiceSpec, SecretFile]]:
-    return [(spec, secret) for spec in SERVICES for secret in spec.secret_files]
+def with_secrets(depot: TierDepot) -> list[tuple[ServiceSpec, SecretFile]]:
+    """Each secret file the tier's services are given (an unset rclone configuration is none)."""
+    started = {spec.name for spec in depot.services}
+    return [
+        (deployment.spec, secret)
+        for deployment in deployments(depot.settings)
+        if deployment.name in started
+        for secret in deployment.secret_files
+    ]
 
 
 def test_each_password_file_is_readable_by_its_process(depot: TierDepot) -> None:
-    for spec, secret in with_secrets():
+    for spec, secret in with_secrets(depot):
         owner = str(secret.owner)
         read = depot.exec(spec.container_name, "sh", "-c", f"wc -c < {secret.path}", user=owner)
         assert read.returncode == 0, f"{spec.name}: user {owner} cannot read {secret.path}"
@@ -34,7 +42,7 @@ def test_each_password_file_is_readable_by_its_process(depot: TierDepot) -> None
 
 def test_compose_bind_mounts_the_host_file_read_only(depot: TierDepot) -> None:
     # README "Compose export": outside Swarm the file is the host's, its uid/gid/mode ignored.
-    for spec, secret in with_secrets():
+    for spec, secret in with_secrets(depot):
         mounts = {m["Destination"]: m for m in depot.inspect(spec.container_name)["Mounts"]}
         mount = mounts[secret.path]
         assert (mount["Type"], mount["RW"]) == ("bind", False), spec.name
@@ -84,9 +92,9 @@ def psql_from_dispatch(depot: TierDepot, env: list[str]) -> subprocess.Completed
 
 
 def test_no_password_appears_in_docker_inspect(depot: TierDepot) -> None:
-    containers = [spec.container_name for spec, _secret in with_secrets()]
-    assert containers == ["depot-postgres", "depot-grafana"]
-    for _spec, secret in with_secrets():
+    containers = [spec.container_name for spec, _secret in with_secrets(depot)]
+    assert containers == ["depot-postgres", "depot-grafana", "depot-backup"]
+    for _spec, secret in with_secrets(depot):
         password_file = depot.directory / SECRETS_DIR / secret_file_name(secret.secret)
         password = password_file.read_text().strip()
         for container in containers:

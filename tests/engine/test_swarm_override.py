@@ -56,7 +56,7 @@ def test_every_service_gets_its_stand_in_by_digest_dnsrr_and_host_mode() -> None
 
 def test_the_stack_is_the_cluster_stack_without_its_gpu_and_rtk_profiles() -> None:
     services = set(exported()["services"])
-    assert services == {"postgres", "discovery", "dispatch", "grafana", "console"}
+    assert services == {"postgres", "discovery", "dispatch", "grafana", "console", "backup"}
 
 
 def test_override_changes_finds_a_change_anywhere() -> None:

@@ -1,0 +1,842 @@
+"""docker/backup/depot-backup without a database: retention, debris, list, health, run, schedule.
+
+The script is run by this machine's ``sh`` (dash, with GNU coreutils) and by ``busybox sh`` with
+only busybox applets on PATH (as in the Alpine postgres image), plus the real ``age`` and
+``rclone``; targets are rclone paths on the local disk. Where a database would be needed,
+``pg_dump`` and ``pg_restore`` are fakes that record how they were called; the real ones run in
+the engine tier (tests/engine/test_backup_agent.py). Time is driven with ``--now``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+SCRIPT = PROJECT_DIR / "docker" / "backup" / "depot-backup"
+DOCKERFILE = PROJECT_DIR / "docker" / "backup.Dockerfile"
+STACK = "prod"
+STAMP = "%Y%m%dT%H%M%SZ"
+DAY = 86400
+CANARY_PASSWORD = "CanaryPassw0rd7f3a9c"  # letters and digits, as the stack's passwords
+COMMAND_TIMEOUT = 60  # seconds, for one command of the script
+
+REQUIRED_TOOLS = ("sh", "age", "age-keygen", "rclone")
+
+
+def _missing(tools: Iterable[str]) -> list[str]:
+    return [tool for tool in tools if shutil.which(tool) is None]
+
+
+pytestmark = pytest.mark.skipif(
+    bool(_missing(REQUIRED_TOOLS)),
+    reason=f"needs {', '.join(_missing(REQUIRED_TOOLS))} (apt-get install age rclone)",
+)
+
+
+# --- running the script ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shell:
+    """How the script is started, and the PATH its tools come from."""
+
+    name: str
+    argv: tuple[str, ...]
+    path: str
+
+
+def _busybox_bin(directory: Path) -> str:
+    """A directory of busybox applets (and the real age and rclone): the whole PATH."""
+    busybox = shutil.which("busybox")
+    assert busybox is not None
+    listed = subprocess.run(
+        [busybox, "--list"], capture_output=True, text=True, check=True, timeout=30
+    )
+    directory.mkdir()
+    for applet in listed.stdout.split():
+        (directory / applet).symlink_to(busybox)
+    for tool in ("age", "age-keygen", "rclone"):
+        found = shutil.which(tool)
+        assert found is not None
+        (directory / tool).symlink_to(found)
+    return str(directory)
+
+
+@pytest.fixture(scope="session", params=["sh", "busybox"])
+def shell(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Shell:
+    """dash + GNU coreutils (this machine's sh), then busybox ash + busybox applets only."""
+    if request.param == "sh":
+        return Shell("sh", ("sh", str(SCRIPT)), os.environ["PATH"])
+    if shutil.which("busybox") is None:
+        pytest.skip("busybox is not installed (apt-get install busybox-static)")
+    path = _busybox_bin(tmp_path_factory.mktemp("busybox") / "bin")
+    return Shell("busybox", (str(Path(path) / "sh"), str(SCRIPT)), path)
+
+
+@dataclass
+class Identity:
+    """An age key pair made for the session: the private key stays in the test's files."""
+
+    file: Path
+    recipient: str
+
+
+@pytest.fixture(scope="session")
+def identity(tmp_path_factory: pytest.TempPathFactory) -> Identity:
+    file = tmp_path_factory.mktemp("age") / "identity.txt"
+    subprocess.run(["age-keygen", "-o", str(file)], capture_output=True, check=True, timeout=30)
+    public = subprocess.run(
+        ["age-keygen", "-y", str(file)], capture_output=True, text=True, check=True, timeout=30
+    )
+    return Identity(file, public.stdout.strip())
+
+
+@dataclass
+class Box:
+    """One test's backup volume, off-host target, fake tools and environment."""
+
+    shell: Shell
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def backups(self) -> Path:
+        return self.root / "backups"
+
+    @property
+    def offsite(self) -> Path:
+        return self.root / "offsite" / "depot"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "fake.log"
+
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.shell.argv, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=COMMAND_TIMEOUT,
+            env={**self.env, **env},
+            stdin=subprocess.DEVNULL,
+        )
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*self.shell.argv, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**self.env, **env},
+            stdin=subprocess.DEVNULL,
+        )
+
+    def calls(self, tool: str) -> list[str]:
+        if not self.log.exists():
+            return []
+        return [line for line in self.log.read_text().splitlines() if line.startswith(tool + " ")]
+
+
+# Fakes of the postgres clients. pg_dump writes a "dump" starting with the custom format's magic
+# (PGDMP) and records its argv and a hash of the PGPASSWORD it was given (never the password).
+FAKE_PG_DUMP = r"""#!/bin/sh
+for arg; do case $arg in --file=*) out=${arg#--file=} ;; esac; done
+printf 'pg_dump %s\n' "$*" >>"$FAKE_LOG"
+hashed=$(printf %s "${PGPASSWORD:-}" | sha256sum | cut -c1-64)
+printf 'pg_dump-password %s\n' "$hashed" >>"$FAKE_LOG"
+if [ -n "${FAKE_DUMP_SLEEP:-}" ]; then
+	echo $$ >"$FAKE_DIR/pg_dump.pid"
+	exec sleep "$FAKE_DUMP_SLEEP"
+fi
+[ -z "${FAKE_DUMP_FAIL:-}" ] || { echo 'pg_dump: error: connection refused' >&2; exit 1; }
+printf 'PGDMP fake custom-format dump %s\n' "$(date +%s%N)" >"$out"
+"""
+FAKE_PG_RESTORE = r"""#!/bin/sh
+printf 'pg_restore %s\n' "$*" >>"$FAKE_LOG"
+if [ -n "${FAKE_RESTORE_FAIL:-}" ]; then
+	echo 'pg_restore: error: input file does not appear to be a valid archive' >&2
+	exit 1
+fi
+out=
+for arg; do case $arg in --file=*) out=${arg#--file=} ;; esac; done
+[ "$out" = /dev/null ] || printf ';\n; Archive created at fake\n;\n' >"$out"
+"""
+# rclone that, asked to, garbles what it has just copied to the target (a target that corrupts).
+FAKE_RCLONE = r"""#!/bin/sh
+real=$REAL_RCLONE
+"$real" "$@"
+status=$?
+if [ -n "${FAKE_GARBLE:-}" ] && [ "$status" = 0 ]; then
+	for last; do :; done
+	case " $* " in *" copyto "*) case $last in *.age) printf 'garbage' >>"$last" ;; esac ;; esac
+fi
+exit $status
+"""
+
+
+@pytest.fixture
+def box(shell: Shell, tmp_path: Path, identity: Identity) -> Box:
+    fakes = tmp_path / "fakes"
+    fakes.mkdir()
+    for name, body in (
+        ("pg_dump", FAKE_PG_DUMP),
+        ("pg_restore", FAKE_PG_RESTORE),
+        ("rclone", FAKE_RCLONE),
+    ):
+        (fakes / name).write_text(body)
+        (fakes / name).chmod(0o755)
+    password = tmp_path / "secrets" / "database_password"
+    password.parent.mkdir()
+    password.write_text(CANARY_PASSWORD)
+    password.chmod(0o400)
+    (tmp_path / "tmp").mkdir()
+    real_rclone = shutil.which("rclone", path=shell.path)
+    assert real_rclone is not None
+    env = {
+        "PATH": f"{fakes}{os.pathsep}{shell.path}",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path / "tmp"),
+        "REAL_RCLONE": real_rclone,
+        "FAKE_LOG": str(tmp_path / "fake.log"),
+        "FAKE_DIR": str(tmp_path),
+        "DEPOT_BACKUP_DIR": str(tmp_path / "backups"),
+        "DEPOT_BACKUP_STACK": STACK,
+        "DEPOT_BACKUP_INTERVAL": str(DAY),
+        "DEPOT_BACKUP_KEEP_HOURLY": "0",
+        "DEPOT_BACKUP_KEEP_DAILY": "7",
+        "DEPOT_BACKUP_KEEP_WEEKLY": "4",
+        "DEPOT_BACKUP_KEEP_MONTHLY": "6",
+        "DEPOT_BACKUP_KEEP_LOCAL": "2",
+        "DEPOT_BACKUP_RECIPIENTS": identity.recipient,
+        "DEPOT_BACKUP_TARGETS": "",
+        "DATABASE_PASSWORD_FILE": str(password),
+        "RCLONE_CONFIG": "/dev/null",
+        "PGHOST": "postgres",
+        "PGDATABASE": "dispatch",
+    }
+    (tmp_path / "backups").mkdir()
+    return Box(shell, tmp_path, env)
+
+
+# --- seeded backups and an independent retention model --------------------------------------
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime(STAMP)
+
+
+def at(text: str) -> datetime:
+    return datetime.strptime(text, STAMP).replace(tzinfo=UTC)
+
+
+def artefact(moment: datetime, suffix: str = ".dump.age") -> str:
+    return f"{STACK}-{stamp(moment)}{suffix}"
+
+
+def seed(place: Path, moment: datetime, *, sidecar: bool = True, suffix: str = ".dump.age") -> str:
+    """A backup as a run leaves it: the artefact, then its sidecar with the artefact's sha256."""
+    place.mkdir(parents=True, exist_ok=True)
+    name = artefact(moment, suffix)
+    data = f"age-encryption.org/v1\nseeded {name}\n".encode()
+    (place / name).write_bytes(data)
+    if sidecar:
+        digest = hashlib.sha256(data).hexdigest()
+        (place / f"{name}.sha256").write_text(f"{digest}  {name}\n")
+    return name
+
+
+def good(place: Path) -> list[datetime]:
+    """The backups at ``place`` (artefact and sidecar both there), oldest first."""
+    pattern = re.compile(rf"^{STACK}-(\d{{8}}T\d{{6}}Z)\.dump(\.age)?$")
+    found = []
+    for path in place.iterdir() if place.exists() else []:
+        match = pattern.match(path.name)
+        if match and (place / f"{path.name}.sha256").exists():
+            found.append(at(match.group(1)))
+    return sorted(found)
+
+
+Period = Callable[[datetime], object]
+PERIODS: Mapping[str, Period] = {
+    "hourly": lambda t: (t.year, t.month, t.day, t.hour),
+    "daily": lambda t: t.date(),
+    "weekly": lambda t: t.isocalendar()[:2],  # ISO year and week
+    "monthly": lambda t: (t.year, t.month),
+}
+
+
+def gfs(backups: Iterable[datetime], rules: Mapping[str, int]) -> set[datetime]:
+    """What grandfather-father-son keeps, computed differently from the script: group the
+    backups by period, keep the newest of each group, and of the groups the newest N."""
+    kept: set[datetime] = set()
+    for rule, count in rules.items():
+        newest_of: dict[object, datetime] = {}
+        for moment in backups:
+            key = PERIODS[rule](moment)
+            newest_of[key] = max(moment, newest_of.get(key, moment))
+        kept |= set(sorted(newest_of.values(), reverse=True)[:count])
+    return kept
+
+
+def keep_env(rules: Mapping[str, int]) -> dict[str, str]:
+    return {f"DEPOT_BACKUP_KEEP_{rule.upper()}": str(rules.get(rule, 0)) for rule in PERIODS}
+
+
+def simulate(
+    box: Box, moments: list[datetime], rules: Mapping[str, int], **env: str
+) -> list[datetime]:
+    """Seeds a backup at each moment and prunes as a run does, checking the model every time."""
+    expected: set[datetime] = set()
+    for moment in moments:
+        seed(box.backups, moment)
+        pruned = box.run("prune", "--now", stamp(moment), **keep_env(rules), **env)
+        assert pruned.returncode == 0, pruned.stderr
+        expected = gfs(expected | {moment}, rules)
+        assert set(good(box.backups)) == expected, moment
+    return good(box.backups)
+
+
+def daily(start: str, days: int, *, skip: Iterable[str] = ()) -> list[datetime]:
+    """A 24 h schedule's runs: just after 00:00 UTC (0-4 s late), except the days skipped."""
+    first = at(start)
+    moments = [first + timedelta(days=n, seconds=n % 5) for n in range(days)]
+    return [m for m in moments if m.strftime("%Y%m%d") not in set(skip)]
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def test_retention_of_a_daily_schedule_over_seven_weeks_keeps_exactly_the_promise(
+    box: Box,
+) -> None:
+    """prod's rules (7 daily, 4 weekly, 6 monthly) from 1 December to 20 January, with the
+    run of 15 January failed and an extra backup by hand on 10 January at 14:30."""
+    rules = {"daily": 7, "weekly": 4, "monthly": 6}
+    moments = daily("20241201T000000Z", 51, skip=["20250115"])
+    moments.append(at("20250110T143000Z"))
+    moments.sort()
+
+    survivors = simulate(box, moments, rules)
+
+    # By hand: the 7 newest days that have a backup (the 15th has none, so the 13th is the
+    # 7th); ISO weeks 2025-W04..W01 end with the 20th, 19th, 12th and 5 January (week 1 of
+    # 2025 began on Monday 30 December); the months: January's newest, December's 31st.
+    # The 10 January 14:30 backup was its day's newest, but that day is no longer among the 7.
+    assert [m.strftime("%Y-%m-%d") for m in survivors] == [
+        "2024-12-31",
+        "2025-01-05",
+        "2025-01-12",
+        "2025-01-13",
+        "2025-01-14",
+        "2025-01-16",
+        "2025-01-17",
+        "2025-01-18",
+        "2025-01-19",
+        "2025-01-20",
+    ]
+    assert survivors == sorted(gfs(moments, rules))  # pruned run by run = pruned once
+
+
+def test_retention_of_a_six_hour_schedule_over_five_weeks_keeps_exactly_the_promise(
+    box: Box,
+) -> None:
+    rules = {"hourly": 6, "daily": 3, "weekly": 2, "monthly": 2}
+    first = at("20250220T000000Z")
+    moments = [first + timedelta(hours=6 * n) for n in range(36 * 4)]  # to 27 March 18:00
+
+    survivors = simulate(box, moments, rules, DEPOT_BACKUP_INTERVAL="21600")
+
+    # hourly: the 6 newest runs; daily: 27th, 26th, 25th at 18:00; weekly: W13's newest (27th),
+    # W12's (Sunday the 23rd); monthly: March's newest and 28 February 18:00.
+    assert [stamp(m) for m in survivors] == [
+        "20250228T180000Z",
+        "20250323T180000Z",
+        "20250325T180000Z",
+        "20250326T120000Z",
+        "20250326T180000Z",
+        "20250327T000000Z",
+        "20250327T060000Z",
+        "20250327T120000Z",
+        "20250327T180000Z",
+    ]
+    assert survivors == sorted(gfs(moments, rules))
+
+
+def test_with_a_target_the_local_volume_keeps_the_newest_and_the_target_the_history(
+    box: Box,
+) -> None:
+    rules = {"daily": 3, "weekly": 2}
+    moments = daily("20250301T000000Z", 20)
+    target = str(box.offsite)
+    for moment in moments:
+        seed(box.backups, moment)
+        seed(box.offsite, moment)
+        pruned = box.run(
+            "prune", "--now", stamp(moment), DEPOT_BACKUP_TARGETS=target, **keep_env(rules)
+        )
+        assert pruned.returncode == 0, pruned.stderr
+    assert good(box.backups) == moments[-2:]  # DEPOT_BACKUP_KEEP_LOCAL=2
+    assert good(box.offsite) == sorted(gfs(moments, rules))
+    assert [m.day for m in good(box.offsite)] == [16, 18, 19, 20]
+
+
+def test_debris_goes_after_a_day_and_is_never_counted_and_foreign_files_stay(box: Box) -> None:
+    now = at("20250310T000000Z")
+    kept = seed(box.backups, now - timedelta(days=2))
+    # Newer than the good backup, but without sidecars: no backup, so they cannot displace it.
+    fresh_debris = seed(box.backups, now - timedelta(hours=3), sidecar=False)
+    old_debris = seed(box.backups, now - timedelta(days=1, seconds=1), sidecar=False)
+    orphan = seed(box.backups, now - timedelta(days=3))
+    (box.backups / orphan).unlink()  # its sidecar stays behind
+    foreign = [
+        "prod-eu-20250101T000000Z.dump.age",  # another stack sharing the prefix
+        "prod-20250101T000000Z.dump.age.partial",
+        "prod-20250231T000000Z.dump.age",  # no such day
+        "notes.txt",
+    ]
+    for name in foreign:
+        (box.backups / name).write_text("not ours")
+
+    pruned = box.run("prune", "--now", stamp(now), **keep_env({"daily": 1}))
+
+    assert pruned.returncode == 0, pruned.stderr
+    names = {path.name for path in box.backups.iterdir()}
+    assert names == {kept, f"{kept}.sha256", fresh_debris, *foreign, "status"}
+    assert old_debris not in names
+    assert f"{orphan}.sha256" not in names
+
+
+def test_a_target_that_cannot_be_pruned_fails_prune_and_is_recorded(box: Box) -> None:
+    seed(box.backups, at("20250101T000000Z"))
+    pruned = box.run("prune", DEPOT_BACKUP_TARGETS=f"nosuchremote:depot {box.offsite}")
+    assert pruned.returncode == 1
+    assert pruned.stderr.splitlines()[-1] == "depot-backup: pruning failed on: nosuchremote:depot"
+    assert "pruning failed on: nosuchremote:depot" in (
+        (box.backups / "status" / "last-failure").read_text()
+    )
+    assert good(box.backups) == [at("20250101T000000Z")]
+
+
+def test_prune_refuses_when_no_rule_keeps_anything(box: Box) -> None:
+    seed(box.backups, at("20250101T000000Z"))
+    pruned = box.run("prune", **keep_env({}))
+    assert pruned.returncode == 1
+    assert "no retention rule keeps a backup" in pruned.stderr
+    assert len(good(box.backups)) == 1
+
+
+# --- list -----------------------------------------------------------------------------------
+
+
+def test_list_shows_good_backups_newest_first_once_per_place(box: Box) -> None:
+    old = seed(box.backups, at("20250102T000001Z"))
+    both = seed(box.backups, at("20250103T000002Z"))
+    seed(box.offsite, at("20250103T000002Z"))
+    remote_only = seed(box.offsite, at("20250101T000000Z"), suffix=".dump")
+    seed(box.backups, at("20250104T000000Z"), sidecar=False)  # not a backup
+    target = str(box.offsite)
+
+    listed = box.run("list", DEPOT_BACKUP_TARGETS=target)
+
+    assert listed.returncode == 0, listed.stderr
+    size = len(f"age-encryption.org/v1\nseeded {both}\n")
+    assert listed.stdout.splitlines() == [
+        f"{both}\t2025-01-03T00:00:02Z\t{size}\tlocal",
+        f"{both}\t2025-01-03T00:00:02Z\t{size}\t{target}",
+        f"{old}\t2025-01-02T00:00:01Z\t{size}\tlocal",
+        f"{remote_only}\t2025-01-01T00:00:00Z\t{size - 4}\t{target}",
+    ]
+
+
+def test_a_target_not_written_yet_lists_empty(box: Box) -> None:
+    name = seed(box.backups, at("20250102T000000Z"))
+    listed = box.run("list", DEPOT_BACKUP_TARGETS=str(box.offsite / "not-yet"))
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == [name]
+
+
+def test_list_prints_what_it_can_and_fails_naming_a_target_it_cannot_list(box: Box) -> None:
+    name = seed(box.backups, at("20250102T000000Z"))
+    listed = box.run("list", DEPOT_BACKUP_TARGETS=f"{box.offsite} nosuchremote:depot")
+    assert listed.returncode == 1
+    assert listed.stdout.split("\t")[0] == name
+    assert "cannot list: nosuchremote:depot" in listed.stderr
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("age", "healthy"),
+    [(0, True), (DAY, True), (2 * DAY - 1, True), (2 * DAY, False), (9 * DAY, False)],
+)
+def test_health_is_good_while_the_newest_good_backup_is_younger_than_twice_the_interval(
+    box: Box, age: int, healthy: bool
+) -> None:
+    now = at("20250310T120000Z")
+    (box.backups / "status").mkdir()
+    last = int((now - timedelta(seconds=age)).timestamp())
+    (box.backups / "status" / "last-good").write_text(f"{last}\n")
+    checked = box.run("health", "--now", stamp(now))
+    assert checked.returncode == (0 if healthy else 1), checked.stdout + checked.stderr
+    if not healthy:
+        assert "not younger than twice the 86400 s schedule" in checked.stderr
+
+
+def test_health_without_any_good_backup_is_unhealthy_and_says_the_last_failure(box: Box) -> None:
+    checked = box.run("health")
+    assert checked.returncode == 1
+    assert "no good backup yet" in checked.stderr
+    (box.backups / "status").mkdir()
+    (box.backups / "status" / "last-failure").write_text("2025-03-10T00:00:00Z pg_dump failed\n")
+    checked = box.run("health")
+    assert "last failure: 2025-03-10T00:00:00Z pg_dump failed" in checked.stderr
+
+
+def test_health_uses_the_real_clock_without_now(box: Box) -> None:
+    (box.backups / "status").mkdir()
+    (box.backups / "status" / "last-good").write_text(f"{int(time.time()) - 60}\n")
+    assert box.run("health").returncode == 0
+    assert box.run("health", DEPOT_BACKUP_INTERVAL="30").returncode == 1
+
+
+# --- run (fake postgres clients, real age and rclone) ----------------------------------------
+
+
+def files_under(*places: Path) -> dict[Path, bytes]:
+    return {
+        path: path.read_bytes() for place in places for path in place.rglob("*") if path.is_file()
+    }
+
+
+def test_a_run_encrypts_places_copies_verifies_and_leaves_no_secret_or_plaintext(
+    box: Box, identity: Identity
+) -> None:
+    target = str(box.offsite)
+    ran = box.run("run", "--now", "20250310T000003Z", DEPOT_BACKUP_TARGETS=target)
+
+    assert ran.returncode == 0, ran.stderr
+    name = "prod-20250310T000003Z.dump.age"
+    for place in (box.backups, box.offsite):
+        data = (place / name).read_bytes()
+        assert data.startswith(b"age-encryption.org/v1\n")
+        sidecar = (place / f"{name}.sha256").read_text()
+        assert sidecar == f"{hashlib.sha256(data).hexdigest()}  {name}\n"
+    decrypted = subprocess.run(
+        ["age", "-d", "-i", str(identity.file), str(box.backups / name)],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    assert decrypted.stdout.startswith(b"PGDMP fake custom-format dump")
+    # Verified with pg_restore: its table of contents, then every byte.
+    restores = box.calls("pg_restore")
+    assert len(restores) == 2
+    assert "--list" in restores[0]
+    assert "--file=/dev/null" in restores[1]
+    # The password reached pg_dump in its environment, and nowhere else.
+    [dump] = box.calls("pg_dump")
+    [password] = box.calls("pg_dump-password")
+    assert password.split()[1] == hashlib.sha256(CANARY_PASSWORD.encode()).hexdigest()
+    assert CANARY_PASSWORD not in dump
+    for path, data in files_under(box.backups, box.offsite).items():
+        assert CANARY_PASSWORD.encode() not in data, path
+        assert b"PGDMP" not in data, path
+    assert CANARY_PASSWORD not in ran.stdout + ran.stderr
+    assert not (box.backups / ".work").exists()
+    status = box.backups / "status"
+    assert (status / "last-good").read_text() == f"{int(at('20250310T000003Z').timestamp())}\n"
+    assert f"{name} is good" in ran.stdout
+    assert box.run("health", "--now", "20250311T000000Z").returncode == 0
+    listed = box.run("list", DEPOT_BACKUP_TARGETS=target)
+    assert [line.split("\t")[3] for line in listed.stdout.splitlines()] == ["local", target]
+
+
+def test_a_run_without_recipients_keeps_a_plain_dump_on_the_host_only(box: Box) -> None:
+    ran = box.run("run", "--now", "20250310T000000Z", DEPOT_BACKUP_RECIPIENTS="")
+    assert ran.returncode == 0, ran.stderr
+    assert good(box.backups) == [at("20250310T000000Z")]
+    assert (box.backups / "prod-20250310T000000Z.dump").read_bytes().startswith(b"PGDMP")
+
+
+def test_a_target_without_recipients_is_refused_before_anything_runs(box: Box) -> None:
+    ran = box.run("run", DEPOT_BACKUP_RECIPIENTS="", DEPOT_BACKUP_TARGETS=str(box.offsite))
+    assert ran.returncode == 1
+    assert "an unencrypted dump never leaves the host" in ran.stderr
+    assert box.calls("pg_dump") == []
+
+
+def test_a_dump_pg_restore_cannot_read_is_a_failed_backup_never_counted(box: Box) -> None:
+    (box.backups / "status").mkdir()
+    (box.backups / "status" / "last-good").write_text("1700000000\n")
+    ran = box.run("run", "--now", "20250310T000000Z", FAKE_RESTORE_FAIL="1")
+
+    assert ran.returncode == 1
+    assert ran.stderr.splitlines()[-1] == (
+        "depot-backup: the dump of 20250310T000000Z cannot be read back by pg_restore: "
+        "failed, not counted"
+    )
+    assert good(box.backups) == []
+    assert {p.name for p in box.backups.iterdir()} == {"status"}  # .work emptied
+    assert (box.backups / "status" / "last-good").read_text() == "1700000000\n"
+    failure = (box.backups / "status" / "last-failure").read_text()
+    assert "cannot be read back by pg_restore" in failure
+
+
+def test_a_target_that_corrupts_the_copy_fails_the_run_and_holds_no_backup(box: Box) -> None:
+    target = str(box.offsite)
+    ran = box.run("run", "--now", "20250310T000000Z", DEPOT_BACKUP_TARGETS=target, FAKE_GARBLE="1")
+
+    assert ran.returncode == 1
+    assert f"{target}: prod-20250310T000000Z.dump.age read back does not match" in ran.stderr
+    assert ran.stderr.splitlines()[-1] == (
+        "depot-backup: prod-20250310T000000Z.dump.age is kept locally but not verified on: "
+        + target
+    )
+    assert good(box.offsite) == []  # the garbled copy was removed, and has no sidecar
+    assert good(box.backups) == [at("20250310T000000Z")]  # the local one is verified
+    assert not (box.backups / "status" / "last-good").exists()  # the run was not good
+
+
+def test_a_failed_dump_is_reported_and_a_second_run_of_the_same_second_is_refused(
+    box: Box,
+) -> None:
+    failed = box.run("run", "--now", "20250310T000000Z", FAKE_DUMP_FAIL="1")
+    assert failed.returncode == 1
+    assert failed.stderr.splitlines()[-1] == "depot-backup: pg_dump of database dispatch failed"
+    assert box.run("run", "--now", "20250310T000000Z").returncode == 0
+    again = box.run("run", "--now", "20250310T000000Z")
+    assert again.returncode == 1
+    assert "a backup named prod-20250310T000000Z.dump.age exists already" in again.stderr
+
+
+def test_a_run_waits_for_no_one_while_another_live_process_holds_the_lock(box: Box) -> None:
+    holder = subprocess.Popen(["sleep", "30"])
+    try:
+        lock = box.root / "tmp" / "depot-backup.lock"
+        lock.mkdir()
+        (lock / "pid").write_text(f"{holder.pid}\n")
+        ran = box.run("run")
+        assert ran.returncode == 1
+        assert f"another backup, prune or restore is running (pid {holder.pid})" in ran.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    # Its holder gone, the lock is stale and taken over.
+    assert box.run("run", "--now", "20250310T000000Z").returncode == 0
+    assert not (box.root / "tmp" / "depot-backup.lock").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEPOT_BACKUP_STACK": ""}, "DEPOT_BACKUP_STACK is not set"),
+        ({"DEPOT_BACKUP_STACK": "a/b"}, "DEPOT_BACKUP_STACK=a/b: only letters"),
+        ({"DEPOT_BACKUP_INTERVAL": "0"}, "DEPOT_BACKUP_INTERVAL=0: a whole number"),
+        ({"DEPOT_BACKUP_KEEP_DAILY": "-1"}, "DEPOT_BACKUP_KEEP_DAILY=-1: a whole number"),
+        ({"DEPOT_BACKUP_KEEP_LOCAL": "0"}, "DEPOT_BACKUP_KEEP_LOCAL=0: at least 1"),
+        ({"DATABASE_PASSWORD_FILE": "/nonexistent"}, "cannot read the database password file"),
+        ({"RCLONE_CONFIG": "/nonexistent"}, "RCLONE_CONFIG=/nonexistent cannot be read"),
+    ],
+)
+def test_bad_settings_fail_with_one_line_naming_them(
+    box: Box, env: dict[str, str], message: str
+) -> None:
+    ran = box.run("run", **env)
+    assert ran.returncode == 1
+    assert ran.stderr.startswith(f"depot-backup: {message}")
+    assert len(ran.stderr.splitlines()) == 1
+    assert box.calls("pg_dump") == []
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["nope"], ["run", "--now"], ["run", "--later"], ["restore"], ["list", "x"]]
+)
+def test_usage_errors_exit_2(box: Box, args: list[str]) -> None:
+    ran = box.run(*args)
+    assert ran.returncode == 2
+    assert ran.stderr.startswith("depot-backup: usage:")
+
+
+@pytest.mark.parametrize("now", ["20250231T000000Z", "20250310T240000Z", "2025-03-10", "x"])
+def test_now_must_be_a_real_utc_instant(box: Box, now: str) -> None:
+    ran = box.run("prune", "--now", now)
+    assert ran.returncode == 1
+    assert f"--now {now}: a UTC time YYYYmmddTHHMMSSZ" in ran.stderr
+
+
+# --- schedule -------------------------------------------------------------------------------
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+@pytest.fixture
+def stop() -> Iterator[Callable[[subprocess.Popen[str]], tuple[int, str, str]]]:
+    """Stops a schedule as `docker stop` does (SIGTERM), returning its status and output."""
+    started: list[subprocess.Popen[str]] = []
+
+    def terminate(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+        started.append(process)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+        return process.returncode, out, err
+
+    yield terminate
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_schedule_runs_at_once_then_on_each_slot_and_stops_cleanly_on_term(
+    box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
+) -> None:
+    interval = 3
+    began = time.time()
+    loop = box.start("schedule", DEPOT_BACKUP_INTERVAL=str(interval))
+    try:
+        assert wait_for(lambda: len(box.calls("pg_dump")) >= 4, 20), box.calls("pg_dump")
+    finally:
+        status, out, err = stop(loop)
+    assert status == 0, err
+    # Each run's backup (the daily rule then keeps one of them: they share a day).
+    made = [at(stamp) for stamp in re.findall(r"backup prod-(\S+)\.dump\.age is good", out)]
+    assert len(made) >= 3, out
+    assert made[-1] in good(box.backups)  # (with a 4th, if TERM came after it was placed)
+    first, *later = made
+    assert first.timestamp() - began < 2  # no backup yet: the first run at once
+    for moment in later:  # then on the slots: multiples of the interval since the epoch
+        assert moment.timestamp() % interval < 2, moment
+    assert "depot-backup: stopped" in out
+    assert not (box.backups / ".work").exists()
+    assert not (box.root / "tmp" / "depot-backup.lock").exists()
+
+
+def test_the_schedule_waits_for_the_next_slot_after_a_fresh_backup(
+    box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
+) -> None:
+    (box.backups / "status").mkdir()
+    (box.backups / "status" / "last-good").write_text(f"{int(time.time())}\n")
+    loop = box.start("schedule", DEPOT_BACKUP_INTERVAL="3600")
+    time.sleep(2)
+    began = time.monotonic()
+    status, out, _ = stop(loop)
+    assert time.monotonic() - began < 3  # TERM ends its sleep at once, not after a minute
+    assert status == 0
+    assert box.calls("pg_dump") == []
+    assert "the newest good backup is" in out
+    assert re.search(r"next run at \d{4}-\d\d-\d\dT\d\d:00:00Z", out), out
+
+
+def test_a_failed_run_is_retried_sooner_three_times_as_far_apart_each_time(
+    box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
+) -> None:
+    # The retries must start before the next slot (00:00 UTC): keep clear of it.
+    if DAY - time.time() % DAY < 30:
+        time.sleep(DAY - time.time() % DAY + 1)
+    began = time.monotonic()
+    loop = box.start("schedule", DEPOT_BACKUP_RETRY_DELAY="1", FAKE_DUMP_FAIL="1")
+    try:
+        assert wait_for(lambda: len(box.calls("pg_dump")) >= 3, 15)
+        third = time.monotonic() - began
+        time.sleep(1)
+    finally:
+        status, _, err = stop(loop)
+    assert status == 0
+    assert len(box.calls("pg_dump")) == 3  # at once, +1 s, +3 s; the next one +9 s later
+    assert 4 <= third < 7
+    assert "retry 1 of 3" in err
+    assert "retry 2 of 3" in err
+    assert (
+        "pg_dump of database dispatch failed"
+        in (box.backups / "status" / "last-failure").read_text()
+    )
+
+
+def test_term_during_a_run_stops_the_dump_and_empties_the_work_directory(
+    box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
+) -> None:
+    pid_file = box.root / "pg_dump.pid"
+    loop = box.start("schedule", FAKE_DUMP_SLEEP="60")
+    try:
+        assert wait_for(pid_file.exists, 10)
+        assert (box.backups / ".work").is_dir()
+    finally:
+        began = time.monotonic()
+        status, _, err = stop(loop)
+    assert time.monotonic() - began < 5, err
+    assert status == 0
+    dump = int(pid_file.read_text())
+    assert wait_for(lambda: not Path(f"/proc/{dump}").exists(), 5), "pg_dump still runs"
+    assert not (box.backups / ".work").exists()
+    assert not (box.root / "tmp" / "depot-backup.lock").exists()
+    assert good(box.backups) == []
+
+
+# --- the script and its image ---------------------------------------------------------------
+
+
+def test_the_script_is_executable_in_the_repository() -> None:
+    # The image's COPY keeps this mode: the classic builder has no --chmod.
+    assert SCRIPT.stat().st_mode & 0o755 == 0o755
+    listed = subprocess.run(
+        ["git", "ls-files", "--stage", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT_DIR,
+        timeout=30,
+    )
+    if listed.returncode == 0 and listed.stdout:
+        assert listed.stdout.startswith("100755 ")
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_the_script_passes_shellcheck_as_posix_sh() -> None:
+    checked = subprocess.run(
+        ["shellcheck", "--shell=sh", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout
+
+
+def test_the_dockerfile_runs_the_script_as_postgres_with_the_contracts_healthcheck() -> None:
+    text = DOCKERFILE.read_text()
+    assert "ARG POSTGRES_IMAGE=postgres:17.2-alpine\nFROM ${POSTGRES_IMAGE}\n" in text
+    assert (
+        "HEALTHCHECK --interval=10s --timeout=5s --start-period=300s --retries=3 \\\n"
+        '    CMD ["depot-backup", "health"]'
+    ) in text
+    tail = text[text.index("HEALTHCHECK") :]
+    assert re.findall(r"^(USER|ENTRYPOINT|CMD) (.*)$", tail, flags=re.MULTILINE) == [
+        ("USER", "70:70"),
+        ("ENTRYPOINT", '["depot-backup"]'),
+        ("CMD", '["schedule"]'),
+    ]
+    assert "COPY depot-backup /usr/local/bin/depot-backup" in text
+    ignored = (SCRIPT.parent / ".dockerignore").read_text().split()
+    assert ignored[-2:] == ["*", "!depot-backup"]
