@@ -792,7 +792,9 @@ def test_a_failed_run_is_retried_sooner_three_times_as_far_apart_each_time(
         status, _, err = stop(loop)
     assert status == 0
     assert len(box.calls("pg_dump")) == 3  # at once, +1 s, +3 s; the next one +9 s later
-    assert 4 <= third < 7
+    # 1 s then 3 s apart, by a clock of whole seconds (`date +%s`): each wait may be up to a
+    # second short, and a loaded machine makes the whole slower, never faster.
+    assert 2 <= third < 10
     assert "retry 1 of 3" in err
     assert "retry 2 of 3" in err
     assert (
