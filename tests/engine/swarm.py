@@ -64,20 +64,25 @@ def swarm_unavailable() -> str | None:
 
 
 def swarm_settings(directory: Path) -> DepotSettings:
-    """The cluster stack with its optional profiles off and the console's host paths moved.
+    """The cluster stack with its optional profiles off, the console's host paths moved and its
+    backups kept on the node.
 
     The gpu and rtk profiles need a GPU node and a GNSS node; the console's bind folders are
-    paths on the deploy host (``/srv/depot/…``) the tier must not create.
+    paths on the deploy host (``/srv/depot/…``) the tier must not create; the backups' S3 target
+    is off this machine, where no test sends traffic (tests/engine/test_backup.py proves an
+    off-host copy against a target of its own).
     """
     config = stack_config(STACK)
     console = {
         "distPath": str(directory / "console-dist"),
         "sessionsPath": str(directory / "sessions"),
     }
+    backup = {**json.loads(config.values["depot:backup"]), "targets": []}
     values = {
         **config.values,
         "depot:console": encode(console),
         "depot:profiles": encode([]),
+        "depot:backup": encode(backup),
     }
     return load_settings(STACK, RawConfig(values, config.secret_keys))
 
