@@ -421,6 +421,12 @@ def _backup_cli(args: argparse.Namespace) -> tuple[DockerCli, str]:
     from depot.host.docker import DockerCli
 
     settings = _settings(args)
+    if not settings.backup.enabled:
+        raise UsageError(
+            f"stack {args.stack} takes no backups: set depot:backup.enabled: true in "
+            f'Pulumi.{args.stack}.yaml and deploy it (README "Backups and restore"); nothing '
+            "was done"
+        )
     host = settings.docker.host if args.docker_host is None else _docker_host(args.docker_host)
     cli = DockerCli(host)
     return cli, backup_container(cli, settings.runtime)

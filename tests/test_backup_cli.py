@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from depot.cli import main
+from depot.config import load_settings
 from depot.host.backup import (
     Backup,
     BackupError,
@@ -36,6 +37,7 @@ from depot.host.backup import (
     run_backup,
 )
 from depot.host.docker import DockerCli, DockerError
+from tests.conftest import stack_config
 
 CANARY = "AGE-SECRET-KEY-1CANARYQ7X3DEPOTRESTOREMUSTNEVERSHOWTHISKEYANYWHEREQQQQQQQQQQQQ"
 IDENTITY = f"# created: 2025-01-01T00:00:00Z\n# public key: age1examplepublickey\n{CANARY}\n"
@@ -105,8 +107,8 @@ def test_no_running_backup_container_is_one_clear_error(running: bool | None, st
     with pytest.raises(BackupError) as error:
         backup_container(engine, "host")
     assert str(error.value) == (
-        f"depot-backup is {state} at unix:///var/run/docker.sock: backups need the backup "
-        "service (depot:backup.enabled: true, then deploy the stack); nothing was done"
+        f"depot-backup is {state} at unix:///var/run/docker.sock: deploy the stack (pulumi up, "
+        "or docker compose up) and try again; nothing was done"
     )
     assert not engine.execs()
 
@@ -455,3 +457,20 @@ def test_another_docker_host_is_checked_like_a_stack_files(
     assert not docker_log.exists()
     assert main(["backups", "--stack", "dev", "--docker-host", "tcp://10.0.0.7:2376"]) == 0
     assert _starts(docker_log)[0]["env"]["DOCKER_HOST"] == "tcp://10.0.0.7:2376"
+
+
+@pytest.mark.parametrize("command", ["backup", "backups", "restore"])
+def test_a_stack_without_backups_is_told_so_before_docker_is_asked(
+    command: str,
+    docker_log: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    off = load_settings("dev", stack_config("dev", {"depot:backup": {"enabled": False}}))
+    monkeypatch.setattr("depot.cli._settings", lambda _args: off)
+    assert main([command, "--stack", "dev"]) == 2
+    assert capsys.readouterr().err == (
+        f"depot {command}: stack dev takes no backups: set depot:backup.enabled: true in "
+        'Pulumi.dev.yaml and deploy it (README "Backups and restore"); nothing was done\n'
+    )
+    assert not docker_log.exists()

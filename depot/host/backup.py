@@ -22,10 +22,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from depot.catalog import BACKUP
 from depot.host.docker import DockerCli, DockerError, last_line
 from depot.types import Runtime
 
-BACKUP_CONTAINER = "depot-backup"
+BACKUP_CONTAINER = BACKUP.container_name
 """The backup service's container (host runtime) and service (swarm runtime) name."""
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
 BACKUP_COMMAND = "depot-backup"
@@ -81,8 +82,8 @@ def backup_container(cli: DockerCli, runtime: Runtime) -> str:
     if not found or not found[0].get("State", {}).get("Running"):
         state = "stopped" if found else "not running"
         raise BackupError(
-            f"{BACKUP_CONTAINER} is {state} at {cli.host}: backups need the backup service "
-            "(depot:backup.enabled: true, then deploy the stack); nothing was done"
+            f"{BACKUP_CONTAINER} is {state} at {cli.host}: deploy the stack (pulumi up, or "
+            "docker compose up) and try again; nothing was done"
         )
     return BACKUP_CONTAINER
 
