@@ -97,10 +97,11 @@ def tier_config(
 ) -> RawConfig:
     """The shipped stack's config with the console's host paths moved into ``directory``.
 
-    The only change to the stack: its console build and sessions folders are paths on the
-    deploy host (``/srv/depot/…``, ``/data/sessions``), which the tier must not create. A test
-    that runs a stack of its own adds its ``overrides`` ({"depot:key": value}) and secret
-    config values.
+    The changes to the stack: its console build and sessions folders are paths on the deploy
+    host (``/srv/depot/…``, ``/data/sessions``), which the tier must not create; and its backups
+    stay on the host, as the shipped targets (prod's S3) are off this machine, where no test
+    sends traffic (tests/engine/test_backup.py gives a target of its own). A test that runs a
+    stack of its own adds its ``overrides`` ({"depot:key": value}) and secret config values.
     """
     config = stack_config(stack)
     console = {
@@ -108,6 +109,8 @@ def tier_config(
         "sessionsPath": str(directory / "sessions"),
     }
     values = {**config.values, "depot:console": encode(console)}
+    if "depot:backup" in values:
+        values["depot:backup"] = encode({**json.loads(values["depot:backup"]), "targets": []})
     values.update({key: encode(value) for key, value in (overrides or {}).items()})
     values.update(secret_values or {})
     return RawConfig(values, config.secret_keys | frozenset(secret_values or ()))
