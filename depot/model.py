@@ -15,7 +15,6 @@ from depot.catalog import (
     SERVICES,
     BuiltImage,
     ProjectImage,
-    PulledImage,
     SecretEnv,
     SecretFile,
     SecretName,
@@ -178,7 +177,7 @@ def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
         publish_address=str(settings.publish.address),
         bind_mounts=_bind_mounts(spec, settings),
         tmpfs=tuple(TmpfsMount(path, SCRATCH) for path in spec.tmpfs),
-        image_reference=_image_reference(spec, settings),
+        image_reference=settings.image_for(spec),
         build_context=context,
         build_on_preview=settings.build.on_preview,
         secret_files=_secret_files(spec, settings),
@@ -198,14 +197,6 @@ def _placement(spec: ServiceSpec, settings: DepotSettings) -> tuple[str, ...]:
         return ()
     label = settings.swarm.node_label(spec.name)
     return () if label is None else (f"node.labels.{label} == true",)
-
-
-def _image_reference(spec: ServiceSpec, settings: DepotSettings) -> str | None:
-    # From ``spec`` itself, not a catalog lookup by name: a caller's catalog may hold services
-    # the shipped one does not (``deployments(settings, services)``).
-    if spec.name in settings.images:
-        return settings.images[spec.name]
-    return spec.image.reference if isinstance(spec.image, PulledImage) else None
 
 
 def _given(secret: SecretFile, settings: DepotSettings) -> bool:

@@ -704,10 +704,14 @@ class DepotSettings(SettingsModel):
 
     def image_of(self, name: ServiceName) -> str | None:
         """The image reference ``name`` runs: its ``depot:images`` pin, else the catalog's."""
-        if name in self.images:
-            return self.images[name]
-        image = service(name).image
-        return image.reference if isinstance(image, PulledImage) else None
+        return self.image_for(service(name))
+
+    def image_for(self, spec: ServiceSpec) -> str | None:
+        """The image reference ``spec`` runs, from the spec itself (a caller's catalog may hold
+        services the shipped one does not): its ``depot:images`` pin, else its pulled image."""
+        if spec.name in self.images:
+            return self.images[spec.name]
+        return spec.image.reference if isinstance(spec.image, PulledImage) else None
 
 
 SECRET_KEYS = (*(secret.setting for secret in SECRETS), "registryPassword")
