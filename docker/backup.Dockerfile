@@ -32,6 +32,7 @@ RUN if command -v age >/dev/null && command -v rclone >/dev/null; then \
         exit 1; \
     fi \
  && age --version && rclone version >/dev/null \
+ && pg_dump --version && pg_restore --version && pg_isready --version && psql --version \
  && mkdir -p /backups \
  && chown 70:70 /backups \
  && chmod 0700 /backups

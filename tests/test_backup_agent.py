@@ -175,6 +175,14 @@ out=
 for arg; do case $arg in --file=*) out=${arg#--file=} ;; esac; done
 [ "$out" = /dev/null ] || printf ';\n; Archive created at fake\n;\n' >"$out"
 """
+# pg_isready answering "no response" (exit 2) to its first FAKE_DB_DOWN_CALLS calls: a
+# postgres whose name does not resolve yet, or that does not accept connections yet.
+FAKE_PG_ISREADY = r"""#!/bin/sh
+printf 'pg_isready %s\n' "$*" >>"$FAKE_LOG"
+[ -z "${PGPASSWORD:-}" ] || echo 'pg_isready-was-given-a-password' >>"$FAKE_LOG"
+calls=$(grep -c '^pg_isready ' "$FAKE_LOG")
+[ "$calls" -gt "${FAKE_DB_DOWN_CALLS:-0}" ] || exit 2
+"""
 # rclone that, asked to, garbles what it has just copied to the target (a target that corrupts).
 FAKE_RCLONE = r"""#!/bin/sh
 real=$REAL_RCLONE
@@ -195,6 +203,7 @@ def box(shell: Shell, tmp_path: Path, identity: Identity) -> Box:
     for name, body in (
         ("pg_dump", FAKE_PG_DUMP),
         ("pg_restore", FAKE_PG_RESTORE),
+        ("pg_isready", FAKE_PG_ISREADY),
         ("rclone", FAKE_RCLONE),
     ):
         (fakes / name).write_text(body)
@@ -624,6 +633,33 @@ def test_a_failed_dump_is_reported_and_a_second_run_of_the_same_second_is_refuse
     assert "a backup named prod-20250310T000000Z.dump.age exists already" in again.stderr
 
 
+def test_a_run_waits_for_postgres_to_accept_connections_before_dumping(box: Box) -> None:
+    # On Swarm the backup task starts beside postgres' (a stack has no depends_on).
+    ran = box.run("run", "--now", "20250310T000000Z", FAKE_DB_DOWN_CALLS="2")
+    assert ran.returncode == 0, ran.stderr
+    assert "waiting up to 120 s for postgres at postgres:5432" in ran.stdout
+    calls = [line.split()[0] for line in box.log.read_text().splitlines()]
+    assert calls[:4] == ["pg_isready", "pg_isready", "pg_isready", "pg_dump"]
+    assert "pg_isready-was-given-a-password" not in calls  # it never authenticates
+    assert good(box.backups) == [at("20250310T000000Z")]
+
+
+def test_a_database_that_never_answers_fails_the_run_once_the_wait_is_over(box: Box) -> None:
+    began = time.monotonic()
+    ran = box.run(
+        "run", "--now", "20250310T000000Z", FAKE_DB_DOWN_CALLS="1000", DEPOT_BACKUP_DB_WAIT="3"
+    )
+    took = time.monotonic() - began
+    assert ran.returncode == 1
+    message = "postgres at postgres:5432 did not accept connections within 3 s"
+    assert ran.stderr.splitlines()[-1] == f"depot-backup: {message}"
+    assert message in (box.backups / "status" / "last-failure").read_text()
+    assert box.calls("pg_dump") == []
+    assert 2 <= len(box.calls("pg_isready")) <= 4  # every 2 s for 3 s, bounded in count
+    assert took < 15
+    assert good(box.backups) == []
+
+
 def test_a_run_waits_for_no_one_while_another_live_process_holds_the_lock(box: Box) -> None:
     holder = subprocess.Popen(["sleep", "30"])
     try:
@@ -651,6 +687,7 @@ def test_a_run_waits_for_no_one_while_another_live_process_holds_the_lock(box: B
         ({"DEPOT_BACKUP_KEEP_LOCAL": "0"}, "DEPOT_BACKUP_KEEP_LOCAL=0: at least 1"),
         ({"DATABASE_PASSWORD_FILE": "/nonexistent"}, "cannot read the database password file"),
         ({"RCLONE_CONFIG": "/nonexistent"}, "RCLONE_CONFIG=/nonexistent cannot be read"),
+        ({"DEPOT_BACKUP_DB_WAIT": "soon"}, "DEPOT_BACKUP_DB_WAIT=soon: a whole number"),
     ],
 )
 def test_bad_settings_fail_with_one_line_naming_them(

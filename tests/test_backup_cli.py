@@ -56,8 +56,8 @@ class FakeEngine(DockerCli):
     exec_status: int = 0
     exec_stdout: str = ""
     exec_stderr: str = ""
-    swarm_tasks: tuple[str, ...] = ()
-    swarm_nodes: tuple[str, ...] = ()
+    swarm_tasks: tuple[tuple[str, str], ...] = ()  # (container, swarm service) on this node
+    swarm_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # service → nodes
     times_out: bool = False
     calls: list[tuple[tuple[str, ...], str | None, float | None]] = field(default_factory=list)
 
@@ -71,13 +71,13 @@ class FakeEngine(DockerCli):
             state = json.dumps({"State": {"Running": self.running}})
             return subprocess.CompletedProcess(args, 0, state + "\n", "")
         if args[:2] == ("container", "ls"):
-            return subprocess.CompletedProcess(
-                args, 0, "".join(f"{t}\n" for t in self.swarm_tasks), ""
-            )
+            listed = "".join(f"{task} {service}\n" for task, service in self.swarm_tasks)
+            return subprocess.CompletedProcess(args, 0, listed, "")
         if args[:2] == ("service", "ps"):
-            return subprocess.CompletedProcess(
-                args, 0, "".join(f"{n}\n" for n in self.swarm_nodes), ""
-            )
+            if args[-1] not in self.swarm_nodes:
+                return subprocess.CompletedProcess(args, 1, "", f"no such service: {args[-1]}")
+            nodes = "".join(f"{node}\n" for node in self.swarm_nodes[args[-1]])
+            return subprocess.CompletedProcess(args, 0, nodes, "")
         if args[0] == "exec":
             if self.times_out:
                 raise DockerError(f"docker exec at {self.host} did not answer within 5 s")
@@ -113,23 +113,38 @@ def test_no_running_backup_container_is_one_clear_error(running: bool | None, st
     assert not engine.execs()
 
 
-def test_a_swarm_task_is_found_by_its_service_label_on_this_node() -> None:
-    engine = FakeEngine(swarm_tasks=("4f1c0ffee",))
+@pytest.mark.parametrize(
+    "service",
+    [
+        "depot-backup",  # pulumi up's docker.Service
+        "depot_backup",  # docker stack deploy of the exported stack file, as stack "depot"
+    ],
+)
+def test_a_swarm_task_is_found_by_its_service_label_on_this_node(service: str) -> None:
+    engine = FakeEngine(swarm_tasks=(("9a9a0ther", "depot_postgres"), ("4f1c0ffee", service)))
     assert backup_container(engine, "swarm") == "4f1c0ffee"
     (args, _, _) = engine.calls[0]
     assert args[:2] == ("container", "ls")
-    assert "label=com.docker.swarm.service.name=depot-backup" in args
+    assert "label=com.docker.swarm.service.name" in args
     assert "status=running" in args
 
 
-def test_a_swarm_node_without_the_task_names_the_node_that_has_it() -> None:
-    engine = FakeEngine(host="ssh://ops@manager", swarm_nodes=("data-1",))
+def test_a_task_of_another_service_is_never_taken_for_the_backups() -> None:
+    engine = FakeEngine(swarm_tasks=(("9a9a0ther", "depot_postgres"), ("5e5e", "backup")))
+    with pytest.raises(BackupError):
+        backup_container(engine, "swarm")
+    assert not engine.execs()
+
+
+@pytest.mark.parametrize("service", ["depot-backup", "depot_backup"])
+def test_a_swarm_node_without_the_task_names_the_node_that_has_it(service: str) -> None:
+    engine = FakeEngine(host="ssh://ops@manager", swarm_nodes={service: ("data-1",)})
     with pytest.raises(BackupError) as error:
         backup_container(engine, "swarm")
     assert str(error.value) == (
-        "no task of the swarm service depot-backup runs on the node ssh://ops@manager names (its "
-        "task runs on data-1): it runs beside postgres, on the data node; point --docker-host at "
-        "that node; nothing was done"
+        "no task of the swarm service depot-backup or depot_backup runs on the node "
+        "ssh://ops@manager names (its task runs on data-1): it runs beside postgres, on the data "
+        "node; point --docker-host at that node; nothing was done"
     )
 
 

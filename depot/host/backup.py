@@ -24,11 +24,15 @@ from pathlib import Path
 
 from depot.catalog import BACKUP
 from depot.host.docker import DockerCli, DockerError, last_line
+from depot.outputs.swarm_stack import STACK_NAME
 from depot.types import Runtime
 
 BACKUP_CONTAINER = BACKUP.container_name
 """The backup service's container (host runtime) and service (swarm runtime) name."""
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+SWARM_SERVICES = (BACKUP_CONTAINER, f"{STACK_NAME}_{BACKUP.name}")
+"""The backup's swarm service as ``pulumi up`` names it, and as ``docker stack deploy`` of the
+exported stack file (``depot compose --stack S`` on a swarm stack) does: ``depot_backup``."""
 BACKUP_COMMAND = "depot-backup"
 LATEST = "latest"
 
@@ -91,33 +95,38 @@ def backup_container(cli: DockerCli, runtime: Runtime) -> str:
 def _swarm_task(cli: DockerCli) -> str:
     """The container of the backup service's task on the node ``cli`` talks to."""
     result = cli.run(
-        "container", "ls", "--no-trunc", "--format", "{{.ID}}",
-        "--filter", f"label={SWARM_SERVICE_LABEL}={BACKUP_CONTAINER}",
+        "container", "ls", "--no-trunc",
+        "--format", f'{{{{.ID}}}} {{{{.Label "{SWARM_SERVICE_LABEL}"}}}}',
+        "--filter", f"label={SWARM_SERVICE_LABEL}",
         "--filter", "status=running",
     )  # fmt: skip
     if result.returncode != 0:
         raise DockerError(f"docker container ls at {cli.host}: {last_line(result.stderr)}")
-    ids = result.stdout.split()
-    if ids:
-        return ids[0]
+    for line in result.stdout.splitlines():
+        container, _, service = line.partition(" ")
+        if service.strip() in SWARM_SERVICES:
+            return container
     raise BackupError(
-        f"no task of the swarm service {BACKUP_CONTAINER} runs on the node {cli.host} names"
-        f"{_where_it_runs(cli)}: it runs beside postgres, on the data node; point --docker-host "
-        "at that node; nothing was done"
+        f"no task of the swarm service {' or '.join(SWARM_SERVICES)} runs on the node "
+        f"{cli.host} names{_where_it_runs(cli)}: it runs beside postgres, on the data node; "
+        "point --docker-host at that node; nothing was done"
     )
 
 
 def _where_it_runs(cli: DockerCli) -> str:
     """`` (it runs on NODE)`` when this node is a manager that knows; else nothing."""
-    try:
-        result = cli.run(
-            "service", "ps", "--filter", "desired-state=running", "--format", "{{.Node}}",
-            "--", BACKUP_CONTAINER,
-        )  # fmt: skip
-    except DockerError:
-        return ""
-    nodes = sorted(set(result.stdout.split())) if result.returncode == 0 else []
-    return f" (its task runs on {', '.join(nodes)})" if nodes else ""
+    for service in SWARM_SERVICES:
+        try:
+            result = cli.run(
+                "service", "ps", "--filter", "desired-state=running", "--format", "{{.Node}}",
+                "--", service,
+            )  # fmt: skip
+        except DockerError:
+            return ""  # this node cannot say (not a manager, or it did not answer)
+        nodes = sorted(set(result.stdout.split())) if result.returncode == 0 else []
+        if nodes:
+            return f" (its task runs on {', '.join(nodes)})"
+    return ""
 
 
 # --- the commands --------------------------------------------------------------------------

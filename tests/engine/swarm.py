@@ -19,6 +19,7 @@ import copy
 import hashlib
 import json
 import secrets
+import shutil
 import socket
 import subprocess
 import time
@@ -51,6 +52,8 @@ def swarm_unavailable() -> str | None:
     """Why the swarm test cannot run on this engine (beyond the tier's own reasons), or None."""
     if not REGISTRY_BINARY.is_file():
         return f"{REGISTRY_BINARY} is missing (apt-get install docker-registry)"
+    if shutil.which("age-keygen") is None:
+        return "age-keygen is missing (apt-get install age): the backups' key is made with it"
     state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
     if state != "inactive":
         return (
@@ -63,14 +66,15 @@ def swarm_unavailable() -> str | None:
     return None
 
 
-def swarm_settings(directory: Path) -> DepotSettings:
+def swarm_settings(directory: Path, recipient: str | None = None) -> DepotSettings:
     """The cluster stack with its optional profiles off, the console's host paths moved and its
-    backups kept on the node.
+    backups kept on the node — encrypted to ``recipient`` when given.
 
     The gpu and rtk profiles need a GPU node and a GNSS node; the console's bind folders are
     paths on the deploy host (``/srv/depot/…``) the tier must not create; the backups' S3 target
     is off this machine, where no test sends traffic (tests/engine/test_backup.py proves an
-    off-host copy against a target of its own).
+    off-host copy against a target of its own); the stack's example recipient has no private
+    key anywhere, and a restore needs one: the tier makes its own (``age_keygen``).
     """
     config = stack_config(STACK)
     console = {
@@ -78,6 +82,8 @@ def swarm_settings(directory: Path) -> DepotSettings:
         "sessionsPath": str(directory / "sessions"),
     }
     backup = {**json.loads(config.values["depot:backup"]), "targets": []}
+    if recipient is not None:
+        backup["recipients"] = [recipient]
     values = {
         **config.values,
         "depot:console": encode(console),
@@ -99,6 +105,16 @@ def swarm_override(
             port["mode"] = "host"
             port["published"] = console_port
     return deployed
+
+
+def age_keygen(key: Path) -> str:
+    """A new age identity in ``key`` (mode 0600, as the operator keeps one); its public key."""
+    key.parent.mkdir(mode=0o700, exist_ok=True)
+    subprocess.run(["age-keygen", "-o", str(key)], capture_output=True, check=True, timeout=30)
+    public = subprocess.run(
+        ["age-keygen", "-y", str(key)], capture_output=True, text=True, check=True, timeout=30
+    )
+    return public.stdout.strip()
 
 
 def override_changes(original: Any, changed: Any, path: str = "") -> set[str]:
@@ -196,6 +212,7 @@ class SwarmDepot:
     directory: Path
     settings: DepotSettings
     standins: dict[str, str]
+    identity: Path  # the age private key of the backups: the operator's, not the deployment's
     project: str = field(default_factory=lambda: f"depot-tier-swarm-{secrets.token_hex(4)}")
     document: dict[str, Any] = field(default_factory=dict)
     deployed: dict[str, Any] = field(default_factory=dict)
@@ -206,6 +223,7 @@ class SwarmDepot:
     converge_seconds: float = 0.0
     _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _networks_before: set[str] = field(default_factory=set)
+    _images_before: set[str] = field(default_factory=set)  # a crashed run's must not count
 
     @property
     def replicas(self) -> dict[str, int]:
@@ -218,6 +236,7 @@ class SwarmDepot:
         """Swarm, registry, pushed stand-ins, node label, stack: each undone by ``close``."""
         started = time.monotonic()
         self._networks_before = set(_listed("network", "ls", "--format", "{{.Name}}"))
+        self._images_before = set(_registry_images())
         self._init_swarm()
         registry = self._serve_registry()
         self._push_standins(registry)
@@ -393,9 +412,14 @@ def left_behind(depot: SwarmDepot) -> list[str]:
         for name, driver in (line.split() for line in networks)
         if driver == "overlay" or (name in SWARM_NETWORKS and name not in depot._networks_before)
     ]
-    images = _listed("image", "ls", "--format", "{{.Repository}}")
-    left += [image for image in images if image.startswith("127.0.0.1:")]
+    left += [image for image in _registry_images() if image not in depot._images_before]
     return left + _listed("ps", "-aq", "--filter", f"label={TIER_LABEL}={depot.project}")
+
+
+def _registry_images() -> list[str]:
+    """Images named after a registry on this machine, as the tier's pushes are."""
+    images = _listed("image", "ls", "--format", "{{.Repository}}:{{.Tag}}")
+    return [image for image in images if image.startswith("127.0.0.1:")]
 
 
 def _listed(*args: str) -> list[str]:
@@ -424,8 +448,13 @@ def swarm_depot(
     standins: Mapping[str, str], directory: Path, converge_timeout: float
 ) -> Iterator[SwarmDepot]:
     """The cluster stack up and converged on a swarm of its own; the engine as found afterwards."""
+    identity = directory / "operator" / "age-identity.txt"
+    recipient = age_keygen(identity)
     depot = SwarmDepot(
-        directory=directory, settings=swarm_settings(directory), standins=dict(standins)
+        directory=directory,
+        settings=swarm_settings(directory, recipient),
+        standins=dict(standins),
+        identity=identity,
     )
     try:
         depot.start(converge_timeout)

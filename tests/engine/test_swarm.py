@@ -9,8 +9,11 @@ interval and 30 s start period each would take minutes. Nothing else is shortene
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -58,6 +61,8 @@ PROBE_LIMIT = 3000  # requests: the probe loop's bound in count (and PROBE_SECON
 PROBE_SECONDS = 90
 DISCOVERY_PORT = 4860
 NANOSECONDS = 1_000_000_000  # the engine's unit for healthcheck durations
+# The engine the tier's `docker` commands talk to: the swarm's only node.
+LOCAL_ENGINE = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 
 
 @pytest.fixture(scope="module")
@@ -320,6 +325,59 @@ def test_postgres_data_survives_a_stop_first_update(swarm: SwarmDepot) -> None:
     assert stopped <= began, f"the old postgres stopped at {stopped}, the new began at {began}"
     rows = docker("exec", "--user", "postgres", new, *psql, "SELECT v FROM tier_marker").stdout
     assert rows.strip() == marker
+
+
+SWARM_ROWS = 20_000
+SWARM_FINGERPRINT = (
+    "SELECT count(*) || ' ' || md5(string_agg(note, ',' ORDER BY id)) FROM swarm_rows"
+)
+SWARM_TABLE = (
+    "CREATE TABLE swarm_rows (id bigint PRIMARY KEY, note text NOT NULL);"  # noqa: S608 - constants
+    f"INSERT INTO swarm_rows SELECT g, md5(g::text) FROM generate_series(1, {SWARM_ROWS}) g;"
+)
+
+
+def test_a_dropped_table_comes_back_from_a_backup_on_the_swarm(swarm: SwarmDepot) -> None:
+    """``depot backup`` and ``depot restore`` find the backup task on the swarm's node and work
+    there: after postgres' task was replaced above, so the backup follows postgres' new task."""
+    (postgres,) = task_containers("postgres")
+    psql = ["psql", "-U", "postgres", "-d", "dispatch", "-tA", "-v", "ON_ERROR_STOP=1", "-c"]
+
+    def query(statement: str) -> str:
+        return docker("exec", "--user", "postgres", postgres, *psql, statement).stdout.strip()
+
+    query(SWARM_TABLE)
+    written = query(SWARM_FINGERPRINT)
+    assert written.startswith(f"{SWARM_ROWS} ")
+
+    began = time.monotonic()
+    backed_up = _depot("backup")
+    backup_seconds = time.monotonic() - began
+    assert backed_up.returncode == 0, backed_up.stderr[-1000:]
+    (name,) = re.findall(r"backup (cluster-\d{8}T\d{6}Z\.dump\.age) is good", backed_up.stdout)
+    listed = _depot("backups")
+    assert listed.returncode == 0, listed.stderr[-500:]
+    assert name in listed.stdout
+
+    query("DROP TABLE swarm_rows")  # the mistake a backup is for
+    began = time.monotonic()
+    restored = _depot("restore", "--from", name, "--identity", str(swarm.identity))
+    restore_seconds = time.monotonic() - began
+    assert restored.returncode == 0, restored.stderr[-1000:]
+    assert query(SWARM_FINGERPRINT) == written
+    FIGURES["swarm: depot backup, depot restore"] = (
+        f"{SWARM_ROWS:,} rows: {backup_seconds:.1f} s, {restore_seconds:.1f} s"
+    )
+    (backup,) = task_containers("backup")
+    assert container_health(backup) == "healthy"
+
+
+def _depot(*args: str) -> subprocess.CompletedProcess[str]:
+    """``depot ARGS --stack cluster`` against this engine, the swarm's only node."""
+    return subprocess.run(
+        [sys.executable, "-m", "depot", *args, "--stack", "cluster", "--docker-host", LOCAL_ENGINE],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
 
 
 def _engine_time(text: str) -> datetime:
