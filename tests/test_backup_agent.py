@@ -184,8 +184,14 @@ calls=$(grep -c '^pg_isready ' "$FAKE_LOG")
 [ "$calls" -gt "${FAKE_DB_DOWN_CALLS:-0}" ] || exit 2
 """
 # rclone that, asked to, garbles what it has just copied to the target (a target that corrupts).
+# With FAKE_SAVE it first saves into its configuration, as rclone's sftp backend does with what it
+# detects (a read-only file: the save fails, and rclone retries it ten times).
 FAKE_RCLONE = r"""#!/bin/sh
 real=$REAL_RCLONE
+if [ -n "${FAKE_SAVE:-}" ]; then
+	printf 'rclone-config %s %s\n' "$RCLONE_CONFIG" "$(stat -c %a "$RCLONE_CONFIG")" >>"$FAKE_LOG"
+	printf 'shell_type = unix\n' >>"$RCLONE_CONFIG" || { echo 'rclone: cannot save' >&2; exit 1; }
+fi
 "$real" "$@"
 status=$?
 if [ -n "${FAKE_GARBLE:-}" ] && [ "$status" = 0 ]; then
@@ -573,6 +579,64 @@ def test_a_run_encrypts_places_copies_verifies_and_leaves_no_secret_or_plaintext
     assert box.run("health", "--now", "20250311T000000Z").returncode == 0
     listed = box.run("list", DEPOT_BACKUP_TARGETS=target)
     assert [line.split("\t")[3] for line in listed.stdout.splitlines()] == ["local", target]
+
+
+RCLONE_SECRET_CANARY = "RcloneSecretCanary5b1e"  # as a remote's credentials would stand there
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "--now", "20250310T000000Z"], ["list"], ["restore", "latest", "--dry-run"]]
+)
+def test_rclone_saves_into_a_private_copy_of_its_read_only_config_removed_after(
+    box: Box, command: list[str]
+) -> None:
+    # The secret arrives as a read-only file; rclone must still be able to save into its config.
+    config = box.root / "secrets" / "backup_rclone_config"
+    config.write_text(f"[offsite]\ntype = local\ndescription = {RCLONE_SECRET_CANARY}\n")
+    config.chmod(0o400)
+    original = config.read_bytes()
+    target = f"offsite:{box.offsite}"
+    if command[0] != "run":  # a backup on the target to list or restore
+        seeded = box.run("run", DEPOT_BACKUP_TARGETS=target, RCLONE_CONFIG=str(config))
+        assert seeded.returncode == 0, seeded.stderr
+    ran = box.run(*command, DEPOT_BACKUP_TARGETS=target, RCLONE_CONFIG=str(config), FAKE_SAVE="1")
+    if command[0] == "restore":  # it lists the targets, then finds no postgres here
+        assert "cannot reach postgres at postgres:5432" in ran.stderr, ran.stderr
+    else:
+        assert ran.returncode == 0, ran.stderr
+    seen = {tuple(line.split()[1:]) for line in box.calls("rclone-config")}
+    assert seen, "rclone was not run"
+    ((copy, mode),) = seen  # one copy for the whole command
+    assert Path(copy).parent == box.root / "tmp"  # the container's tmpfs
+    assert mode == "600"
+    assert not Path(copy).exists()  # removed when the command ended
+    assert config.read_bytes() == original
+    assert list((box.root / "tmp").iterdir()) == []
+    assert RCLONE_SECRET_CANARY not in ran.stdout + ran.stderr
+
+
+def test_the_schedule_keeps_one_private_rclone_config_and_removes_it_on_term(
+    box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
+) -> None:
+    config = box.root / "secrets" / "backup_rclone_config"
+    config.write_text("[offsite]\ntype = local\n")
+    config.chmod(0o400)
+    env = {
+        "DEPOT_BACKUP_TARGETS": f"offsite:{box.offsite}",
+        "RCLONE_CONFIG": str(config),
+        "FAKE_SAVE": "1",
+        "DEPOT_BACKUP_INTERVAL": "2",
+    }
+    loop = box.start("schedule", **env)
+    try:
+        assert wait_for(lambda: len(good(box.offsite)) >= 2, 20), good(box.offsite)
+    finally:
+        status, _, err = stop(loop)
+    assert status == 0, err
+    copies = {line.split()[1] for line in box.calls("rclone-config")}
+    assert len(copies) == 1  # the loop's, used by each run's subshell and not removed by it
+    assert list((box.root / "tmp").iterdir()) == []
+    assert config.read_text() == "[offsite]\ntype = local\n"
 
 
 def test_a_run_without_recipients_keeps_a_plain_dump_on_the_host_only(box: Box) -> None:
