@@ -17,6 +17,7 @@ from tests.engine.harness import TierDepot, docker
 
 pytestmark = pytest.mark.engine
 
+DOWN_AND_UP_STACK = "prod"
 CLEAN_START = "database system was shut down at"
 # What postgres logs when it starts after being killed instead of shut down.
 CRASH_RECOVERY = ("was interrupted", "not properly shut down", "automatic recovery in progress")
@@ -49,13 +50,12 @@ def started_cleanly(depot: TierDepot) -> bool:
     return CLEAN_START in log and not any(sign in log for sign in CRASH_RECOVERY)
 
 
-def test_a_row_survives_a_recreated_container_and_a_down_and_up(depot: TierDepot) -> None:
+def test_a_row_survives_a_recreated_container(depot: TierDepot) -> None:
     note = secrets.token_hex(8)  # hex digits only: safe inside the quotes below
     insert = f"CREATE TABLE engine_tier (note text); INSERT INTO engine_tier VALUES ('{note}')"  # noqa: S608
     created = psql(depot, insert)
     assert created.returncode == 0, created.stderr
     first = depot.inspect(POSTGRES.container_name)["Id"]
-
     began = time.monotonic()
     depot.compose(
         "up",
@@ -76,10 +76,21 @@ def test_a_row_survives_a_recreated_container_and_a_down_and_up(depot: TierDepot
     assert rows(depot) == [note]
     assert started_cleanly(depot)
 
+
+def test_the_row_survives_a_down_and_up(depot: TierDepot) -> None:
+    # A whole `down` and `up` costs the health-gated chain again (about 27 s). Dev's postgres
+    # and volumes differ from prod's only in limits, restart policy and the image's digest
+    # (tests/engine/test_data_stacks.py fails the day they differ in more): proven on prod.
+    if depot.stack != DOWN_AND_UP_STACK:
+        pytest.skip(
+            f"down and up proven on {DOWN_AND_UP_STACK} (see tests/engine/test_data_stacks.py)"
+        )
+    written = rows(depot)
+    assert len(written) == 1, "the test above wrote one row"
     depot.compose("down", timeout=180)
     assert docker("volume", "inspect", POSTGRES_DATA_VOLUME, check=False).returncode == 0
     depot.up(timeout=WAIT_TIMEOUT)
-    assert rows(depot) == [note]
+    assert rows(depot) == written
     assert started_cleanly(depot)
 
 

@@ -64,9 +64,8 @@ def own_tag(depot: TierDepot) -> Iterator[str]:
     extra = depot.directory / "drift-test.yaml"
     extra.write_text(f"services:\n  {SERVICE}:\n    image: {tag}\n")
     try:
-        _compose_with(
-            depot, extra, "up", "--detach", "--wait", "--no-deps", "--pull", "never", SERVICE
-        )
+        # Not waited healthy (its first check is 10 s away): drift reads the configuration.
+        _compose_with(depot, extra, "up", "--detach", "--no-deps", "--pull", "never", SERVICE)
         yield tag
     finally:
         depot.up("--no-deps", "--force-recreate", SERVICE, timeout=WAIT_TIMEOUT)
