@@ -106,6 +106,40 @@ def test_the_new_password_file_keeps_the_mode_the_operator_gave_the_old(folder: 
     assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_readers_are_recreated_together_in_one_compose_call(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    # dispatch and backup depend on postgres only: one after the other, backup would wait for
+    # nothing but dispatch's health check.
+    calls: list[list[str]] = []
+
+    def compose_run(_cli: DockerCli, command: list[str]) -> str | None:
+        calls.append(command)
+        return "container depot-backup is unhealthy" if fails else None
+
+    monkeypatch.setattr("depot.host.rotate._compose_run", compose_run)
+    project = ComposeProject((folder / "compose.yaml",), "depot")
+    if fails:
+        with pytest.raises(RotationError) as error:
+            rotate("database-password", folder, FakeEngine(), project)
+        assert str(error.value) == (
+            "dispatch, backup: not all recreated healthy (container depot-backup is unhealthy); "
+            "the password is rotated and the files hold it: run `docker compose up --detach "
+            "--no-deps --force-recreate dispatch backup`"
+        )
+    else:
+        lines = rotate("database-password", folder, FakeEngine(), project)
+        assert lines[-2:] == [
+            "recreated dispatch: healthy, with the new value",
+            "recreated backup: healthy, with the new value",
+        ]
+    (command,) = calls
+    assert command[-7:] == [
+        "up", "--detach", "--no-deps", "--force-recreate", "--wait", "dispatch", "backup",
+    ]  # fmt: skip
+
+
 def test_a_stack_without_backups_recreates_only_what_it_runs(folder: Path) -> None:
     services = [spec for spec in SERVICES if spec.name != "backup"]
     lines = rotate("database-password", folder, FakeEngine(), None, services)

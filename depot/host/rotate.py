@@ -12,7 +12,7 @@ new password first, and the files change only once it has:
 3. only then each ``<service>.env`` built from it (dispatch's ``DATABASE_URL``) is rewritten,
    then ``<secret>.txt`` (both by rename: a reader sees the old file or the new one);
 4. the services that hold the value in their environment are recreated (``docker compose up
-   --no-deps --force-recreate --wait``), and so are those that read its file (the backup
+   --no-deps --force-recreate --wait``, together), and so are those that read its file (the backup
    service): Compose bind-mounts the file, and a file replaced by rename is one a running
    container no longer sees.
 
@@ -139,8 +139,7 @@ def rotate(
     keep_access(of=current, on=staged)
     os.replace(staged, current)
     lines.append(f"wrote {current}")
-    for spec in [*dependents, *readers]:
-        lines.append(_recreate(cli, compose, spec))
+    lines += _recreate(cli, compose, [*dependents, *readers])
     return lines
 
 
@@ -251,18 +250,30 @@ def _replace(path: Path, content: str) -> None:
     os.replace(temporary, path)
 
 
-def _recreate(cli: DockerCli, compose: ComposeProject | None, spec: ServiceSpec) -> str:
-    manual = f"docker compose up --detach --no-deps --force-recreate {spec.name}"
+def _recreate(
+    cli: DockerCli, compose: ComposeProject | None, specs: Sequence[ServiceSpec]
+) -> list[str]:
+    """Recreate ``specs`` together and wait for them healthy: none depends on another (each
+    depends on the holder, which took the new value already), so one after another the second
+    would wait for nothing but the first's health check."""
+    if not specs:
+        return []
+    names = [spec.name for spec in specs]
     if compose is None:
-        return f"{spec.name}: recreate it to read the new value: {manual}"
+        return [
+            f"{name}: recreate it to read the new value: docker compose up --detach --no-deps "
+            f"--force-recreate {name}"
+            for name in names
+        ]
     command = [*compose.command(cli), "up", "--detach", "--no-deps", "--force-recreate", "--wait"]
-    result = _compose_run(cli, [*command, spec.name])
+    result = _compose_run(cli, [*command, *names])
     if result is not None:
         raise RotationError(
-            f"{spec.name} was not recreated ({result}); the password is rotated and the files "
-            f"hold it: run `{manual}`"
+            f"{', '.join(names)}: not all recreated healthy ({result}); the password is rotated "
+            "and the files hold it: run `docker compose up --detach --no-deps --force-recreate "
+            f"{' '.join(names)}`"
         )
-    return f"recreated {spec.name}: healthy, with the new value"
+    return [f"recreated {name}: healthy, with the new value" for name in names]
 
 
 def _compose_run(cli: DockerCli, command: Sequence[str]) -> str | None:
