@@ -89,12 +89,21 @@ def becomes_ready(
         docker("volume", "rm", "--force", volume, check=False)
 
 
+# What a program that keeps its container running logs when it has given up for good: nginx's
+# master outlives a worker that could not drop to its user, but never starts another.
+GAVE_UP = ("cannot be respawned",)
+
+
 def _answers(container: str, spec: ServiceSpec) -> bool | None:
-    """True when the probe answers, False when the container stopped, None while undecided."""
+    """True when the probe answers; False when the container stopped or its program logged that
+    it gave up; None while undecided."""
     if docker("exec", container, *ready_probe(spec), timeout=10, check=False).returncode == 0:
         return True
     running = docker("inspect", "--format", "{{.State.Running}}", container, check=False)
-    return None if running.stdout.strip() == "true" else False
+    if running.stdout.strip() != "true":
+        return False
+    logs = docker("logs", container, check=False)
+    return False if any(sign in logs.stdout + logs.stderr for sign in GAVE_UP) else None
 
 
 def _polled(check: Callable[[], bool | None], within: float) -> bool:
