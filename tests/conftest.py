@@ -6,8 +6,9 @@ request whole (options included) — see that module for why the stock mock moni
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +40,47 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> RawC
     return RawConfig(values, shipped.secret_keys)
 
 
+# Runs made in this process, by everything a run depends on (see run_stack).
+_RUNS: dict[Hashable, Recording] = {}
+
+
+def _environment() -> dict[str, str]:
+    """The environment a run could read: all of it but what pytest changes for every test."""
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+
 def run_stack(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
     *,
     preview: bool = True,
     secrets: Mapping[str, str] | None = None,
+    fresh: bool = False,
 ) -> Recording:
-    """Run the real entry point for ``stack`` with config edits and secret config values."""
+    """Run the real entry point for ``stack`` with config edits and secret config values.
+
+    A run under the mocks is a function of the config it is given, preview and the environment
+    (the release commit may come from it), so each distinct run is made once per test process
+    (~0.3 s each; the tests ask for the same ones again and again) and every caller gets a deep
+    copy: a test that edits what it got cannot change what another test sees. ``fresh`` runs
+    the program again, for tests that prove two runs agree (a cached copy always would). A test
+    that patches something the program calls must not use the cache either: pass ``fresh``.
+    """
     config = stack_config(stack, overrides)
     if secrets:
         config = RawConfig({**config.values, **secrets}, config.secret_keys | frozenset(secrets))
-    return record(deploy, stack=stack, config=config, preview=preview)
+    if fresh:
+        return record(deploy, stack=stack, config=config, preview=preview)
+    key = (
+        stack,
+        preview,
+        tuple(sorted(config.values.items())),
+        config.secret_keys,
+        tuple(sorted(_environment().items())),
+    )
+    if key not in _RUNS:
+        _RUNS[key] = record(deploy, stack=stack, config=config, preview=preview)
+    return copy.deepcopy(_RUNS[key])
 
 
 @pytest.fixture(scope="session")

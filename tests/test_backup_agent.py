@@ -10,6 +10,7 @@ the engine tier (tests/engine/test_backup_agent.py). Time is driven with ``--now
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import re
 import shutil
@@ -17,9 +18,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -75,15 +78,22 @@ def _busybox_bin(directory: Path) -> str:
     return str(directory)
 
 
+@pytest.fixture(scope="session")
+def shells(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Shell]:
+    """The shells this machine has, by name."""
+    found = {"sh": Shell("sh", ("sh", str(SCRIPT)), os.environ["PATH"])}
+    if shutil.which("busybox") is not None:
+        path = _busybox_bin(tmp_path_factory.mktemp("busybox") / "bin")
+        found["busybox"] = Shell("busybox", (str(Path(path) / "sh"), str(SCRIPT)), path)
+    return found
+
+
 @pytest.fixture(scope="session", params=["sh", "busybox"])
-def shell(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Shell:
+def shell(request: pytest.FixtureRequest, shells: dict[str, Shell]) -> Shell:
     """dash + GNU coreutils (this machine's sh), then busybox ash + busybox applets only."""
-    if request.param == "sh":
-        return Shell("sh", ("sh", str(SCRIPT)), os.environ["PATH"])
-    if shutil.which("busybox") is None:
+    if request.param not in shells:
         pytest.skip("busybox is not installed (apt-get install busybox-static)")
-    path = _busybox_bin(tmp_path_factory.mktemp("busybox") / "bin")
-    return Shell("busybox", (str(Path(path) / "sh"), str(SCRIPT)), path)
+    return shells[request.param]
 
 
 @dataclass
@@ -135,10 +145,13 @@ class Box:
             stdin=subprocess.DEVNULL,
         )
 
-    def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
+    def start(
+        self, *args: str, stdout: IO[str] | int = subprocess.PIPE, **env: str
+    ) -> subprocess.Popen[str]:
+        """The script in the background; ``stdout``: a file to follow its output as it runs."""
         return subprocess.Popen(
             [*self.shell.argv, *args],
-            stdout=subprocess.PIPE,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
             env={**self.env, **env},
@@ -204,6 +217,10 @@ exit $status
 
 @pytest.fixture
 def box(shell: Shell, tmp_path: Path, identity: Identity) -> Box:
+    return make_box(shell, tmp_path, identity)
+
+
+def make_box(shell: Shell, tmp_path: Path, identity: Identity) -> Box:
     fakes = tmp_path / "fakes"
     fakes.mkdir()
     for name, body in (
@@ -245,6 +262,123 @@ def box(shell: Shell, tmp_path: Path, identity: Identity) -> Box:
     }
     (tmp_path / "backups").mkdir()
     return Box(shell, tmp_path, env)
+
+
+# --- waiting for and stopping a schedule ------------------------------------------------------
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+class Stopper:
+    """Stops a schedule as `docker stop` does (SIGTERM), returning its status and output."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[str]] = []
+
+    def __call__(self, process: subprocess.Popen[str]) -> tuple[int, str, str]:
+        self.started.append(process)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+        return process.returncode, out, err
+
+    def kill_the_rest(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def stop() -> Iterator[Callable[[subprocess.Popen[str]], tuple[int, str, str]]]:
+    stopper = Stopper()
+    yield stopper
+    stopper.kill_the_rest()
+
+
+# --- the time-driven tests, run side by side -------------------------------------------------
+#
+# These tests mostly wait on the script's clock (slots, retry delays, the 2 s poll for postgres):
+# one after another, both shells, they kept a worker waiting for over 40 s. Each is written as
+# an ordinary test; @side_by_side runs it, with a box of its own, in a thread started together
+# with the others the first time one of them is reached, and the test then waits for its own
+# and fails as it would have (its assertions run in that thread, unchanged). They are one
+# xdist group, so a single worker runs them all (`--dist loadgroup`, pyproject.toml).
+
+TimedTest = Callable[..., None]
+SIDE_BY_SIDE: dict[str, TimedTest] = {}
+TIMED_GROUP = pytest.mark.xdist_group("backup-agent-timed")
+
+
+def side_by_side(test: TimedTest) -> Callable[[Shell, SideBySide], None]:
+    SIDE_BY_SIDE[test.__name__] = test
+
+    def run(shell: Shell, timed: SideBySide) -> None:
+        timed.outcome(test.__name__, shell)
+
+    run.__name__ = test.__name__
+    run.__doc__ = test.__doc__
+    marked: Callable[[Shell, SideBySide], None] = TIMED_GROUP(run)
+    return marked
+
+
+class SideBySide:
+    """The time-driven tests this session runs, all started at once (see above)."""
+
+    def __init__(
+        self,
+        wanted: list[tuple[str, Shell]],
+        identity: Identity,
+        factory: pytest.TempPathFactory,
+    ) -> None:
+        self.wanted = wanted
+        self.identity = identity
+        self.factory = factory
+        self.pool = ThreadPoolExecutor(max_workers=max(1, len(wanted)))
+        self.futures: dict[tuple[str, str], Future[None]] = {}
+
+    def outcome(self, name: str, shell: Shell) -> None:
+        if not self.futures:
+            for wanted_name, wanted_shell in self.wanted:
+                root = self.factory.mktemp(f"{wanted_shell.name}-{wanted_name[5:40]}")
+                box = make_box(wanted_shell, root, self.identity)
+                future = self.pool.submit(_run_timed, SIDE_BY_SIDE[wanted_name], box)
+                self.futures[(wanted_name, wanted_shell.name)] = future
+        self.futures[(name, shell.name)].result(timeout=180)  # raises what the test raised
+
+
+def _run_timed(test: TimedTest, box: Box) -> None:
+    stopper = Stopper()
+    given = {"box": box, "stop": stopper}
+    try:
+        test(**{name: given[name] for name in inspect.signature(test).parameters})
+    finally:
+        stopper.kill_the_rest()
+
+
+@pytest.fixture(scope="session")
+def timed(
+    request: pytest.FixtureRequest,
+    shells: dict[str, Shell],
+    identity: Identity,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SideBySide]:
+    wanted = [
+        (item.originalname, shells[item.callspec.params["shell"]])
+        for item in request.session.items
+        if isinstance(item, pytest.Function)
+        and item.originalname in SIDE_BY_SIDE
+        and item.callspec.params["shell"] in shells
+    ]
+    side = SideBySide(wanted, identity, tmp_path_factory)
+    yield side
+    side.pool.shutdown(wait=True)
 
 
 # --- seeded backups and an independent retention model --------------------------------------
@@ -697,6 +831,7 @@ def test_a_failed_dump_is_reported_and_a_second_run_of_the_same_second_is_refuse
     assert "a backup named prod-20250310T000000Z.dump.age exists already" in again.stderr
 
 
+@side_by_side
 def test_a_run_waits_for_postgres_to_accept_connections_before_dumping(box: Box) -> None:
     # On Swarm the backup task starts beside postgres' (a stack has no depends_on).
     ran = box.run("run", "--now", "20250310T000000Z", FAKE_DB_DOWN_CALLS="2")
@@ -708,18 +843,20 @@ def test_a_run_waits_for_postgres_to_accept_connections_before_dumping(box: Box)
     assert good(box.backups) == [at("20250310T000000Z")]
 
 
+@side_by_side
 def test_a_database_that_never_answers_fails_the_run_once_the_wait_is_over(box: Box) -> None:
     began = time.monotonic()
+    # 2 s: the shortest wait that still polls twice (pg_isready every 2 s).
     ran = box.run(
-        "run", "--now", "20250310T000000Z", FAKE_DB_DOWN_CALLS="1000", DEPOT_BACKUP_DB_WAIT="3"
+        "run", "--now", "20250310T000000Z", FAKE_DB_DOWN_CALLS="1000", DEPOT_BACKUP_DB_WAIT="2"
     )
     took = time.monotonic() - began
     assert ran.returncode == 1
-    message = "postgres at postgres:5432 did not accept connections within 3 s"
+    message = "postgres at postgres:5432 did not accept connections within 2 s"
     assert ran.stderr.splitlines()[-1] == f"depot-backup: {message}"
     assert message in (box.backups / "status" / "last-failure").read_text()
     assert box.calls("pg_dump") == []
-    assert 2 <= len(box.calls("pg_isready")) <= 4  # every 2 s for 3 s, bounded in count
+    assert 2 <= len(box.calls("pg_isready")) <= 4  # every 2 s for 2 s (2 polls), bounded in count
     assert took < 15
     assert good(box.backups) == []
 
@@ -783,48 +920,27 @@ def test_now_must_be_a_real_utc_instant(box: Box, now: str) -> None:
 # --- schedule -------------------------------------------------------------------------------
 
 
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
-
-
-@pytest.fixture
-def stop() -> Iterator[Callable[[subprocess.Popen[str]], tuple[int, str, str]]]:
-    """Stops a schedule as `docker stop` does (SIGTERM), returning its status and output."""
-    started: list[subprocess.Popen[str]] = []
-
-    def terminate(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-        started.append(process)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=10)
-        return process.returncode, out, err
-
-    yield terminate
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
+@side_by_side
 def test_the_schedule_runs_at_once_then_on_each_slot_and_stops_cleanly_on_term(
     box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
 ) -> None:
     interval = 3
+    printed = box.root / "schedule.out"  # followed while it runs: TERM once 3 runs are good
     began = time.time()
-    loop = box.start("schedule", DEPOT_BACKUP_INTERVAL=str(interval))
-    try:
-        assert wait_for(lambda: len(box.calls("pg_dump")) >= 4, 20), box.calls("pg_dump")
-    finally:
-        status, out, err = stop(loop)
+    with printed.open("w") as sink:
+        loop = box.start("schedule", DEPOT_BACKUP_INTERVAL=str(interval), stdout=sink)
+        try:
+            assert wait_for(lambda: printed.read_text().count(" is good") >= 3, 20), (
+                printed.read_text()
+            )
+        finally:
+            status, _, err = stop(loop)
+    out = printed.read_text()
     assert status == 0, err
     # Each run's backup (the daily rule then keeps one of them: they share a day).
     made = [at(stamp) for stamp in re.findall(r"backup prod-(\S+)\.dump\.age is good", out)]
     assert len(made) >= 3, out
-    assert made[-1] in good(box.backups)  # (with a 4th, if TERM came after it was placed)
+    assert made[-1] in good(box.backups)  # (TERM may have come while it was pruning)
     first, *later = made
     assert first.timestamp() - began < 2  # no backup yet: the first run at once
     for moment in later:  # then on the slots: multiples of the interval since the epoch
@@ -834,6 +950,7 @@ def test_the_schedule_runs_at_once_then_on_each_slot_and_stops_cleanly_on_term(
     assert not (box.root / "tmp" / "depot-backup.lock").exists()
 
 
+@side_by_side
 def test_the_schedule_waits_for_the_next_slot_after_a_fresh_backup(
     box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
 ) -> None:
@@ -850,6 +967,7 @@ def test_the_schedule_waits_for_the_next_slot_after_a_fresh_backup(
     assert re.search(r"next run at \d{4}-\d\d-\d\dT\d\d:00:00Z", out), out
 
 
+@side_by_side
 def test_a_rebuilt_host_waits_when_a_target_holds_a_fresh_backup(
     box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
 ) -> None:
@@ -877,6 +995,7 @@ def test_a_rebuilt_host_waits_when_a_target_holds_a_fresh_backup(
     assert box.run("health", DEPOT_BACKUP_TARGETS=target).returncode == 0
 
 
+@side_by_side
 def test_a_failed_run_is_retried_sooner_three_times_as_far_apart_each_time(
     box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
 ) -> None:

@@ -113,7 +113,9 @@ def test_changing_the_database_password_says_the_program_rotates_it() -> None:
 def test_an_unchanged_secret_is_not_reported() -> None:
     key = new_fingerprint_key()
     base = keyed_plan(key, password(CANARY))
-    assert diff_plans(base, keyed_plan(key, password(CANARY)), base_label="a", head_label="b").empty
+    # Another run of the same config (not a copy of the first: see run_stack).
+    again = plan_from(run_stack("prod", secrets=password(CANARY), fresh=True), fingerprint_key=key)
+    assert diff_plans(base, again, base_label="a", head_label="b").empty
     # Beside another change, the secret still does not show.
     head = keyed_plan(key, password(CANARY), **{"depot:restart": "unless-stopped"})
     diff = diff_plans(base, head, base_label="a", head_label="b")

@@ -148,7 +148,7 @@ def test_an_unchanged_password_leaves_the_rotation_unchanged() -> None:
     # A random salt would give a new verifier, so a rotation on every `up`.
     key = new_fingerprint_key()
     base = plan_from(run_stack("prod", secrets=given()), fingerprint_key=key)
-    head = plan_from(run_stack("prod", secrets=given()), fingerprint_key=key)
+    head = plan_from(run_stack("prod", secrets=given(), fresh=True), fingerprint_key=key)
     assert diff_plans(base, head, base_label="a", head_label="b").empty
 
 

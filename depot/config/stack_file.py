@@ -12,6 +12,7 @@ size, how far YAML aliases may expand it, and which YAML it may use. Anything el
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -104,6 +105,17 @@ def stack_config(
 
 def parse_stack_file(data: bytes, source: str) -> RawConfig:
     """The ``config:`` of a stack file's bytes; ``source`` names the file in errors."""
+    parsed = _parse_stack_file(data, source)
+    # Each caller gets maps of its own: the cached result is never handed out to be changed.
+    return RawConfig(dict(parsed.values), parsed.secret_keys, dict(parsed.positions))
+
+
+# Parsing is pure in (data, source) and slow (YAML with positions: ~25 ms for a shipped stack).
+# A command reads a file once or twice, but the test suite reads the same few stack files
+# hundreds of times in one process. Errors are not cached: a bad file is parsed again, and fails
+# the same way.
+@functools.lru_cache(maxsize=16)
+def _parse_stack_file(data: bytes, source: str) -> RawConfig:
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError(f"{source}: is larger than 1 MiB; a stack file holds settings only")
     try:
