@@ -755,13 +755,13 @@ def test_the_schedule_keeps_one_private_rclone_config_and_removes_it_on_term(
     config = box.root / "secrets" / "backup_rclone_config"
     config.write_text("[offsite]\ntype = local\n")
     config.chmod(0o400)
-    env = {
-        "DEPOT_BACKUP_TARGETS": f"offsite:{box.offsite}",
-        "RCLONE_CONFIG": str(config),
-        "FAKE_SAVE": "1",
-        "DEPOT_BACKUP_INTERVAL": "2",
-    }
-    loop = box.start("schedule", **env)
+    loop = box.start(
+        "schedule",
+        DEPOT_BACKUP_TARGETS=f"offsite:{box.offsite}",
+        RCLONE_CONFIG=str(config),
+        FAKE_SAVE="1",
+        DEPOT_BACKUP_INTERVAL="2",
+    )
     try:
         assert wait_for(lambda: len(good(box.offsite)) >= 2, 20), good(box.offsite)
     finally:
