@@ -24,7 +24,7 @@ from depot.review.plan import SECRET, Plan, new_fingerprint_key, plan_from, plan
 from depot.review.postgres import postgres_major
 from depot.review.render import diff_markdown, diff_text, dumps
 from tests.conftest import edited, run_stack, stack_config
-from tests.test_review import _project_copy
+from tests.test_review import _project_copy, main_in_project
 
 CANARY = "diff-canary-Zq81v"
 OTHER_CANARY = "diff-canary-Wm47k"
@@ -155,12 +155,17 @@ def run_depot(*args: str, env: dict[str, str] | None = None, cwd: Path | None = 
     )
 
 
-def test_a_plain_plan_shows_secrets_without_fingerprints() -> None:
-    env = {k: v for k, v in os.environ.items() if k != FINGERPRINT_KEY_VARIABLE}
-    completed = run_depot("plan", "--stack", "prod", "--format", "json", env=env)
-    assert completed.returncode == 0, completed.stderr
-    assert '"[secret]"' in completed.stdout
-    assert "[secret:" not in completed.stdout
+def test_a_plain_plan_shows_secrets_without_fingerprints(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In this process: `depot plan` run as a program is proved by every `diff --base` (its base
+    # side) and by the malformed-key refusal below; this test is about what it prints.
+    monkeypatch.delenv(FINGERPRINT_KEY_VARIABLE, raising=False)
+    status = depot.cli.main(["plan", "--stack", "prod", "--format", "json"])
+    stdout, stderr = capsys.readouterr()
+    assert status == 0, stderr
+    assert '"[secret]"' in stdout
+    assert "[secret:" not in stdout
 
 
 def test_each_diff_draws_its_own_key_for_both_sides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,6 +236,9 @@ def _diff_at_head(project: Path, fmt: str) -> Any:
     )
 
 
+FORMATS = ("text", "markdown")
+
+
 def test_switching_to_a_given_database_password_shows_what_it_changes(tmp_path: Path) -> None:
     # The case: generated (RandomPassword) → given as secret config, in a stack file.
     project = _project_copy(tmp_path)
@@ -238,15 +246,19 @@ def test_switching_to_a_given_database_password_shows_what_it_changes(tmp_path: 
     shipped = stack_file.read_text()
     stack_file.write_text(shipped + f"  depot:databasePassword:\n    secure: v1:{CANARY}:AAAA\n")
     printed = {}
-    for fmt in ("text", "markdown"):  # json: the same diff, rendered in-process above
-        completed = _diff_at_head(project, fmt)
-        assert completed.returncode == 1, completed.stderr
-        assert CANARY not in completed.stdout + completed.stderr
-        assert "[secret:" not in completed.stdout
-        assert "database-password" in completed.stdout  # the RandomPassword it replaces
-        assert "uploads[0].content" in completed.stdout
-        assert "rotates the database password: " in completed.stdout
-        printed[fmt] = completed.stdout
+    # json: the same diff, rendered in-process above. Both formats in one interpreter (each diff
+    # still plans its base with `python -m depot`); the real `depot diff` is run below.
+    diffs = (["diff", "--base", "HEAD", "--stack", "prod", "--format", f] for f in FORMATS)
+    runs = main_in_project(project, *diffs)
+    assert len(runs) == len(FORMATS)
+    for fmt, (status, stdout, stderr) in zip(FORMATS, runs, strict=True):
+        assert status == 1, stderr
+        assert CANARY not in stdout + stderr
+        assert "[secret:" not in stdout
+        assert "database-password" in stdout  # the RandomPassword it replaces
+        assert "uploads[0].content" in stdout
+        assert "rotates the database password: " in stdout
+        printed[fmt] = stdout
     text = printed["text"]
     assert "- random:index/randomPassword:RandomPassword database-password" in text
     assert "    envs: [secret] changed  (replaces)" in text
@@ -254,9 +266,11 @@ def test_switching_to_a_given_database_password_shows_what_it_changes(tmp_path: 
     # Another ciphertext for the same key is another secret, though neither can be decrypted.
     _git(project, "commit", "-qam", "given password")
     stack_file.write_text(shipped + f"  depot:databasePassword:\n    secure: v1:{CANARY}:BBBB\n")
-    text = _diff_at_head(project, "text").stdout
+    completed = _diff_at_head(project, "text")
+    assert completed.returncode == 1, completed.stderr
+    text = completed.stdout
     assert "    uploads[0].content: [secret] changed  (replaces)" in text
-    assert CANARY not in text
+    assert CANARY not in text + completed.stderr
 
 
 # --- postgres major versions ----------------------------------------------------------------
