@@ -39,6 +39,11 @@ def prod_plan() -> Plan:
     return plan_stack("prod")
 
 
+@pytest.fixture(scope="module")
+def dev_plan() -> Plan:
+    return plan_stack("dev")
+
+
 def messages(plan: Plan, rule: str, policy: PolicySettings = PROD) -> list[str]:
     found = check_plan(plan, policy, postgres_major=RECORDED_MAJOR)
     return [str(v) for v in found if v.rule.id == rule]
@@ -53,17 +58,17 @@ def test_shipped_prod_complies_with_every_rule(prod_plan: Plan, rule: str) -> No
     assert messages(prod_plan, rule) == []
 
 
-def test_shipped_dev_shows_no_violation_under_its_own_policy() -> None:
+def test_shipped_dev_shows_no_violation_under_its_own_policy(dev_plan: Plan) -> None:
     policy = load_settings("dev", stack_config("dev")).policy
     assert (policy.enforcement, policy.production) == ("advisory", False)
-    assert check_plan(plan_stack("dev"), policy) == []
+    assert check_plan(dev_plan, policy) == []
 
 
-def test_dev_would_only_miss_production_rules() -> None:
+def test_dev_would_only_miss_production_rules(dev_plan: Plan) -> None:
     # Held to production's rules, dev lacks exactly what prod adds: limits, digests, protection,
     # and backups that leave the machine, encrypted.
     recorded = load_settings("dev", stack_config("dev")).data.postgres_major
-    found = {v.rule.id for v in check_plan(plan_stack("dev"), PROD, postgres_major=recorded)}
+    found = {v.rule.id for v in check_plan(dev_plan, PROD, postgres_major=recorded)}
     assert found == {
         "limits",
         "image-pinned",

@@ -27,6 +27,12 @@ def prod_plan() -> Plan:
     return plan_stack("prod")
 
 
+@pytest.fixture(scope="module")
+def dev_plan() -> Plan:
+    """Planned once per module, as ``prod_plan``: a plan without a key is the same every run."""
+    return plan_stack("dev")
+
+
 def test_plan_lists_exactly_what_the_program_registers(
     shipped: dict[str, Recording], prod_plan: Plan
 ) -> None:
@@ -89,14 +95,10 @@ def test_profile_flag_enables_a_profile_on_top_of_the_stack() -> None:
     assert "rtk-base-container" not in names
 
 
-def _diff_dev_prod() -> str:
-    return diff_text(
-        diff_plans(plan_stack("dev"), plan_stack("prod"), base_label="dev", head_label="prod")
-    )
-
-
-def test_dev_to_prod_diff_shows_restart_limits_and_profiles() -> None:
-    text = _diff_dev_prod()
+def test_dev_to_prod_diff_shows_restart_limits_and_profiles(
+    dev_plan: Plan, prod_plan: Plan
+) -> None:
+    text = diff_text(diff_plans(dev_plan, prod_plan, base_label="dev", head_label="prod"))
     assert 'restart: "unless-stopped" → "always"' in text
     assert "memory: null → 256" in text
     assert "memoryReservation: null → 128" in text
@@ -123,8 +125,8 @@ def test_an_update_in_place_is_not_flagged_as_a_replacement() -> None:
     assert not diff.replacements
 
 
-def test_deleting_the_data_volume_is_a_data_risk() -> None:
-    base = plan_stack("prod")
+def test_deleting_the_data_volume_is_a_data_risk(prod_plan: Plan) -> None:
+    base = prod_plan
     head = Plan(base.stack, tuple(r for r in base.resources if r.name != "postgres-data"))
     diff = diff_plans(base, head, base_label="a", head_label="b")
     assert diff.data_risks == ("docker:index/volume:Volume::postgres-data",)
@@ -132,9 +134,11 @@ def test_deleting_the_data_volume_is_a_data_risk() -> None:
     assert "Data at risk" in diff_markdown(diff)
 
 
-def test_markdown_diff_leads_with_a_summary_and_folds_details() -> None:
-    diff = diff_plans(plan_stack("dev"), plan_stack("prod"), base_label="dev", head_label="prod")
-    markdown = diff_markdown(diff, plan_stack("prod"))
+def test_markdown_diff_leads_with_a_summary_and_folds_details(
+    dev_plan: Plan, prod_plan: Plan
+) -> None:
+    diff = diff_plans(dev_plan, prod_plan, base_label="dev", head_label="prod")
+    markdown = diff_markdown(diff, prod_plan)
     lines = markdown.splitlines()
     # What matters first (dev → prod recreates containers), then the summary table.
     assert lines[2].startswith(
