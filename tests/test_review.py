@@ -298,6 +298,18 @@ sys.stdout.write(json.dumps(runs))
 """
 
 
+def depot_in(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m depot ARGS`` as a process of its own in the project copy, reading its files."""
+    return subprocess.run(
+        [sys.executable, "-m", "depot", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(project)},
+    )
+
+
 def main_in_project(
     project: Path, *argvs: list[str], env: dict[str, str] | None = None
 ) -> list[tuple[int, str, str]]:
@@ -328,14 +340,7 @@ def test_diff_against_a_git_ref_plans_the_base_from_git(tmp_path: Path) -> None:
     # Dirty the working tree too: the base must come from git, the head from the tree.
     stack_file.write_text(stack_file.read_text().replace("logLevel: debug", "logLevel: info"))
 
-    completed = subprocess.run(
-        [sys.executable, "-m", "depot", "diff", "--base", "HEAD~1", "--stack", "dev"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONPATH": str(project)},
-    )
+    completed = depot_in(project, "diff", "--base", "HEAD~1", "--stack", "dev")
     assert completed.returncode == 1, completed.stderr
     assert 'restart: "unless-stopped" → "always"' in completed.stdout
     assert "RUST_LOG=discovery=info" in completed.stdout
@@ -347,14 +352,7 @@ def test_a_bad_config_gives_the_programs_message(tmp_path: Path) -> None:
     project = _project_copy(tmp_path)
     stack_file = project / "Pulumi.dev.yaml"
     stack_file.write_text(stack_file.read_text().replace("unless-stopped", "sometimes"))
-    completed = subprocess.run(
-        [sys.executable, "-m", "depot", "plan", "--stack", "dev"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONPATH": str(project)},
-    )
+    completed = depot_in(project, "plan", "--stack", "dev")
     assert completed.returncode == 2
     assert (
         "Pulumi.dev.yaml:3:18: depot:restart: 'sometimes' is not a restart policy"
@@ -368,14 +366,7 @@ def test_secure_values_in_a_stack_file_never_fail_or_print(tmp_path: Path) -> No
     stack_file.write_text(
         stack_file.read_text() + f"  depot:databasePassword:\n    secure: v1:{CANARY}:AAAABBBB\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-m", "depot", "plan", "--stack", "dev", "--format", "text"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONPATH": str(project)},
-    )
+    completed = depot_in(project, "plan", "--stack", "dev", "--format", "text")
     runs = [(completed.returncode, completed.stdout, completed.stderr)]
     runs += main_in_project(
         project, *(["plan", "--stack", "dev", "--format", fmt] for fmt in ("json", "markdown"))
