@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -132,3 +134,17 @@ def edited(plan: Plan, target: str, changes: dict[str, Any]) -> Plan:
         return PlannedResource(r.type, r.name, r.parent, inputs, options, r.dependencies)
 
     return Plan(plan.stack, tuple(edit(r) if r.name == target else r for r in plan.resources))
+
+
+def run_depot(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m depot ARGS`` as a process of its own (``cwd``: the project it reads)."""
+    return subprocess.run(
+        [sys.executable, "-m", "depot", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=None if env is None else dict(env),
+    )

@@ -23,7 +23,7 @@ from depot.review.diff import DATABASE_PASSWORD_NOTE, PlanDiff, diff_plans, rota
 from depot.review.plan import SECRET, Plan, new_fingerprint_key, plan_from, plan_stack
 from depot.review.postgres import postgres_major
 from depot.review.render import diff_markdown, diff_text, dumps
-from tests.conftest import edited, run_stack, stack_config
+from tests.conftest import edited, run_depot, run_stack, stack_config
 from tests.test_review import _project_copy, main_in_project
 
 CANARY = "diff-canary-Zq81v"
@@ -142,17 +142,6 @@ def test_fingerprints_compare_within_one_diff_and_not_across_two() -> None:
         plan_from(recording, fingerprint_key=second)
     )
     assert marker(plan_from(recording)) == SECRET  # a plain plan carries no fingerprint
-
-
-def run_depot(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Any:
-    return subprocess.run(
-        [sys.executable, "-m", "depot", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-    )
 
 
 def test_a_plain_plan_shows_secrets_without_fingerprints(

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid
 from depot.review.plan import SECRET, Plan, plan_from, plan_stack, render
 from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
-from tests.conftest import PROJECT_DIR, edited, run_stack
+from tests.conftest import PROJECT_DIR, edited, run_depot, run_stack
 
 CANARY = "plan-canary-3fQ9x"
 
@@ -205,13 +206,7 @@ def test_no_format_of_any_command_prints_a_secret(canary_recording: Recording) -
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:
-    completed = subprocess.run(
-        [sys.executable, "-m", "depot", *args],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    completed = run_depot(*args, cwd=PROJECT_DIR)
     return completed.returncode, completed.stdout, completed.stderr
 
 
@@ -298,16 +293,11 @@ sys.stdout.write(json.dumps(runs))
 """
 
 
-def depot_in(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def depot_in(
+    project: Path, *args: str, environ: Mapping[str, str] = os.environ
+) -> subprocess.CompletedProcess[str]:
     """``python -m depot ARGS`` as a process of its own in the project copy, reading its files."""
-    return subprocess.run(
-        [sys.executable, "-m", "depot", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONPATH": str(project)},
-    )
+    return run_depot(*args, cwd=project, env={**environ, "PYTHONPATH": str(project)})
 
 
 def main_in_project(
@@ -445,11 +435,8 @@ def test_the_readmes_examples_are_real_output(
 def test_an_unchanged_tree_diffs_clean_against_its_own_commit(tmp_path: Path, stack: str) -> None:
     # The base is planned in another directory than the head: nothing may depend on where.
     project = _project_copy(tmp_path)
-    completed = subprocess.run(
-        [sys.executable, "-m", "depot", "diff", "--base", "HEAD", "--stack", stack],
-        cwd=project, capture_output=True, text=True, check=False,
-        env={**_without("DEPOT_RELEASE_COMMIT"), "PYTHONPATH": str(project)},
-    )  # fmt: skip
+    environ = _without("DEPOT_RELEASE_COMMIT")
+    completed = depot_in(project, "diff", "--base", "HEAD", "--stack", stack, environ=environ)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert completed.stdout.endswith(": no changes\n")
 
