@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from depot.catalog import LOG_OPTIONS, SCRATCH
+from depot.catalog import LOG_OPTIONS, SCRATCH, ServiceSpec
 from depot.model import deployments
 from tests.engine.harness import TierDepot, docker
 
@@ -45,16 +45,30 @@ def test_the_engine_applied_the_catalogues_hardening(depot: TierDepot) -> None:
         assert host["MemoryReservation"] == (reservation or 0) * MIB, spec.name
 
 
-def process_uids(container: str) -> list[str]:
-    """The numeric uids that run a process in ``container``, as the host's ps sees them."""
-    rows = docker("top", container, "-eo", "pid,uid").stdout.splitlines()[1:]  # below the header
-    return sorted({row.split()[1] for row in rows if row.strip()})
+def process_uids(spec: ServiceSpec) -> list[str]:
+    """The numeric uids that run the service's processes, as the host's ps sees them.
+
+    Not its healthcheck's: Docker runs the probe with ``exec`` as the container's user, which is
+    root where the image's entrypoint drops privileges itself (postgres' ``pg_isready``, every
+    5 s for a few ms) — a process of the engine's, not of the service, caught now and then.
+    """
+    probe = " ".join(spec.healthcheck.test[1:]) if spec.healthcheck.test[0] == "CMD" else None
+    # pid first: docker top needs it. Rows below the header: "<pid> <uid> <argv joined>".
+    rows = docker("top", spec.container_name, "-eo", "pid,uid,args").stdout.splitlines()[1:]
+    fields = [row.split(None, 2) for row in rows if row.strip()]
+    return sorted(
+        {
+            found[1]
+            for found in fields
+            if len(found) >= 2 and (found[2] if len(found) == 3 else "") != probe
+        }
+    )
 
 
 def test_no_process_user_can_write_outside_the_writable_paths(depot: TierDepot) -> None:
     for spec in depot.services:
         container = spec.container_name
-        for uid in process_uids(container):
+        for uid in process_uids(spec):
             for path in ("/depot-probe", "/etc/depot-probe", "/usr/depot-probe"):
                 wrote = depot.exec(container, "sh", "-c", f"echo x > {path}", user=uid)
                 assert wrote.returncode != 0, f"{spec.name}: user {uid} wrote {path}"
@@ -70,7 +84,7 @@ def test_no_process_user_can_write_outside_the_writable_paths(depot: TierDepot) 
 def test_tmp_is_writable_scratch_space_for_the_service(depot: TierDepot) -> None:
     for spec in depot.services:
         if "/tmp" in spec.tmpfs:
-            for uid in process_uids(spec.container_name):
+            for uid in process_uids(spec):
                 wrote = depot.exec(spec.container_name, "sh", "-c", "echo x > /tmp/p$$", user=uid)
                 assert wrote.returncode == 0, (spec.name, uid, wrote.stderr)
 
@@ -98,7 +112,7 @@ def test_tmp_is_not_executable(depot: TierDepot) -> None:
 
 def test_every_process_runs_as_the_user_the_catalogue_expects(depot: TierDepot) -> None:
     for spec in depot.services:
-        uids = process_uids(spec.container_name)
+        uids = process_uids(spec)
         if spec.user is not None:
             assert uids == [spec.user.split(":")[0]], spec.name
         elif spec.secret_files:
