@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 # Each command imports what it runs, inside its handler: `depot compose` needs no Pulumi SDK
 # and no provider, and a plan needs no policy. Process start is most of a command's time.
 from depot.config.loader import ConfigError
-from depot.host.backup import BackupError
+from depot.host.backup import DEFAULT_TIMEOUT, BackupError
 from depot.host.docker import DockerError
 from depot.outputs.secret_files import SECRETS_DIR, SecretsFolderError
 from depot.paths import PROJECT_ROOT
@@ -212,9 +212,9 @@ def _backup_timeout(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--timeout",
         type=float,
-        default=3600.0,
+        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help="stop waiting after this long (default 3600)",
+        help=f"stop waiting after this long (default {DEFAULT_TIMEOUT:g})",
     )
 
 

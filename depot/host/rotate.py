@@ -259,19 +259,15 @@ def _recreate(
     if not specs:
         return []
     names = [spec.name for spec in specs]
+    manual = "docker compose up --detach --no-deps --force-recreate"
     if compose is None:
-        return [
-            f"{name}: recreate it to read the new value: docker compose up --detach --no-deps "
-            f"--force-recreate {name}"
-            for name in names
-        ]
+        return [f"{name}: recreate it to read the new value: {manual} {name}" for name in names]
     command = [*compose.command(cli), "up", "--detach", "--no-deps", "--force-recreate", "--wait"]
     result = _compose_run(cli, [*command, *names])
     if result is not None:
         raise RotationError(
             f"{', '.join(names)}: not all recreated healthy ({result}); the password is rotated "
-            "and the files hold it: run `docker compose up --detach --no-deps --force-recreate "
-            f"{' '.join(names)}`"
+            f"and the files hold it: run `{manual} {' '.join(names)}`"
         )
     return [f"recreated {name}: healthy, with the new value" for name in names]
 
