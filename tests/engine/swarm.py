@@ -36,8 +36,7 @@ from depot.config.stack_file import encode
 from depot.outputs.compose import dump
 from depot.outputs.secret_files import SECRETS_DIR, init_secret_files
 from depot.outputs.swarm_stack import STACK_NAME, stack_document
-from depot.review.plan import stack_config
-from tests.engine.harness import TIER_LABEL, depot_names_in_use, docker
+from tests.engine.harness import TIER_LABEL, depot_names_in_use, docker, tier_config
 from tests.engine.images import STANDIN_OF
 
 STACK = "cluster"
@@ -76,21 +75,12 @@ def swarm_settings(directory: Path, recipient: str | None = None) -> DepotSettin
     off-host copy against a target of its own); the stack's example recipient has no private
     key anywhere, and a restore needs one: the tier makes its own (``age_keygen``).
     """
-    config = stack_config(STACK)
-    console = {
-        "distPath": str(directory / "console-dist"),
-        "sessionsPath": str(directory / "sessions"),
-    }
-    backup = {**json.loads(config.values["depot:backup"]), "targets": []}
+    # The console's paths and the backups' targets as the Compose tier moves them.
+    config = tier_config(STACK, directory, {"depot:profiles": []})
     if recipient is not None:
-        backup["recipients"] = [recipient]
-    values = {
-        **config.values,
-        "depot:console": encode(console),
-        "depot:profiles": encode([]),
-        "depot:backup": encode(backup),
-    }
-    return load_settings(STACK, RawConfig(values, config.secret_keys))
+        backup = {**json.loads(config.values["depot:backup"]), "recipients": [recipient]}
+        config = RawConfig({**config.values, "depot:backup": encode(backup)}, config.secret_keys)
+    return load_settings(STACK, config)
 
 
 def swarm_override(
