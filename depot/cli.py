@@ -361,17 +361,22 @@ def _settings(args: argparse.Namespace) -> DepotSettings:
     return load_settings(args.stack, stack_config(args.stack, args.profiles))
 
 
-def _doctor(args: argparse.Namespace) -> tuple[str, int]:
+def _docker_cli(settings: DepotSettings, host: str | None = None) -> DockerCli:
+    """The docker CLI against the stack's host (or ``host``), with the stack's ssh options."""
     from depot.host.docker import DockerCli
+
+    return DockerCli(host or settings.docker.host, ssh_options=settings.docker.ssh_opts)
+
+
+def _doctor(args: argparse.Namespace) -> tuple[str, int]:
     from depot.host.doctor import diagnose, report
 
     settings = _settings(args)
-    return report(args.stack, diagnose(settings, DockerCli(settings.docker.host)))
+    return report(args.stack, diagnose(settings, _docker_cli(settings)))
 
 
 def _drift(args: argparse.Namespace) -> tuple[str, int]:
     from depot.config.stack_file import stack_config
-    from depot.host.docker import DockerCli
     from depot.host.drift import expected_from_plan, find_drift, report
     from depot.review.plan import plan_config
 
@@ -384,11 +389,10 @@ def _drift(args: argparse.Namespace) -> tuple[str, int]:
             "covers it"
         )
     expected = expected_from_plan(plan_config(args.stack, config, settings=settings), settings)
-    return report(args.stack, find_drift(expected, DockerCli(settings.docker.host)), expected)
+    return report(args.stack, find_drift(expected, _docker_cli(settings)), expected)
 
 
 def _rotate(args: argparse.Namespace) -> tuple[str, int]:
-    from depot.host.docker import DockerCli
     from depot.host.rotate import ComposeProject, RotationError, rotate
     from depot.model import deployments
 
@@ -404,7 +408,7 @@ def _rotate(args: argparse.Namespace) -> tuple[str, int]:
         lines = rotate(
             args.secret,
             args.dir,
-            DockerCli(settings.docker.host),
+            _docker_cli(settings),
             compose,
             [deployment.spec for deployment in deployments(settings)],
         )
@@ -418,7 +422,6 @@ def _rotate(args: argparse.Namespace) -> tuple[str, int]:
 def _backup_cli(args: argparse.Namespace) -> tuple[DockerCli, str]:
     """The engine of the stack's backup container, and that container."""
     from depot.host.backup import backup_container
-    from depot.host.docker import DockerCli
 
     settings = _settings(args)
     if not settings.backup.enabled:
@@ -428,7 +431,7 @@ def _backup_cli(args: argparse.Namespace) -> tuple[DockerCli, str]:
             "was done"
         )
     host = settings.docker.host if args.docker_host is None else _docker_host(args.docker_host)
-    cli = DockerCli(host)
+    cli = _docker_cli(settings, host)
     return cli, backup_container(cli, settings.runtime)
 
 

@@ -155,6 +155,7 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
                         holder_container=service.container,
                         password=secrets[rotation.secret],
                         docker_host=settings.docker.host,
+                        ssh_options=settings.docker.ssh_opts,
                     )
         services = dict(containers)
 

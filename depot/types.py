@@ -14,6 +14,8 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
+from depot.ssh_options import SshOptionError, normalise_ssh_options
+
 Profile = Literal["gpu", "rtk"]
 """Optional service groups, as Compose profiles in the reference."""
 
@@ -266,33 +268,33 @@ def is_remote(host: str) -> bool:
     return not host.startswith("unix://")
 
 
-# ssh options that make the client run a local command: a stack file must not turn a deploy
-# into arbitrary execution on the machine that runs `pulumi up`.
-_COMMAND_OPTIONS = re.compile(
-    r"(?i)(proxycommand|localcommand|permitlocalcommand|knownhostscommand|match)"
-)
-
-
 def _has_control(text: str) -> bool:
     """True when ``text`` holds a control character: a newline would split a line or a command."""
     return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
-def _ssh_option(value: str) -> str:
-    if not value or _has_control(value):
+def _ssh_options(value: object) -> tuple[str, ...]:
+    # Every refusal is [withheld]: a refused option is never shown back (README Configuration).
+    # YAML reads `[-p, 2222]` with a number in it: ssh is given its digits.
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(item, str) or (isinstance(item, int) and not isinstance(item, bool))
+        for item in value
+    ):
         raise PydanticCustomError(
-            "ssh_option", "is not an ssh option; use one non-empty argument such as -oPort=2222"
+            "ssh_options",
+            "is not a list of ssh options; use e.g. [-oConnectTimeout=10, -p, 2222]",
+            {"withhold": True},
         )
-    if _COMMAND_OPTIONS.search(value):
+    try:
+        return normalise_ssh_options([str(item) for item in value])
+    except SshOptionError as error:
         raise PydanticCustomError(
-            "ssh_option",
-            "would make ssh run a local command; ProxyCommand, LocalCommand, KnownHostsCommand "
-            "and Match are not allowed here (use ProxyJump, or ~/.ssh/config where `up` runs)",
-        )
-    return value
+            "ssh_option", error.rule, {"key": str(error.index), "withhold": True}
+        ) from None
 
 
-SshOption = Annotated[str, AfterValidator(_ssh_option)]
+SshOptions = Annotated[tuple[str, ...], BeforeValidator(_ssh_options)]
+"""ssh options as ``-oKeyword=value``, each one allowed (``depot.ssh_options``)."""
 
 
 NodeLabel = Annotated[

@@ -345,7 +345,7 @@ WRONG: list[tuple[str, str, str, str]] = [
         "command in sshOpts",
         "host: ssh://deploy@depot.example.com",
         "host: ssh://deploy@depot.example.com\n    sshOpts: ['-oProxyCommand=sh -c id']",
-        r"depot:docker\.sshOpts\[0\]: '-oProxyCommand=sh -c id' would make ssh run a local command",
+        r"depot:docker\.sshOpts\[0\]: \[withheld\] is not an allowed ssh option \(ProxyCommand\)",
     ),
     (
         "empty build context",

@@ -160,4 +160,4 @@ def test_ssh_options_reach_the_docker_provider() -> None:
         "prod", {"depot:docker": {"host": "ssh://deploy@host", "sshOpts": ["-i", "/key"]}}
     )
     provider = recording.named("docker", "pulumi:providers:docker")
-    assert json.loads(provider.inputs["sshOpts"]) == ["-i", "/key"]
+    assert json.loads(provider.inputs["sshOpts"]) == ["-oIdentityFile=/key"]  # normalised

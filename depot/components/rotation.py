@@ -34,6 +34,7 @@ import pulumi_command as command
 from depot.catalog import SecretName, ServiceSpec
 from depot.host.rotate import alter_role_statement
 from depot.resource_types import rotation_name
+from depot.ssh_options import ssh_wrapper
 
 _PSQL = (
     "psql", "--no-psqlrc", "--quiet", "--no-password",
@@ -77,6 +78,26 @@ def with_retries(line: str, *, attempts: int = 5, pause_seconds: int = 3) -> str
     )
 
 
+def with_ssh_options(line: str, *, docker_host: str, ssh_options: Sequence[str]) -> str:
+    """``line`` with every ``ssh`` the docker CLI starts given ``ssh_options`` first.
+
+    As ``depot.host.docker`` does for ``depot`` commands: the CLI runs ``ssh`` from ``PATH``, so
+    a private folder (``mktemp -d``: 0700) first on it holds an ``ssh`` that runs the real one
+    (found before) with the options; the folder goes when the shell exits. Nothing changes for
+    a host that is not ``ssh://`` or a stack without options.
+    """
+    if not (docker_host.startswith("ssh://") and ssh_options):
+        return line
+    script = ssh_wrapper('"$DEPOT_REAL_SSH"', ssh_options)
+    return (
+        'DEPOT_REAL_SSH="$(command -v ssh)" || { echo "ssh is not installed" >&2; exit 1; }; '
+        'export DEPOT_REAL_SSH; wrapper="$(mktemp -d)" || exit 1; '
+        "trap 'rm -rf \"$wrapper\"' EXIT; "
+        f'printf "%s" {shlex.quote(script)} > "$wrapper/ssh" && chmod 700 "$wrapper/ssh" '
+        f'|| exit 1; PATH="$wrapper:$PATH"; {line}'
+    )
+
+
 class PasswordRotation(pulumi.ComponentResource):
     """Tells ``holder``'s running container a new ``secret`` (see module docstring)."""
 
@@ -90,6 +111,7 @@ class PasswordRotation(pulumi.ComponentResource):
         holder_container: pulumi.Resource,
         password: pulumi.Output[str],
         docker_host: str,
+        ssh_options: Sequence[str] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         name = rotation_name(secret)
@@ -108,7 +130,7 @@ class PasswordRotation(pulumi.ComponentResource):
         told: pulumi.Output[str] = pulumi.Output.secret(stdin)
         self.command = command.local.Command(
             name,
-            create=line,
+            create=with_ssh_options(line, docker_host=docker_host, ssh_options=ssh_options),
             stdin=told,
             triggers=[told],
             # Not a secret, and a short-lived process: the docker CLI finds the stack's host.

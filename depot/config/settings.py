@@ -54,7 +54,7 @@ from depot.types import (
     RestartName,
     Runtime,
     ServiceName,
-    SshOption,
+    SshOptions,
     has_digest,
     is_remote,
     parse_rclone_target,
@@ -119,7 +119,7 @@ class DockerSettings(SettingsModel):
     """Which Docker daemon the stack deploys to."""
 
     host: DockerHost = "unix:///var/run/docker.sock"
-    ssh_opts: tuple[SshOption, ...] = ()
+    ssh_opts: SshOptions = ()
 
 
 class BuildSettings(SettingsModel):

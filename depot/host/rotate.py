@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from depot.catalog import SERVICES, SecretName, ServiceSpec, service
-from depot.host.docker import DockerCli, last_line
+from depot.host.docker import DockerCli, DockerError, last_line
 from depot.outputs.secret_files import (
     create_secret_file,
     env_file_name,
@@ -274,11 +274,11 @@ def _recreate(
 
 def _compose_run(cli: DockerCli, command: Sequence[str]) -> str | None:
     """Run a Compose command against ``cli``'s host; None when it succeeded, else why not."""
-    env = {**os.environ, "DOCKER_HOST": cli.host}
     try:
-        result = subprocess.run(  # noqa: S603 - fixed subcommand; files and names as values
-            list(command), capture_output=True, text=True, check=False, env=env, timeout=300
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
+        with cli.environment() as env:  # the stack's host, and its ssh options
+            result = subprocess.run(  # noqa: S603 - fixed subcommand; files and names as values
+                list(command), capture_output=True, text=True, check=False, env=env, timeout=300
+            )
+    except (OSError, subprocess.TimeoutExpired, DockerError) as error:
         return str(error)
     return None if result.returncode == 0 else last_line(result.stderr)
