@@ -28,6 +28,30 @@ def project_relative(path: str | Path, root: Path = PROJECT_ROOT) -> str:
     return text
 
 
+def normalised_path(text: str) -> str:
+    """``text`` without empty and ``.`` segments or a trailing ``/``: ``//etc/./x/`` → ``/etc/x``.
+
+    ``..`` is kept: only the file system knows where it leads (through a symbolic link,
+    ``/srv/link/..`` need not be ``/srv``). ``posixpath.normpath`` is not used: it keeps a
+    leading ``//`` (POSIX leaves its meaning to the system) and folds ``..`` away.
+    """
+    segments = [segment for segment in text.split("/") if segment not in ("", ".")]
+    if text.startswith("/"):
+        return "/" + "/".join(segments)
+    return "/".join(segments) or "."
+
+
+def climbs(path: str) -> bool:
+    """True when ``path`` holds a ``..`` other than one leading a relative path.
+
+    ``../x`` is a folder beside this project (the dev layout, ``../console/dist``; and how plans
+    write such paths, see ``project_relative``); any other ``..`` leads where only the file
+    system knows (``/srv/depot/../../etc``).
+    """
+    # An absolute path's first segment is the empty one before its `/`.
+    return ".." in normalised_path(path).split("/")[1:]
+
+
 @dataclass(frozen=True)
 class ProjectPath:
     """A host path as a stack file writes it, resolved once into both of its forms.

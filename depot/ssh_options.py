@@ -20,6 +20,8 @@ import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from depot.paths import normalised_path
+
 MAX_OPTIONS = 32
 MAX_PORT = 65535
 
@@ -71,11 +73,10 @@ _NO_KNOWN_HOSTS = ("/dev/", "/proc/", "/sys/")
 def _ssh_file(value: str) -> str | None:
     if not _SSH_FILE.fullmatch(value):
         return None
-    home, rest = ("~/", value[2:]) if value.startswith("~/") else ("/", value[1:])
-    segments = [s for s in rest.split("/") if s not in ("", ".")]
-    if not segments or ".." in segments:
+    path = normalised_path(value)  # `~/.ssh//id/` → `~/.ssh/id`
+    if path in ("/", "~") or ".." in path.split("/"):
         return None
-    return home + "/".join(segments)
+    return path
 
 
 def _known_hosts_file(value: str) -> str | None:

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
+from depot.paths import climbs, normalised_path
 from depot.ssh_options import SshOptionError, normalise_ssh_options
 
 Profile = Literal["gpu", "rtk"]
@@ -326,11 +327,17 @@ def _host_path(value: str) -> str:
         raise PydanticCustomError(
             "path", "is not a path; use a non-empty path without control characters"
         )
-    return value
+    if climbs(value):  # where a `..` leads, nothing that reads the path can judge
+        raise PydanticCustomError(
+            "path_climbs",
+            "climbs with '..'; write the path without it (only a relative path may start with "
+            "one ../, for a folder beside this project)",
+        )
+    return normalised_path(value)
 
 
 HostPath = Annotated[str, AfterValidator(_host_path)]
-"""A directory path as written in the stack file: non-empty, one line."""
+"""A directory path: non-empty, one line, normalised (``normalised_path``), no ``..`` in it."""
 
 
 # --- backups ---------------------------------------------------------------------------------

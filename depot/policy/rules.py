@@ -22,6 +22,7 @@ from depot.catalog import (
     POSTGRES_BACKUPS_VOLUME,
     POSTGRES_DATA_VOLUME,
 )
+from depot.paths import climbs, normalised_path
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST, PUBLIC_PORTS, WRITABLE_ROOT
 from depot.resource_types import BUILD, DOCKER_SECRET, NETWORK, REMOTE_IMAGE, VOLUME
 from depot.resource_types import SERVICE as SWARM_SERVICE
@@ -314,8 +315,10 @@ SENSITIVE_HOST_PATHS = (
 
 
 def _sensitive(source: str) -> bool:
-    path = source.rstrip("/") or "/"
-    if path == "/" or path.endswith("docker.sock"):
+    # CrossGuard judges planned resources, which no loader has normalised: `//etc` and `/./`
+    # are `/etc` and `/`, and where a `..` leads only the host's file system knows.
+    path = normalised_path(source)
+    if path == "/" or climbs(path) or path.endswith("docker.sock"):
         return True
     return any(path == p or path.startswith(p + "/") for p in SENSITIVE_HOST_PATHS)
 
