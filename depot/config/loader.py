@@ -151,7 +151,9 @@ def decode_value(text: str) -> object:
     if isinstance(stripped, str) and stripped[:1] in ("[", "{"):
         try:
             return json.loads(stripped)
-        except (json.JSONDecodeError, RecursionError):  # not JSON, or nested beyond reason
+        # Not JSON, nested beyond reason, or a number Python will not convert (over 4,300
+        # digits: a ValueError of its own, not a JSONDecodeError).
+        except (ValueError, RecursionError):
             return text
     return text
 

@@ -16,7 +16,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,19 @@ MAX_FILE_BYTES = 1024 * 1024
 # Values a document may hold once aliases are expanded; the shipped stacks hold about 100.
 # Ten levels of `&a [*b, *b, …]` in 2.5 KB expand to billions: refused before they expand.
 MAX_EXPANDED_NODES = 10_000
+# Levels of lists and maps, the document's own map the first: the shipped stacks use 5. Each
+# level is a few frames of recursion in the YAML composer and in every reader after it, and
+# 400 of them were a RecursionError.
+MAX_DEPTH = 32
+# Characters in a number: a 40-digit commit fits. Python refuses to turn more than 4,300 digits
+# into an int, and no setting is a number that long.
+MAX_NUMBER_LENGTH = 64
 # Pulumi's own rule for a stack name, which is also part of the file name.
 STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML that no stack file may hold (nested too deep, a number too long)."""
 
 
 class _StackFileLoader(yaml.SafeLoader):
@@ -40,7 +51,51 @@ class _StackFileLoader(yaml.SafeLoader):
 
     PyYAML reads ``no``/``on`` as booleans and ``2026-01-01`` as a date (YAML 1.1); Pulumi
     reads both as strings. Without this, ``depot:restart: no`` would arrive as ``false``.
+    Lists and maps nest at most ``MAX_DEPTH`` levels, refused before the composer recurses
+    deeper; numbers are at most ``MAX_NUMBER_LENGTH`` characters.
     """
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                # The event this node starts with: where the nesting goes too deep.
+                event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
+                raise _Refused(problem=_too_deep(), problem_mark=event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _too_deep() -> str:
+    return f"nests lists and maps more than {MAX_DEPTH} levels deep; stack settings need a few"
+
+
+def _bounded_number(construct: Callable[[Any, ScalarNode], Any]) -> Callable[[Any, Node], Any]:
+    """``construct`` for a number of at most ``MAX_NUMBER_LENGTH`` characters."""
+
+    def construct_bounded(loader: Any, node: Node) -> Any:
+        if not isinstance(node, ScalarNode):
+            raise _Refused(problem="a number is a list or map", problem_mark=node.start_mark)
+        if len(node.value) > MAX_NUMBER_LENGTH:
+            raise _Refused(
+                problem=f"is a number of {len(node.value)} characters; no setting holds one "
+                f"longer than {MAX_NUMBER_LENGTH} (quote it if it is text)",
+                problem_mark=node.start_mark,
+            )
+        return construct(loader, node)
+
+    return construct_bounded
+
+
+_StackFileLoader.add_constructor(
+    "tag:yaml.org,2002:int", _bounded_number(yaml.SafeLoader.construct_yaml_int)
+)
+_StackFileLoader.add_constructor(
+    "tag:yaml.org,2002:float", _bounded_number(yaml.SafeLoader.construct_yaml_float)
+)
 
 
 _StackFileLoader.yaml_implicit_resolvers = {
@@ -136,6 +191,8 @@ def _parse_stack_file(data: bytes, source: str) -> RawConfig:
             return RawConfig({})
         mapping = _checked_document(root, source)
         document = loader.construct_document(mapping)
+    except _Refused as error:
+        raise ConfigError(f"{_at_mark(source, error.problem_mark)}: {error.problem}") from None
     except yaml.MarkedYAMLError as error:
         raise ConfigError(_yaml_problem(source, error)) from None
     except yaml.YAMLError as error:
@@ -193,35 +250,52 @@ def _checked_document(root: Node, source: str) -> MappingNode:
     """Refuse, before anything is built from it, a document that is not a bounded map."""
     if not isinstance(root, MappingNode):
         raise ConfigError(f"{_at(source, root)}: is not a stack file: expected a map with config:")
-    _count_expanded(root, source, {}, set())
+    _count_expanded(root, source, {}, set(), depth=1)
     for node in _mappings(root, set()):
         _check_keys(node, source)
     return root
 
 
-def _count_expanded(node: Node, source: str, sizes: dict[int, int], open_nodes: set[int]) -> int:
-    """How many values ``node`` stands for once its aliases are expanded (memoised by node)."""
+def _count_expanded(
+    node: Node,
+    source: str,
+    sizes: dict[int, tuple[int, int]],
+    open_nodes: set[int],
+    *,
+    depth: int,
+) -> tuple[int, int]:
+    """(values, levels) ``node`` stands for once its aliases are expanded (memoised by node).
+
+    ``depth``: the level ``node`` is at. Aliases can stack values deeper than the text nests
+    them, so levels are counted here too, before any reader recurses into them.
+    """
     if id(node) in sizes:
-        return sizes[id(node)]
+        total, levels = sizes[id(node)]
+        if depth + levels - 1 > MAX_DEPTH:
+            raise ConfigError(f"{_at(source, node)}: {_too_deep()} (through YAML aliases)")
+        return total, levels
     if id(node) in open_nodes:
         raise ConfigError(f"{_at(source, node)}: an alias refers to a value that contains it")
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"{_at(source, node)}: {_too_deep()} (through YAML aliases)")
     open_nodes.add(id(node))
     children: list[Node] = []
     if isinstance(node, SequenceNode):
         children = list(node.value)
     elif isinstance(node, MappingNode):
         children = [part for pair in node.value for part in pair]
-    total = 1
+    total, levels = 1, 1
     for child in children:
-        total += _count_expanded(child, source, sizes, open_nodes)
+        size, child_levels = _count_expanded(child, source, sizes, open_nodes, depth=depth + 1)
+        total, levels = total + size, max(levels, child_levels + 1)
         if total > MAX_EXPANDED_NODES:
             raise ConfigError(
                 f"{_at(source, node)}: expands to more than {MAX_EXPANDED_NODES} values through "
                 "YAML aliases; write the settings out"
             )
     open_nodes.discard(id(node))
-    sizes[id(node)] = total
-    return total
+    sizes[id(node)] = (total, levels)
+    return total, levels
 
 
 def _mappings(node: Node, seen: set[int]) -> Iterator[MappingNode]:
@@ -310,6 +384,10 @@ def _at(source: str, node: Node | None) -> str:
     if node is None:
         return source
     return f"{source}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def _at_mark(source: str, mark: yaml.Mark | None) -> str:
+    return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
 
 
 def _yaml_problem(source: str, error: yaml.MarkedYAMLError) -> str:
