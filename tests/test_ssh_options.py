@@ -196,6 +196,23 @@ def test_the_docker_provider_is_given_the_normalised_options() -> None:
     assert json.loads(provider.inputs["sshOpts"]) == ["-oIdentityFile=/key", "-oPort=2222"]
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "ssh://-deploy@depot.example.com",  # would reach ssh as the option -d…
+        "ssh://-l@depot.example.com",
+        "ssh://deploy@-depot.example.com",
+        "ssh://deploy@-oPort",
+        "ssh://deploy@depot.example.com-",
+        "tcp://-depot.example.com:2376",
+    ],
+)
+def test_a_docker_host_whose_user_or_host_starts_like_an_option_is_refused(host: str) -> None:
+    message = _problem({"host": host})
+    assert message.startswith("Pulumi.prod.yaml: depot:docker.host: ")
+    assert "is not a Docker host" in message
+
+
 # --- whatever is refused is never shown, and nothing is registered ---------------------------
 
 MARK = "Q7zXv"  # in every generated value; in no rule, key or allowed keyword
