@@ -401,6 +401,18 @@ def test_a_refused_option_reaches_no_process(
     assert _ssh_runs(ssh_log) == []
 
 
+def test_doctor_names_the_ssh_command_the_cli_runs(
+    ssh_log: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _on_the_ssh_host(monkeypatch, ["-p", "2222", *GIVEN])
+    assert main(["doctor", "--stack", "dev"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "check that `ssh -oPort=2222 -oConnectTimeout=5 '-oIdentityFile=~/.ssh/deploy' "
+        "-oAddressFamily=inet deploy@depot.example.com docker info` works without a prompt"
+    ) in out
+
+
 def test_compose_is_run_with_the_options_too(ssh_log: Path) -> None:
     cli = DockerCli(HOST, ssh_options=tuple(NORMALISED))
     assert _compose_run(cli, ["docker", "compose", "up", "--detach", "dispatch"]) is not None

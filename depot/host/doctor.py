@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import re
+import shlex
 import shutil
 import socket
 from collections.abc import Iterator
@@ -116,19 +117,22 @@ def _engine_info(cli: DockerCli) -> tuple[dict[str, Any] | None, Finding]:
     if info is None or not info.get("ServerVersion"):
         # ssh's own words are the useful part of the CLI's long connection error.
         reason = last_line(result.stderr).rpartition("stderr=")[2] or "no answer"
-        return None, Finding("docker", "problem", _unreachable(cli.host, reason))
+        return None, Finding("docker", "problem", _unreachable(cli, reason))
     where = "this machine" if not cli.remote else cli.host
     return info, Finding(
         "docker", "ok", f"Docker Engine {info['ServerVersion']} answers at {cli.host} ({where})"
     )
 
 
-def _unreachable(host: str, reason: str) -> str:
+def _unreachable(cli: DockerCli, reason: str) -> str:
+    host = cli.host
     problem = f"no Docker engine answers at {host} ({reason})"
     if host.startswith("ssh://"):
-        target = host.removeprefix("ssh://").split("/", 1)[0]
+        # The connection the CLI makes: the stack's ssh options, and the port as ssh takes it.
+        target, _, port = host.removeprefix("ssh://").split("/", 1)[0].partition(":")
+        ssh = shlex.join(["ssh", *cli.ssh_options, *(["-p", port] if port else []), target])
         return (
-            f"{problem}: check that `ssh {target} docker info` works without a prompt (key in "
+            f"{problem}: check that `{ssh} docker info` works without a prompt (key in "
             "your ssh agent, host in known_hosts, the user in the docker group there), or fix "
             "depot:docker.host"
         )
