@@ -57,7 +57,10 @@ from depot.types import (
     SshOption,
     has_digest,
     is_remote,
+    on_this_host_refusal,
     parse_rclone_target,
+    read_rclone_config,
+    why_on_this_host,
 )
 
 UNDECRYPTED = "[secure value: only the Pulumi CLI can decrypt it]"
@@ -505,9 +508,17 @@ class DepotSettings(SettingsModel):
                 {"key": "backupRcloneConfig"},
             )
         defined = rclone_sections(text) if text is not None else set()
+        # Read to judge what a named remote wraps: its type and its `remote`s are no secret,
+        # and no message quotes anything else of it.
+        remotes = read_rclone_config(text) if text is not None else {}
         for index, written in enumerate(self.backup.targets):
             target = parse_rclone_target(written)
-            remote = target.remote if target else None
+            if target is None:
+                continue  # refused as a target already
+            why = why_on_this_host(target, remotes)
+            if why is not None:
+                raise on_this_host_refusal(why, key=f"backup.targets.{index}")
+            remote = target.remote
             if remote is None or remote in defined:
                 continue
             where = (
