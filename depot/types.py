@@ -453,7 +453,7 @@ _ON_THIS_HOST = {"local": "rclone's local backend", "memory": "rclone's memory b
 _RUNS_A_PROGRAM = re.compile(r"(?:^|\.)(?:ssh|\w*_command|metadata_mapper|name_transform)$")
 _URL_USER_INFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@")
 _URL_QUERY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^?#]*[?#]")
-_MOST_WRAPPED = 8  # remotes inside remotes, as deep as any real configuration goes
+_MOST_WRAPPED = 8  # named remotes inside named remotes, deeper than any real configuration
 
 
 class MalformedTargetError(ValueError):
@@ -611,6 +611,8 @@ def _why(
         return "a local path"
     if target.backend is not None:
         return _why_backend(target.backend, dict(target.parameters), target.path, remotes, seen)
+    if target.remote in seen:
+        return "remotes that wrap each other in a loop"
     section = remotes.get(target.remote or "")
     if section is None or target.remote is None:
         return None  # unknown here: judged where the config is read, or refused as undefined
@@ -630,9 +632,9 @@ def _why_backend(
         return _ON_THIS_HOST[backend]
     for _, spec in wrapped_remotes(backend, options, path):
         inner = parse_rclone_target(spec)
-        why = _why(inner, remotes, (*seen, "")) if inner is not None else None
+        why = _why(inner, remotes, seen) if inner is not None else None
         if why is not None:
-            return f"{'an' if backend[:1] in 'aeiou' else 'a'} {backend} remote of {why}"
+            return f"rclone's {backend} backend around {why}"
     return None
 
 
@@ -679,11 +681,17 @@ _WHERE_CREDENTIALS_GO = (
 )
 
 
-def _checked_options(target: RcloneTarget, within: str = "") -> None:
-    """Refuse every option of ``target`` (and of the inline remotes it wraps) not allowed."""
+def _checked_options(target: RcloneTarget, within: str = "", outer: int | None = None) -> None:
+    """Refuse every option of ``target`` (and of the inline remotes it wraps) not allowed.
+
+    ``within``, ``outer``: the option of the target that wraps this one, and its position (a
+    wrapped remote's own positions count in its unquoted text).
+    """
     allowed = ", ".join(sorted(INLINE_TARGET_OPTIONS))
     wraps = WRAPPED_REMOTE_OPTIONS.get(target.backend or "", ())
-    for (key, value), at in zip(target.parameters, target.positions, strict=True):
+    keys = [key for key, _ in target.parameters]
+    positions = target.positions if outer is None else (outer,) * len(keys)
+    for (key, value), at in zip(target.parameters, positions, strict=True):
         option = f"{key}{within}"
         if target.remote is not None:
             raise _refusal(
@@ -727,11 +735,7 @@ def _checked_options(target: RcloneTarget, within: str = "") -> None:
                 option=option,
             )
     for key, spec in wrapped_remotes(target.backend or "", dict(target.parameters), target.path):
-        at = (
-            target.path_position
-            if key == "path"
-            else target.positions[[k for k, _ in target.parameters].index(key)]
-        )
+        at = target.path_position if key == "path" else positions[keys.index(key)]
         try:
             inner = read_rclone_target(spec)
         except MalformedTargetError as error:
@@ -742,7 +746,7 @@ def _checked_options(target: RcloneTarget, within: str = "") -> None:
                 at,
                 option=key,
             ) from None
-        _checked_options(inner, f" (inside {key}{within})")
+        _checked_options(inner, f" (inside {key}{within})", at)
         _checked_path(inner, at)
 
 
@@ -758,6 +762,21 @@ def _checked_path(target: RcloneTarget, at: int) -> None:
         raise _refusal(
             "has a '..' in its path at character {position}; write the path without it", at
         )
+
+
+def _checked_urls(text: str) -> None:
+    """No URL with user information or a query anywhere, whichever part rclone reads it as.
+
+    An unquoted URL's ``:`` ends its option, and rclone reads the rest as the path: the checks
+    of each value would not see it there.
+    """
+    for pattern, what in ((_URL_USER_INFO, "user information"), (_URL_QUERY, "a query")):
+        if found := pattern.search(text):
+            raise _refusal(
+                f"holds a URL with {what} at character {{position}}; write the URL without it, "
+                "or define the remote in depot:backupRcloneConfig and name it here as name:path",
+                found.start(),
+            )
 
 
 def on_this_host_refusal(why: str, **key: str) -> PydanticCustomError:
@@ -799,6 +818,7 @@ def _rclone_target(value: str) -> str:
         ) from None
     _checked_options(target)
     _checked_path(target, target.path_position)
+    _checked_urls(value)
     why = why_on_this_host(target)
     if why is not None:
         raise on_this_host_refusal(why)
