@@ -109,6 +109,7 @@ def accepted(config: RawConfig) -> tuple[str, ...]:
         (":cache,remote=':memory:':", "rclone's cache backend around rclone's memory backend"),
         (":combine,upstreams=dir=/backups:", "rclone's combine backend around a local path"),
         (":archive:/backups/2026.zip", "rclone's archive backend around a local path"),
+        (":archive,remote=/backups:2026.zip", "rclone's archive backend around a local path"),
         (":local:/mnt/nas", "rclone's local backend"),
         (":memory:", "rclone's memory backend"),
         ("/backups", "a local path"),
@@ -150,6 +151,8 @@ def test_a_wrapper_of_another_machine_is_a_target(target: str) -> None:
         ('[offsite]\ntype = union\nupstreams = s3:bucket "/backups/with space:ro"\n'
          "[s3]\ntype = s3\nenv_auth = true\n",
          "the remote offsite, rclone's union backend around a local path"),
+        ("[offsite]\ntype = union\nremotes = s3:bucket /backups\n[s3]\ntype = s3\n",
+         "the remote offsite, rclone's union backend around a local path"),  # its older key
         ("[offsite]\ntype = combine\nupstreams = a=s3:bucket b=:local:/x\n[s3]\ntype = s3\n",
          "the remote offsite, rclone's combine backend around rclone's local backend"),
         ("[offsite]\ntype = alias\nremote = loop:\n[loop]\ntype = alias\nremote = offsite:\n",
