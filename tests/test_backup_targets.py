@@ -406,15 +406,17 @@ BACKENDS = st.sampled_from(["s3", "sftp", "webdav", "storj", "azurefiles", "http
 REFUSED_OPTIONS = st.sampled_from(["secret_access_key", "access_grant", "connection_string",
                                    "pass", "token", "headers", "url", "ssh", "server_command",
                                    "global.password_command", "key", "account"])  # fmt: skip
-NOISE = st.text(alphabet=",:'\" /=@?x-", max_size=5)
+NOISE = st.text(alphabet=",:'\"/=@?x-", max_size=4)  # what may break a value's reading
 
 
 @st.composite
 def values(draw: st.DrawFn, canary: str) -> str:
     """A value as a target writes it: bare, quoted (quotes doubled) or broken, canary inside."""
     raw = draw(NOISE) + canary + draw(NOISE)
-    shape = draw(st.sampled_from(["bare", "'", '"', "unterminated", "url", "query"]))
-    if shape == "url":
+    shape = draw(st.sampled_from(["bare", "'", '"', "unterminated", "spaced", "url", "query"]))
+    if shape == "spaced":
+        raw = f"'{raw} {raw}'"
+    elif shape == "url":
         raw = f"'https://user:{SECRET}@{raw}'".replace(" ", "")
     elif shape == "query":
         raw = f"https://h/?sig={SECRET}"
