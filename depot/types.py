@@ -594,10 +594,11 @@ def read_rclone_config(text: str) -> dict[str, dict[str, str]]:
 def why_on_this_host(
     target: RcloneTarget, remotes: Mapping[str, Mapping[str, str]] | None = None
 ) -> str | None:
-    """Why ``target`` stays on this host, or None: what it is, never a value of it.
+    """Why ``target`` stays on this host, or None: what it is, in words of this module only.
 
     Wrapping backends are judged by every remote they wrap; a named remote by its section of
-    ``remotes`` (the secret rclone config), and not at all where that is unknown.
+    ``remotes`` (the secret rclone config), and not at all where that is unknown. Nothing of
+    the secret is told, not even its remotes' names or types: only what they come down to.
     """
     return _why(target, remotes or {}, ())
 
@@ -605,20 +606,21 @@ def why_on_this_host(
 def _why(
     target: RcloneTarget, remotes: Mapping[str, Mapping[str, str]], seen: tuple[str, ...]
 ) -> str | None:
-    if len(seen) > _MOST_WRAPPED:
-        return f"remotes wrapped more than {_MOST_WRAPPED} deep, or in a loop"
+    """``seen``: the named remotes this one is inside (non-empty: reading the secret)."""
+    if len(seen) > _MOST_WRAPPED or target.remote in seen:
+        return f"remotes wrapping each other in a loop or more than {_MOST_WRAPPED} deep"
     if target.is_local_path:
         return "a local path"
     if target.backend is not None:
         return _why_backend(target.backend, dict(target.parameters), target.path, remotes, seen)
-    if target.remote in seen:
-        return "remotes that wrap each other in a loop"
     section = remotes.get(target.remote or "")
     if section is None or target.remote is None:
         return None  # unknown here: judged where the config is read, or refused as undefined
     backend = section.get("type", "")
     why = _why_backend(backend, section, target.path, remotes, (*seen, target.remote))
-    return None if why is None else f"the remote {target.remote}, {why}"
+    if why is None or seen:
+        return why
+    return f"a remote that depot:backupRcloneConfig defines as, or around, {why}"
 
 
 def _why_backend(
@@ -634,7 +636,7 @@ def _why_backend(
         inner = parse_rclone_target(spec)
         why = _why(inner, remotes, seen) if inner is not None else None
         if why is not None:
-            return f"rclone's {backend} backend around {why}"
+            return why if seen else f"rclone's {backend} backend around {why}"
     return None
 
 
@@ -695,11 +697,10 @@ def _checked_options(target: RcloneTarget, within: str = "", outer: int | None =
         option = f"{key}{within}"
         if target.remote is not None:
             raise _refusal(
-                "sets option {option} at character {position} on the named remote {remote}; "
-                "set a named remote's options in its section of depot:backupRcloneConfig",
+                "sets option {option} at character {position} on a named remote; set a named "
+                "remote's options in its section of depot:backupRcloneConfig",
                 at,
                 option=option,
-                remote=target.remote,
             )
         if key not in INLINE_TARGET_OPTIONS and key not in wraps:
             reason = (
@@ -750,17 +751,32 @@ def _checked_options(target: RcloneTarget, within: str = "", outer: int | None =
         _checked_path(inner, at)
 
 
-def _checked_path(target: RcloneTarget, at: int) -> None:
-    if _URL_USER_INFO.search(target.path):
+def _checked_path(target: RcloneTarget, outer: int | None = None) -> None:
+    """Refuse what no backup's path holds; ``outer``: the position of a wrapping option."""
+
+    def at(offset: int) -> int:
+        return outer if outer is not None else target.path_position + offset
+
+    # An unquoted value ends at its first ':', and rclone reads the rest as the path: options
+    # written after it (`:s3,acl=x:,secret_access_key=…:`) would reach it as a path, checked by
+    # nothing above. No path of a backup holds an '='.
+    if "=" in target.path:
+        raise _refusal(
+            "has an '=' in its path at character {position}: an option whose value holds ':' "
+            "ended there; quote such a value ('…')",
+            at(target.path.index("=")),
+        )
+    if found := _URL_USER_INFO.search(target.path):
         raise _refusal(
             "holds a URL with user information (user:password@) in its path at character "
             "{position}; define the remote with its credentials in depot:backupRcloneConfig "
             "and name it here as name:path",
-            at,
+            at(found.start()),
         )
-    if ".." in target.path.split("/"):
+    if found := re.search(r"(?:^|/)\.\.(?:/|$)", target.path):
         raise _refusal(
-            "has a '..' in its path at character {position}; write the path without it", at
+            "has a '..' in its path at character {position}; write the path without it",
+            at(found.start() + (found[0][0] == "/")),
         )
 
 
@@ -817,11 +833,11 @@ def _rclone_target(value: str) -> str:
             error.position,
         ) from None
     _checked_options(target)
-    _checked_path(target, target.path_position)
-    _checked_urls(value)
     why = why_on_this_host(target)
     if why is not None:
         raise on_this_host_refusal(why)
+    _checked_path(target)
+    _checked_urls(value)
     return value
 
 

@@ -239,9 +239,10 @@ BAD_BACKUPS: list[tuple[str, dict[str, Any], str]] = [
     ("a target twice", backup(targets=[S3, S3]),
      r"depot:backup\.targets\[1\]: \[withheld\] is listed twice; list each once"),
     ("a named remote without a config", backup(targets=["offsite:depot/prod"]),
-     r"^Pulumi\.prod\.yaml: depot:backup\.targets\[0\]: \[withheld\] names the rclone remote "
-     r"offsite, but depot:backupRcloneConfig is not set; define it there \(pulumi config set "
-     r"--secret depot:backupRcloneConfig < rclone\.conf\), or write the remote inline"),
+     r"^Pulumi\.prod\.yaml: depot:backup\.targets\[0\]: \[withheld\] names an rclone remote "
+     r"\(before its first ':'\), but depot:backupRcloneConfig is not set; define it there "
+     r"\(pulumi config set --secret depot:backupRcloneConfig < rclone\.conf\), or write the "
+     r"remote inline"),
     ("a second backup task", {"depot:replicas": {"backup": 2}},
      r"depot:replicas\.backup: 2 runs the backup service more than once"),
     ("a build context for it", {"depot:build": {"contexts": {
@@ -284,10 +285,10 @@ def test_a_credential_in_an_inline_target_is_named_and_never_shown() -> None:
 def test_a_named_remote_the_config_does_not_define_is_named_without_the_config() -> None:
     config = with_rclone(stack_config("prod", backup(targets=["cold:depot"])))
     assert refused(config) == (
-        "Pulumi.prod.yaml: depot:backup.targets[0]: [withheld] names the rclone remote cold, "
-        "but depot:backupRcloneConfig has no [cold] section; define it there (pulumi config set "
-        "--secret depot:backupRcloneConfig < rclone.conf), or write the remote inline "
-        "(:backend,option=value:path)"
+        "Pulumi.prod.yaml: depot:backup.targets[0]: [withheld] names an rclone remote (before "
+        "its first ':'), but depot:backupRcloneConfig has no section of that name; define it "
+        "there (pulumi config set --secret depot:backupRcloneConfig < rclone.conf), or write "
+        "the remote inline (:backend,option=value:path)"
     )
 
 

@@ -524,14 +524,15 @@ class DepotSettings(SettingsModel):
             where = (
                 "depot:backupRcloneConfig is not set"
                 if text is None
-                else f"depot:backupRcloneConfig has no [{remote}] section"
+                else "depot:backupRcloneConfig has no section of that name"
             )
             raise PydanticCustomError(
                 "unknown_remote",
-                "names the rclone remote {remote}, but {where}; define it there (pulumi config "
-                "set --secret depot:backupRcloneConfig < rclone.conf), or write the remote "
-                "inline (:backend,option=value:path)",
-                {"remote": remote, "where": where, "key": f"backup.targets.{index}"},
+                "names an rclone remote (before its first ':'), but {where}; define it there "
+                "(pulumi config set --secret depot:backupRcloneConfig < rclone.conf), or write "
+                "the remote inline (:backend,option=value:path)",
+                # No name: a target is never shown, and its remote's name is part of it.
+                {"where": where, "key": f"backup.targets.{index}", "withhold": True},
             )
         return self
 
