@@ -607,7 +607,7 @@ def _why(
     target: RcloneTarget, remotes: Mapping[str, Mapping[str, str]], seen: tuple[str, ...]
 ) -> str | None:
     """``seen``: the named remotes this one is inside (non-empty: reading the secret)."""
-    if len(seen) > _MOST_WRAPPED or target.remote in seen:
+    if len(seen) > _MOST_WRAPPED:  # a loop, too, ends here
         return f"remotes wrapping each other in a loop or more than {_MOST_WRAPPED} deep"
     if target.is_local_path:
         return "a local path"

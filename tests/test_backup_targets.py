@@ -241,6 +241,15 @@ def test_a_url_with_user_information_is_refused_wherever_it_is(target: str, wher
     )
 
 
+def test_an_unquoted_url_is_judged_whole_though_rclone_reads_its_rest_as_the_path() -> None:
+    # `endpoint=https` and the path `//key:…@s3.example.com`: neither is a URL on its own.
+    target = f":s3,endpoint=https://key:{SECRET}@s3.example.com:b"
+    assert refused(given_targets(target)) == (
+        f"{WITHHELD}holds a URL with user information at character 14; write the URL without "
+        "it, or define the remote in depot:backupRcloneConfig and name it here as name:path"
+    )
+
+
 def test_a_url_with_a_query_is_refused_as_a_token_carrier() -> None:
     target = f":s3,env_auth,endpoint='https://s3.example.com/?X-Amz-Signature={SECRET}':b"
     assert refused(given_targets(target)) == (

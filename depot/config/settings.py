@@ -531,8 +531,8 @@ class DepotSettings(SettingsModel):
                 "names an rclone remote (before its first ':'), but {where}; define it there "
                 "(pulumi config set --secret depot:backupRcloneConfig < rclone.conf), or write "
                 "the remote inline (:backend,option=value:path)",
-                # No name: a target is never shown, and its remote's name is part of it.
-                {"where": where, "key": f"backup.targets.{index}", "withhold": True},
+                # No name: a target is never shown (the loader withholds it), nor a part of it.
+                {"where": where, "key": f"backup.targets.{index}"},
             )
         return self
 
