@@ -689,66 +689,66 @@ def _checked_options(target: RcloneTarget, within: str = "", outer: int | None =
     ``within``, ``outer``: the option of the target that wraps this one, and its position (a
     wrapped remote's own positions count in its unquoted text).
     """
-    allowed = ", ".join(sorted(INLINE_TARGET_OPTIONS))
-    wraps = WRAPPED_REMOTE_OPTIONS.get(target.backend or "", ())
     keys = [key for key, _ in target.parameters]
     positions = target.positions if outer is None else (outer,) * len(keys)
+    wraps = WRAPPED_REMOTE_OPTIONS.get(target.backend or "", ())
     for (key, value), at in zip(target.parameters, positions, strict=True):
-        option = f"{key}{within}"
         if target.remote is not None:
             raise _refusal(
                 "sets option {option} at character {position} on a named remote; set a named "
                 "remote's options in its section of depot:backupRcloneConfig",
                 at,
-                option=option,
+                option=key + within,
             )
-        if key not in INLINE_TARGET_OPTIONS and key not in wraps:
-            reason = (
-                "would make rclone run a program"
-                if _RUNS_A_PROGRAM.search(key)
-                else "sets one of rclone's global flags"
-                if "." in key
-                else "may hold a credential"
-            )
-            raise _refusal(
-                f"sets option {{option}} at character {{position}}, which {reason}; "
-                + _WHERE_CREDENTIALS_GO,
-                at,
-                option=option,
-                allowed=allowed,
-            )
-        if _URL_USER_INFO.search(value) or (key in ("host", "endpoint") and "@" in value):
-            raise _refusal(
-                "holds a URL with user information (user:password@) in option {option} at "
-                "character {position}; "
-                "define the remote with its credentials in depot:backupRcloneConfig "
-                "(pulumi config set --secret) and name it here as name:path",
-                at,
-                option=option,
-            )
-        if _URL_QUERY.search(value):
-            raise _refusal(
-                "holds a URL with a query or fragment, which can carry a token, in option "
-                "{option} at character {position}; write the URL without one, or define the "
-                "remote in "
-                "depot:backupRcloneConfig",
-                at,
-                option=option,
-            )
+        _checked_option(key, value, key + within, at, wrapper=key in wraps)
     for key, spec in wrapped_remotes(target.backend or "", dict(target.parameters), target.path):
         at = target.path_position if key == "path" else positions[keys.index(key)]
         try:
             inner = read_rclone_target(spec)
         except MalformedTargetError as error:
             raise _refusal(
-                f"wraps, in option {{option}} at character {{position}}, what is not an "
-                f"rclone remote: {error.problem}; "
-                f"{_WHAT_A_TARGET_IS}",
+                f"wraps, in option {{option}} at character {{position}}, what is not an rclone "
+                f"remote: {error.problem}; {_WHAT_A_TARGET_IS}",
                 at,
                 option=key,
             ) from None
         _checked_options(inner, f" (inside {key}{within})", at)
         _checked_path(inner, at)
+
+
+def _checked_option(key: str, value: str, option: str, at: int, *, wrapper: bool) -> None:
+    """One inline option: allowed (or naming what a wrapper wraps), its value no URL's secret."""
+    if key not in INLINE_TARGET_OPTIONS and not wrapper:
+        reason = (
+            "would make rclone run a program"
+            if _RUNS_A_PROGRAM.search(key)
+            else "sets one of rclone's global flags"
+            if "." in key
+            else "may hold a credential"
+        )
+        raise _refusal(
+            f"sets option {{option}} at character {{position}}, which {reason}; "
+            + _WHERE_CREDENTIALS_GO,
+            at,
+            option=option,
+            allowed=", ".join(sorted(INLINE_TARGET_OPTIONS)),
+        )
+    if _URL_USER_INFO.search(value) or (key in ("host", "endpoint") and "@" in value):
+        raise _refusal(
+            "holds a URL with user information (user:password@) in option {option} at "
+            "character {position}; define the remote with its credentials in "
+            "depot:backupRcloneConfig (pulumi config set --secret) and name it here as name:path",
+            at,
+            option=option,
+        )
+    if _URL_QUERY.search(value):
+        raise _refusal(
+            "holds a URL with a query or fragment, which can carry a token, in option {option} "
+            "at character {position}; write the URL without one, or define the remote in "
+            "depot:backupRcloneConfig",
+            at,
+            option=option,
+        )
 
 
 def _checked_path(target: RcloneTarget, outer: int | None = None) -> None:
@@ -810,6 +810,8 @@ def on_this_host_refusal(why: str, **key: str) -> PydanticCustomError:
 
 
 def _rclone_target(value: str) -> str:
+    """``value`` if it is a target off this host with no credential in it; else a refusal
+    that names what is wrong and where, never the text (it may hold what no check named)."""
     if not value or len(value) > MAX_TARGET_LENGTH:
         raise _refusal(
             "is {length} characters long; use one rclone remote and path of 1 to {most}",

@@ -508,8 +508,8 @@ class DepotSettings(SettingsModel):
                 {"key": "backupRcloneConfig"},
             )
         defined = rclone_sections(text) if text is not None else set()
-        # Read to judge what a named remote wraps: its type and its `remote`s are no secret,
-        # and no message quotes anything else of it.
+        # Read to judge what a named remote is or wraps; a message tells only what that comes
+        # down to (a local path, rclone's local backend), never a word of the config.
         remotes = read_rclone_config(text) if text is not None else {}
         for index, written in enumerate(self.backup.targets):
             target = parse_rclone_target(written)
