@@ -6,8 +6,10 @@ allowed, because that text reaches the user verbatim (see ``depot.config.errors`
 
 from __future__ import annotations
 
+import csv
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Annotated, Literal, get_args
 
@@ -403,127 +405,450 @@ MAX_TARGET_LENGTH = 512
 # option).
 _REMOTE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+@-]*")
 _BACKEND = re.compile(r"[a-z][a-z0-9]*")
-_PARAMETER_KEY = re.compile(r"[A-Za-z0-9_-]+")
-# Connection-string parameters that hold a credential (`secret_access_key`, `pass`, `token`,
-# `sas_url`, ...) — and those that only name where one is, or are none at all.
-_CREDENTIAL_KEY = re.compile(r"pass|secret|key|token|credential|sas_url|signature|bearer")
-_NOT_CREDENTIALS = frozenset(
+# rclone's characters for an option's name in a connection string (fs/fspath). A `.` only ever
+# starts `global.` or `override.`, which set rclone's global flags: none is allowed here.
+_OPTION_NAME = re.compile(r"[A-Za-z0-9_.]+")
+
+INLINE_TARGET_OPTIONS = frozenset(
     {
-        "env_auth",  # take credentials from the environment (an instance role): the point
-        "key_file",  # a path to a key file, not the key
-        "pubkey_file",
-        "key_use_agent",
-        "known_hosts_file",
-        "shared_credentials_file",
-        "sse_kms_key_id",  # names a KMS key; holds no secret
+        # Where the store is.
+        "provider",
+        "region",
+        "endpoint",
+        "location_constraint",
+        # Whose identity: the machine's own (an instance role, workload identity), never a key.
+        "env_auth",
+        # How objects are stored: modes and names, none of them a key.
+        "storage_class",
+        "acl",
+        "bucket_acl",
+        "object_acl",
+        "server_side_encryption",
+        "sse_kms_key_id",  # names a KMS key; holds none
+        "force_path_style",
+        "no_check_bucket",
+        # A server and the account on it (sftp, ftp, smb): its password or key is a credential.
+        "host",
+        "user",
+        "port",
     }
 )
+"""The options an inline target may set: none holds a credential and none runs a program.
+
+An allowlist (README "Backups"): every other option — a key, a password, a token, a connection
+string, a header, a command — belongs in a remote of the secret ``depot:backupRcloneConfig``.
+"""
+
+# Backends that wrap other remotes (rclone's backend/*), by the options naming what they wrap
+# (`upstreams` is a space-separated list; combine's entries are `dir=remote`). A target is
+# judged by what it wraps.
+WRAPPED_REMOTE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "alias": ("remote",),
+    "archive": ("remote",),  # without one, the path is the remote (`:archive:remote:path`)
+    "cache": ("remote",),
+    "chunker": ("remote",),
+    "combine": ("upstreams",),
+    "compress": ("remote",),
+    "crypt": ("remote",),
+    "hasher": ("remote",),
+    "union": ("upstreams", "remotes"),  # `remotes`: union's older name for them
+}
+# Backends that store nothing anywhere else: their "target" is inside the backup container.
+_ON_THIS_HOST = {"local": "rclone's local backend", "memory": "rclone's memory backend"}
+# Options that make rclone run a program: sftp's `ssh` (a local command) and its
+# `*_command`s (run on the server), webdav's `bearer_token_command`, and the global
+# `password_command`, `metadata_mapper` and `name_transform` (its `command=`). None is in
+# INLINE_TARGET_OPTIONS; this only words their refusal.
+_RUNS_A_PROGRAM = re.compile(r"(?:^|\.)(?:ssh|\w*_command|metadata_mapper|name_transform)$")
+_URL_USER_INFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@")
+_URL_QUERY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^?#]*[?#]")
+_MOST_WRAPPED = 8  # named remotes inside named remotes, deeper than any real configuration
+
+
+class MalformedTargetError(ValueError):
+    """Where a target stops being an rclone remote, and what is wrong there — never its text."""
+
+    def __init__(self, position: int, problem: str) -> None:
+        super().__init__(problem)
+        self.position = position
+        self.problem = problem
 
 
 @dataclass(frozen=True)
 class RcloneTarget:
-    """A backup target in its parts: ``name:path`` or ``:backend,key=value,…:path``."""
+    """A backup target in its parts: ``name:path``, ``:backend,key=value,…:path`` or a path.
 
-    remote: str | None  # the named remote (a section of depot:backupRcloneConfig); None: inline
+    A text with no remote at all (``/backups``, ``dir``) is, to rclone, a local path: it is
+    read as one (``remote`` and ``backend`` both None), so that it is judged on this host.
+    """
+
+    remote: str | None  # the named remote (a section of depot:backupRcloneConfig)
     backend: str | None  # the inline remote's backend (s3, sftp, b2, ...)
     parameters: tuple[tuple[str, str], ...]
     path: str
+    # Where each parameter's name and the path begin in the text: errors name a position,
+    # never the text.
+    positions: tuple[int, ...] = field(default=(), compare=False)
+    path_position: int = field(default=0, compare=False)
+
+    @property
+    def is_local_path(self) -> bool:
+        return self.remote is None and self.backend is None
 
     @property
     def on_this_host(self) -> bool:
-        """True for rclone's local backend: a "target" inside the backup container itself."""
-        return self.backend == "local"
+        """True when the target is, or wraps, a place inside the backup container itself.
+
+        A named remote is judged only where its section is known (``why_on_this_host``).
+        """
+        return why_on_this_host(self) is not None
 
 
-def parse_rclone_target(text: str) -> RcloneTarget | None:
-    """``text`` as an rclone remote and path, or None when it is not one.
+def read_rclone_target(text: str) -> RcloneTarget:
+    """``text`` read as rclone reads a remote and path (its fs/fspath), or ``MalformedTargetError``.
 
     A parameter value may be quoted (``'…'`` or ``"…"``, a doubled quote for a quote) to hold a
     comma or a colon, as rclone's connection strings allow.
     """
     if not text.startswith(":"):
-        name, colon, path = text.partition(":")
-        if not colon or not _REMOTE_NAME.fullmatch(name):
-            return None
-        return RcloneTarget(remote=name, backend=None, parameters=(), path=path)
-    backend = _BACKEND.match(text, 1)
-    if backend is None:
-        return None
-    position, parameters = backend.end(), []
-    while position < len(text) and text[position] == ",":
-        key = _PARAMETER_KEY.match(text, position + 1)
-        if key is None:
-            return None
+        end = next((i for i, c in enumerate(text) if c in ":,/\\"), len(text))
+        if end == len(text) or text[end] in "/\\":
+            return RcloneTarget(None, None, (), text)  # no remote before a separator: local
+        if not _REMOTE_NAME.fullmatch(text[:end]):
+            raise MalformedTargetError(
+                0,
+                "a remote's name starts with a letter, a digit or _, and holds only those and .+@-",
+            )
+        remote, backend, position = text[:end], None, end
+    else:
+        match = _BACKEND.match(text, 1)
+        if match is None or match.end() == len(text) or text[match.end()] not in ",:":
+            raise MalformedTargetError(
+                1, "an inline remote starts with its backend in lower case (:s3,)"
+            )
+        remote, backend, position = None, match.group(), match.end()
+    parameters: list[tuple[str, str]] = []
+    positions: list[int] = []
+    while text[position] == ",":
+        key = _OPTION_NAME.match(text, position + 1)
+        if key is None or (key.end() < len(text) and text[key.end()] not in "=,:"):
+            at = key.end() if key else position + 1
+            raise MalformedTargetError(at, "an option's name holds only letters, digits, _ and .")
         position, value = key.end(), "true"
         if position < len(text) and text[position] == "=":
             value, position = _parameter_value(text, position + 1)
+        if position >= len(text):
+            raise MalformedTargetError(
+                len(text) - 1, "the remote's options end with ':' and a path"
+            )
         parameters.append((key.group(), value))
-    if position >= len(text) or text[position] != ":":
+        positions.append(key.start())
+    return RcloneTarget(
+        remote, backend, tuple(parameters), text[position + 1 :], tuple(positions), position + 1
+    )
+
+
+def parse_rclone_target(text: str) -> RcloneTarget | None:
+    """``text`` as an rclone remote and path (``read_rclone_target``), or None."""
+    try:
+        return read_rclone_target(text)
+    except MalformedTargetError:
         return None
-    return RcloneTarget(None, backend.group(), tuple(parameters), text[position + 1 :])
 
 
 def _parameter_value(text: str, position: int) -> tuple[str, int]:
-    """A parameter's value from ``position`` and where it ends (before ``,`` or ``:``)."""
+    """A parameter's value from ``position`` and where it ends (at its ``,`` or ``:``)."""
     if position < len(text) and text[position] in "'\"":
-        quote, value, position = text[position], [], position + 1
+        quote, start, value = text[position], position, []
+        position += 1
         while position < len(text):
-            if text[position] == quote and text[position + 1 : position + 2] == quote:
-                value.append(quote)
-                position += 2
-            elif text[position] == quote:
-                return "".join(value), position + 1
-            else:
+            if text[position] != quote:
                 value.append(text[position])
                 position += 1
-        return "".join(value), position  # unterminated: the ':' check after it refuses it
+            elif text[position + 1 : position + 2] == quote:
+                value.append(quote)
+                position += 2
+            elif text[position + 1 : position + 2] in (",", ":"):
+                return "".join(value), position + 1
+            else:
+                raise MalformedTargetError(
+                    position + 1, "a quoted value ends with its quote, then ',' or ':'"
+                )
+        raise MalformedTargetError(start, "a quoted value is not closed")
     end = position
     while end < len(text) and text[end] not in ",:":
         end += 1
     return text[position:end], end
 
 
-def credential_parameters(target: RcloneTarget) -> list[str]:
-    """The keys of ``target``'s parameters that hold a credential."""
-    return [
-        key
-        for key, _ in target.parameters
-        if (normal := key.lower().replace("-", "_")) not in _NOT_CREDENTIALS
-        and _CREDENTIAL_KEY.search(normal)
-    ]
+def read_rclone_config(text: str) -> dict[str, dict[str, str]]:
+    """An rclone.conf's remotes: ``{name: {option: value}}``, read as rclone's goconfig reads.
+
+    A line is ``[name]`` or ``key = value`` (or ``key: value``); ``#`` and ``;`` start comments.
+    """
+    remotes: dict[str, dict[str, str]] = {}
+    section: dict[str, str] | None = None
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line or line[0] in "#;":
+            continue
+        if line[0] == "[" and line[-1] == "]":
+            section = remotes.setdefault(line[1:-1].strip(), {})
+            continue
+        cut = min((i for i in (line.find("="), line.find(":")) if i > 0), default=-1)
+        if section is not None and cut > 0:
+            section[line[:cut].strip()] = line[cut + 1 :].strip()
+    return remotes
+
+
+def why_on_this_host(
+    target: RcloneTarget, remotes: Mapping[str, Mapping[str, str]] | None = None
+) -> str | None:
+    """Why ``target`` stays on this host, or None: what it is, in words of this module only.
+
+    Wrapping backends are judged by every remote they wrap; a named remote by its section of
+    ``remotes`` (the secret rclone config), and not at all where that is unknown. Nothing of
+    the secret is told, not even its remotes' names or types: only what they come down to.
+    """
+    return _why(target, remotes or {}, ())
+
+
+def _why(
+    target: RcloneTarget, remotes: Mapping[str, Mapping[str, str]], seen: tuple[str, ...]
+) -> str | None:
+    """``seen``: the named remotes this one is inside (non-empty: reading the secret)."""
+    if len(seen) > _MOST_WRAPPED:  # a loop, too, ends here
+        return f"remotes wrapping each other in a loop or more than {_MOST_WRAPPED} deep"
+    if target.is_local_path:
+        return "a local path"
+    if target.backend is not None:
+        return _why_backend(target.backend, dict(target.parameters), target.path, remotes, seen)
+    section = remotes.get(target.remote or "")
+    if section is None or target.remote is None:
+        return None  # unknown here: judged where the config is read, or refused as undefined
+    backend = section.get("type", "")
+    why = _why_backend(backend, section, target.path, remotes, (*seen, target.remote))
+    if why is None or seen:
+        return why
+    return f"a remote that depot:backupRcloneConfig defines as, or around, {why}"
+
+
+def _why_backend(
+    backend: str,
+    options: Mapping[str, str],
+    path: str,
+    remotes: Mapping[str, Mapping[str, str]],
+    seen: tuple[str, ...],
+) -> str | None:
+    if backend in _ON_THIS_HOST:
+        return _ON_THIS_HOST[backend]
+    for _, spec in wrapped_remotes(backend, options, path):
+        inner = parse_rclone_target(spec)
+        why = _why(inner, remotes, seen) if inner is not None else None
+        if why is not None:
+            return why if seen else f"rclone's {backend} backend around {why}"
+    return None
+
+
+def wrapped_remotes(backend: str, options: Mapping[str, str], path: str) -> list[tuple[str, str]]:
+    """The remotes a wrapping backend wraps, each with the option that names it."""
+    wrapped: list[tuple[str, str]] = []
+    for key in WRAPPED_REMOTE_OPTIONS.get(backend, ()):
+        value = options.get(key, "")
+        if key == "remote":
+            wrapped += [(key, value)] if value else []
+            continue
+        for item in _space_separated(value):
+            wrapped.append((key, item.partition("=")[2] if backend == "combine" else item))
+    if backend == "archive" and not options.get("remote"):
+        wrapped.append(("path", path))
+    return wrapped
+
+
+def _space_separated(value: str) -> list[str]:
+    """rclone's space-separated list (Go's encoding/csv with a space for a comma)."""
+    try:
+        rows = list(csv.reader([value], delimiter=" "))
+    except csv.Error:
+        rows = [value.split()]
+    return [item for row in rows for item in row if item]
+
+
+def _refusal(message: str, position: int | None, **context: str) -> PydanticCustomError:
+    """A target's refusal: ``message`` may say ``{position}`` (1 is the first character).
+
+    Every refusal of a target is withheld: its text may hold a credential no check named.
+    """
+    at = {} if position is None else {"position": position + 1}
+    return PydanticCustomError("backup_target", message, {**context, **at, "withhold": True})
+
+
+_WHAT_A_TARGET_IS = (
+    "use name:path (a remote of depot:backupRcloneConfig) or :backend,option=value:path, e.g. "
+    ":s3,provider=AWS,env_auth=true:depot-backups/prod"
+)
+_WHERE_CREDENTIALS_GO = (
+    "an inline target takes only {allowed}; define the remote in depot:backupRcloneConfig "
+    "(pulumi config set --secret) and name it here as name:path"
+)
+
+
+def _checked_options(target: RcloneTarget, within: str = "", outer: int | None = None) -> None:
+    """Refuse every option of ``target`` (and of the inline remotes it wraps) not allowed.
+
+    ``within``, ``outer``: the option of the target that wraps this one, and its position (a
+    wrapped remote's own positions count in its unquoted text).
+    """
+    keys = [key for key, _ in target.parameters]
+    positions = target.positions if outer is None else (outer,) * len(keys)
+    wraps = WRAPPED_REMOTE_OPTIONS.get(target.backend or "", ())
+    for (key, value), at in zip(target.parameters, positions, strict=True):
+        if target.remote is not None:
+            raise _refusal(
+                "sets option {option} at character {position} on a named remote; set a named "
+                "remote's options in its section of depot:backupRcloneConfig",
+                at,
+                option=key + within,
+            )
+        _checked_option(key, value, key + within, at, wrapper=key in wraps)
+    for key, spec in wrapped_remotes(target.backend or "", dict(target.parameters), target.path):
+        at = target.path_position if key == "path" else positions[keys.index(key)]
+        try:
+            inner = read_rclone_target(spec)
+        except MalformedTargetError as error:
+            raise _refusal(
+                f"wraps, in option {{option}} at character {{position}}, what is not an rclone "
+                f"remote: {error.problem}; {_WHAT_A_TARGET_IS}",
+                at,
+                option=key,
+            ) from None
+        _checked_options(inner, f" (inside {key}{within})", at)
+        _checked_path(inner, at)
+
+
+def _checked_option(key: str, value: str, option: str, at: int, *, wrapper: bool) -> None:
+    """One inline option: allowed (or naming what a wrapper wraps), its value no URL's secret."""
+    if key not in INLINE_TARGET_OPTIONS and not wrapper:
+        reason = (
+            "would make rclone run a program"
+            if _RUNS_A_PROGRAM.search(key)
+            else "sets one of rclone's global flags"
+            if "." in key
+            else "may hold a credential"
+        )
+        raise _refusal(
+            f"sets option {{option}} at character {{position}}, which {reason}; "
+            + _WHERE_CREDENTIALS_GO,
+            at,
+            option=option,
+            allowed=", ".join(sorted(INLINE_TARGET_OPTIONS)),
+        )
+    if _URL_USER_INFO.search(value) or (key in ("host", "endpoint") and "@" in value):
+        raise _refusal(
+            "holds a URL with user information (user:password@) in option {option} at "
+            "character {position}; define the remote with its credentials in "
+            "depot:backupRcloneConfig (pulumi config set --secret) and name it here as name:path",
+            at,
+            option=option,
+        )
+    if _URL_QUERY.search(value):
+        raise _refusal(
+            "holds a URL with a query or fragment, which can carry a token, in option {option} "
+            "at character {position}; write the URL without one, or define the remote in "
+            "depot:backupRcloneConfig",
+            at,
+            option=option,
+        )
+
+
+def _checked_path(target: RcloneTarget, outer: int | None = None) -> None:
+    """Refuse what no backup's path holds; ``outer``: the position of a wrapping option."""
+
+    def at(offset: int) -> int:
+        return outer if outer is not None else target.path_position + offset
+
+    # An unquoted value ends at its first ':', and rclone reads the rest as the path: options
+    # written after it (`:s3,acl=x:,secret_access_key=…:`) would reach it as a path, checked by
+    # nothing above. No path of a backup holds an '='.
+    if "=" in target.path:
+        raise _refusal(
+            "has an '=' in its path at character {position}: an option whose value holds ':' "
+            "ended there; quote such a value ('…')",
+            at(target.path.index("=")),
+        )
+    if found := _URL_USER_INFO.search(target.path):
+        raise _refusal(
+            "holds a URL with user information (user:password@) in its path at character "
+            "{position}; define the remote with its credentials in depot:backupRcloneConfig "
+            "and name it here as name:path",
+            at(found.start()),
+        )
+    if found := re.search(r"(?:^|/)\.\.(?:/|$)", target.path):
+        raise _refusal(
+            "has a '..' in its path at character {position}; write the path without it",
+            at(found.start() + (found[0][0] == "/")),
+        )
+
+
+def _checked_urls(text: str) -> None:
+    """No URL with user information or a query anywhere, whichever part rclone reads it as.
+
+    An unquoted URL's ``:`` ends its option, and rclone reads the rest as the path: the checks
+    of each value would not see it there.
+    """
+    for pattern, what in ((_URL_USER_INFO, "user information"), (_URL_QUERY, "a query")):
+        if found := pattern.search(text):
+            raise _refusal(
+                f"holds a URL with {what} at character {{position}}; write the URL without it, "
+                "or define the remote in depot:backupRcloneConfig and name it here as name:path",
+                found.start(),
+            )
+
+
+def on_this_host_refusal(why: str, **key: str) -> PydanticCustomError:
+    """The refusal of a target that never leaves this host, ``why`` naming what it is.
+
+    ``key``: where a model-level check locates it (``key="backup.targets.0"``).
+    """
+    return _refusal(
+        "does not leave this host: it is {why}, inside the backup container (where the "
+        "local retention prunes too); use a remote on another machine (S3, SFTP, B2, …)",
+        None,
+        why=why,
+        **key,
+    )
 
 
 def _rclone_target(value: str) -> str:
-    if (
-        not value
-        or len(value) > MAX_TARGET_LENGTH
-        or _has_control(value)
-        or any(c.isspace() for c in value)
-    ):
-        raise PydanticCustomError(
-            "backup_target",
-            "is not a backup target; use one rclone remote and path without spaces or control "
-            "characters, at most {most} characters",
-            {"most": MAX_TARGET_LENGTH},
+    """``value`` if it is a target off this host with no credential in it; else a refusal
+    that names what is wrong and where, never the text (it may hold what no check named)."""
+    if not value or len(value) > MAX_TARGET_LENGTH:
+        raise _refusal(
+            "is {length} characters long; use one rclone remote and path of 1 to {most}",
+            None,
+            length=str(len(value)),
+            most=str(MAX_TARGET_LENGTH),
         )
-    target = parse_rclone_target(value)
-    if target is None:
-        raise PydanticCustomError(
-            "backup_target",
-            "is not a backup target; use an rclone remote and path: name:path (a remote of "
-            "depot:backupRcloneConfig) or :backend,option=value:path, e.g. "
-            ":s3,provider=AWS,env_auth=true:depot-backups/prod",
+    bad = next((i for i, c in enumerate(value) if c.isspace() or _has_control(c)), None)
+    if bad is not None:
+        raise _refusal(
+            "holds a space or a control character at character {position}; use one rclone "
+            "remote and path without either (a target is one word)",
+            bad,
         )
-    credentials = credential_parameters(target)
-    if credentials:
-        raise PydanticCustomError(
-            "backup_target_credential",
-            "carries a credential ({keys}) in the stack file, which anyone who reads it can "
-            "read; define the remote with it in depot:backupRcloneConfig (pulumi config set "
-            "--secret) and name it here as name:path, or use env_auth",
-            # The target is shown as [withheld]: its text holds the credential.
-            {"keys": ", ".join(credentials), "withhold": True},
-        )
+    try:
+        target = read_rclone_target(value)
+    except MalformedTargetError as error:
+        raise _refusal(
+            f"is not a backup target at character {{position}}: {error.problem}; "
+            + _WHAT_A_TARGET_IS,
+            error.position,
+        ) from None
+    _checked_options(target)
+    why = why_on_this_host(target)
+    if why is not None:
+        raise on_this_host_refusal(why)
+    _checked_path(target)
+    _checked_urls(value)
     return value
 
 

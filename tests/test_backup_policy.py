@@ -89,10 +89,54 @@ def test_production_backups_that_never_leave_the_host_fail_twice() -> None:
     ]
 
 
-def test_a_target_on_rclones_local_backend_is_not_off_the_host() -> None:
-    lines = backup_lines(check("prod", backup(targets=[":local:/backups/copy", ":local:/tmp/x"])))
-    assert [line.split("] ")[0].split("[")[-1] for line in lines] == ["backup-off-host"]
-    assert backup_lines(check("prod", backup(targets=[":local:/backups/copy", S3]))) == []
+def _given_targets(targets: str) -> list[str]:
+    """The backup-off-host findings on prod's plan whose backup service is given ``targets``.
+
+    The settings refuse a target on this host; a plan made some other way is still held to the
+    rule, which reads only the plan.
+    """
+    edited = _with_targets(plan_from(run_stack("prod")), targets)
+    found = check_plan(edited, PROD, postgres_major=17)
+    return [v.rule.id for v in found if v.rule.id == "backup-off-host"]
+
+
+def _with_targets(plan: Plan, targets: str) -> Plan:
+    backup_container = next(r for r in plan.resources if r.name == "backup-container")
+    envs = [
+        f"DEPOT_BACKUP_TARGETS={targets}" if e.startswith("DEPOT_BACKUP_TARGETS=") else e
+        for e in backup_container.inputs["envs"]
+    ]
+    return edited_at(plan, CONTAINER, "backup-container", "envs", envs)
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [
+        ":local:/backups/copy :local:/tmp/x",
+        ":alias,remote=/backups:",
+        ":union,upstreams=/backups:",
+        ":alias,remote=':hasher,remote=''/backups'':':",
+        ":archive:/backups/x.zip",
+        ":combine,upstreams=dir=relative/dir:",
+        ":memory: /backups relative",
+    ],
+)
+def test_a_target_on_this_host_or_wrapping_it_is_not_off_the_host(targets: str) -> None:
+    assert _given_targets(targets) == ["backup-off-host"]
+
+
+def test_a_target_on_this_host_beside_one_off_it_is_named_by_position() -> None:
+    plan = plan_from(run_stack("prod"))
+    edited = _with_targets(plan, f"{S3} :local:/backups/copy :alias,remote=/backups:")
+    found = [v.message for v in check_plan(edited, PROD, postgres_major=17)]
+    assert found == [
+        "is given targets on this host (number 2, 3 of 3 in DEPOT_BACKUP_TARGETS): a local "
+        "path, rclone's local or memory backend, or a wrapper of one is no copy off the host"
+    ]
+
+
+def test_targets_off_the_host_pass_the_rule() -> None:
+    assert _given_targets(f":alias,remote='offsite:depot': offsite:depot {S3}") == []
 
 
 def test_dumps_sent_off_unencrypted_are_caught_where_settings_cannot_be() -> None:

@@ -29,6 +29,8 @@ NAMESPACE = "depot"
 READ_NAMESPACES = frozenset({NAMESPACE, "pulumi"})
 SHOWN_LENGTH = 80
 _TAG = re.compile(r"[a-z-]+\[.*\]")
+# Keys whose values no error shows (see _withheld).
+_WITHHELD = (("backup", "targets"),)
 
 
 @dataclass(frozen=True)
@@ -178,10 +180,21 @@ def _describe(source: str, raw: RawConfig, error: ErrorDetails, secret_keys: set
         rule += f"; expected {expected}" if expected else ""
     if not names or names[0] in secret_keys:
         return f"{where}: {path}: {'[secret] ' if names else ''}{rule}"
-    if (error.get("ctx") or {}).get("withhold"):
-        # The check found a credential in the value itself: the rule names it, never the text.
+    if (error.get("ctx") or {}).get("withhold") or _withheld(names):
+        # The value may hold a credential: the rule names what is wrong, never the text.
         return f"{where}: {path}: [withheld] {rule}"
     return f"{where}: {path}: {_show(_input_at(error, loc))} {rule}"
+
+
+def _withheld(names: list[str]) -> bool:
+    """True at and around a key whose values no error shows, whatever the check that failed.
+
+    A backup target is rclone's connection string: it may hold a credential that no check
+    recognised, so neither a target nor a list or map holding one is ever shown.
+    """
+    return any(
+        names[: len(key)] == list(key) or names == list(key[: len(names)]) for key in _WITHHELD
+    )
 
 
 def _location(error: ErrorDetails) -> tuple[int | str, ...]:

@@ -57,7 +57,10 @@ from depot.types import (
     SshOptions,
     has_digest,
     is_remote,
+    on_this_host_refusal,
     parse_rclone_target,
+    read_rclone_config,
+    why_on_this_host,
 )
 
 UNDECRYPTED = "[secure value: only the Pulumi CLI can decrypt it]"
@@ -505,22 +508,31 @@ class DepotSettings(SettingsModel):
                 {"key": "backupRcloneConfig"},
             )
         defined = rclone_sections(text) if text is not None else set()
+        # Read to judge what a named remote is or wraps; a message tells only what that comes
+        # down to (a local path, rclone's local backend), never a word of the config.
+        remotes = read_rclone_config(text) if text is not None else {}
         for index, written in enumerate(self.backup.targets):
             target = parse_rclone_target(written)
-            remote = target.remote if target else None
+            if target is None:
+                continue  # refused as a target already
+            why = why_on_this_host(target, remotes)
+            if why is not None:
+                raise on_this_host_refusal(why, key=f"backup.targets.{index}")
+            remote = target.remote
             if remote is None or remote in defined:
                 continue
             where = (
                 "depot:backupRcloneConfig is not set"
                 if text is None
-                else f"depot:backupRcloneConfig has no [{remote}] section"
+                else "depot:backupRcloneConfig has no section of that name"
             )
             raise PydanticCustomError(
                 "unknown_remote",
-                "names the rclone remote {remote}, but {where}; define it there (pulumi config "
-                "set --secret depot:backupRcloneConfig < rclone.conf), or write the remote "
-                "inline (:backend,option=value:path)",
-                {"remote": remote, "where": where, "key": f"backup.targets.{index}"},
+                "names an rclone remote (before its first ':'), but {where}; define it there "
+                "(pulumi config set --secret depot:backupRcloneConfig < rclone.conf), or write "
+                "the remote inline (:backend,option=value:path)",
+                # No name: a target is never shown (the loader withholds it), nor a part of it.
+                {"where": where, "key": f"backup.targets.{index}"},
             )
         return self
 

@@ -715,6 +715,16 @@ def backup_off_host(service: Workload, stack: Stack) -> Iterable[str]:
             f"keeps every backup on the host it backs up ({POSTGRES_BACKUPS_VOLUME}): a lost "
             "host loses the backups with the data"
         )
+        return
+    # A target that is this host after all is no copy off it, and its retention prunes where
+    # the local one does. Named by position: a target's text is never shown.
+    on_host = [str(n) for n, t in enumerate(targets, 1) if t is not None and t.on_this_host]
+    if on_host:
+        yield (
+            f"is given targets on this host (number {', '.join(on_host)} of {len(targets)} in "
+            f"{BACKUP_TARGETS_ENV}): a local path, rclone's local or memory backend, or a "
+            "wrapper of one is no copy off the host"
+        )
 
 
 @workload_rule(
