@@ -408,6 +408,14 @@ def seed(place: Path, moment: datetime, *, sidecar: bool = True, suffix: str = "
     return name
 
 
+def record_copy(box: Box, name: str, target: str) -> None:
+    """What a run writes once a target's copy of ``name`` is read back and matches."""
+    ledger = box.backups / "status" / "offsite"
+    ledger.mkdir(parents=True, exist_ok=True)
+    with (ledger / name).open("a") as file:
+        file.write(f"{target}\n")
+
+
 def good(place: Path) -> list[datetime]:
     """The backups at ``place`` (artefact and sidecar both there), oldest first."""
     pattern = re.compile(rf"^{STACK}-(\d{{8}}T\d{{6}}Z)\.dump(\.age)?$")
@@ -532,8 +540,9 @@ def test_with_a_target_the_local_volume_keeps_the_newest_and_the_target_the_hist
     moments = daily("20250301T000000Z", 20)
     target = str(box.offsite)
     for moment in moments:
-        seed(box.backups, moment)
+        name = seed(box.backups, moment)
         seed(box.offsite, moment)
+        record_copy(box, name, target)  # as a run records a copy it has read back
         pruned = box.run(
             "prune", "--now", stamp(moment), DEPOT_BACKUP_TARGETS=target, **keep_env(rules)
         )
