@@ -984,12 +984,12 @@ def test_during_a_restore_only_age_sees_the_identity(box: Box, identity: Identit
         identity.file.read_text(), "restore", "latest", DEPOT_BACKUP_TARGETS=target, FAKE_PEEK="1"
     )
 
-    assert restored.returncode == 0, restored.stderr
-    assert f"restored {name} into dispatch" in restored.stdout
     log = box.log.read_text()
+    assert "identity-seen-by" not in log  # (a fake that read it took it from age, too)
     assert "peek psql" in log  # before the decryption (is there a database?) and after
     assert "peek rclone" in log  # listing and fetching the copy
-    assert "identity-seen-by" not in log
+    assert restored.returncode == 0, restored.stderr
+    assert f"restored {name} into dispatch" in restored.stdout
     # The fakes do find an identity they are given (the check above can fail).
     subprocess.run(
         ["sh", "-c", '"$0" 3<"$1"', str(box.root / "fakes" / "psql"), str(identity.file)],
