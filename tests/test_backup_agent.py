@@ -470,10 +470,10 @@ def seed(place: Path, moment: datetime, *, sidecar: bool = True, suffix: str = "
 
 
 def record_copy(box: Box, name: str, target: str) -> None:
-    """What a run writes once a target's copy of ``name`` is read back and matches."""
+    """What a run records once a target's copy of ``name`` is read back and matches."""
     ledger = box.backups / "status" / "offsite"
     ledger.mkdir(parents=True, exist_ok=True)
-    with (ledger / name).open("a") as file:
+    with (ledger / f"{name}.targets").open("a") as file:
         file.write(f"{target}\n")
 
 
@@ -701,7 +701,9 @@ def test_prune_never_removes_a_backup_no_target_holds_a_verified_copy_of(box: Bo
     assert "local: 1 backups kept, 3 more waiting to leave the host, 2 files removed" in (
         pruned.stdout
     )
-    assert not (box.backups / "status" / "offsite" / names[0]).exists()  # its record went too
+    offsite = box.backups / "status" / "offsite"
+    assert not (offsite / f"{names[0]}.targets").exists()  # its record went with it
+    assert (offsite / f"{names[1]}.targets").exists()
 
 
 def test_a_new_target_is_given_every_local_backup_before_one_is_pruned(box: Box) -> None:
