@@ -1022,6 +1022,18 @@ def test_a_target_with_backslashes_is_listed_and_restored_from_as_written(
     assert f"restored {name} into dispatch" in restored.stdout
 
 
+def test_a_target_with_glob_characters_is_never_expanded(box: Box) -> None:
+    target = str(box.root / "off*site[1]")
+    decoy = box.root / "offXsite1"  # what the pattern would match
+    decoy.mkdir()
+    ran = box.run("run", "--now", "20250310T000000Z", DEPOT_BACKUP_TARGETS=target)
+    assert ran.returncode == 0, ran.stderr
+    assert good(Path(target)) == [at("20250310T000000Z")]
+    assert list(decoy.iterdir()) == []
+    listed = box.run("list", DEPOT_BACKUP_TARGETS=target)
+    assert [line.split("\t")[3] for line in listed.stdout.splitlines()] == ["local", target]
+
+
 def good_bytes(box: Box, target: str, name: str) -> bytes:
     return (Path(target) / name).read_bytes()
 

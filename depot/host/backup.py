@@ -4,7 +4,7 @@ The work is done in the backup container (``depot-backup``): it holds the stack'
 ``pg_dump``/``pg_restore`` (its image is built on the stack's postgres image), ``age`` and
 ``rclone``, the rclone credentials and the database password. These commands find that container
 on the stack's Docker host (``DOCKER_HOST``, as ``depot rotate``: see ``depot.host.docker``) and
-run ``depot-backup run``, ``list`` or ``restore`` in it with ``docker exec``.
+run ``depot-backup run``, ``list``, ``waiting`` or ``restore`` in it with ``docker exec``.
 
 The age identity (the private key a restore decrypts with) lives on the operator's machine, never
 in the deployment. ``depot restore --identity FILE`` reads it here — from a file only its owner
