@@ -9,8 +9,9 @@ open to other users); ``doctor`` 0 ready, 1 not ready (a problem on the host), 2
 refused it or it stopped half-way (the message says which password works), 2 error; ``backup``
 and ``restore`` 0 done, 1 the backup or restore failed (the backup container says why; a failed
 restore leaves the database as it was), 2 error (no backup container, an unusable identity
-file); ``backups`` 0, 1 when a place could not be listed (the others are), 2 error. Any error
-is one line on stderr, never a traceback.
+file); ``backups`` 0, 1 when a place could not be listed (the others are) or a backup has
+waited longer than one schedule interval to leave the host, 2 error. Any error is one line on
+stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -469,20 +470,38 @@ def _backup(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _backups(args: argparse.Namespace) -> tuple[str, int]:
-    from depot.host.backup import backups_table, list_backups
+    from depot.host.backup import backups_table, list_backups, waiting_backups, waiting_report
 
     cli, container = _backup_cli(args)
     listing = list_backups(cli, container)
+    waiting = waiting_backups(cli, container)
     if listing.backups:
         output = backups_table(listing.backups)
     else:
         output = f"depot backups: stack {args.stack} has no good backup yet\n"
-    if listing.problem is None:
-        return output, 0
+    if waiting.problem is None:
+        output += waiting_report(waiting.backups)
     sys.stdout.write(output)
     sys.stdout.flush()
-    print(f"{listing.problem}\ndepot backups: not every place could be listed", file=sys.stderr)
-    return "", 1
+    complaints = []
+    if listing.problem is not None:
+        complaints.append(f"{listing.problem}\ndepot backups: not every place could be listed")
+    if waiting.problem is not None:
+        complaints.append(
+            f"{waiting.problem}\ndepot backups: cannot say which backups wait to leave the host "
+            "(a backup image older than this depot has no `depot-backup waiting`: deploy it)"
+        )
+    overdue = [w for w in waiting.backups if w.overdue]
+    if overdue:
+        complaints.append(
+            f"depot backups: {len(overdue)} backup{'s' if len(overdue) > 1 else ''} waited "
+            "longer than the schedule to leave the host: a target is failing (its last failure: "
+            f"docker logs {container}); the host keeps them until it is fixed, and its volume "
+            "grows by one backup a run"
+        )
+    for complaint in complaints:
+        print(complaint, file=sys.stderr)
+    return "", 1 if listing.problem is not None or overdue else 0
 
 
 def _restore(args: argparse.Namespace) -> tuple[str, int]:

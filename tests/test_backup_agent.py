@@ -158,6 +158,18 @@ class Box:
             stdin=subprocess.DEVNULL,
         )
 
+    def feed(self, text: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """``run`` with ``text`` on stdin (a restore's identity)."""
+        return subprocess.run(
+            [*self.shell.argv, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=COMMAND_TIMEOUT,
+            env={**self.env, **env},
+            input=text,
+        )
+
     def calls(self, tool: str) -> list[str]:
         if not self.log.exists():
             return []
@@ -186,7 +198,9 @@ if [ -n "${FAKE_RESTORE_FAIL:-}" ]; then
 fi
 out=
 for arg; do case $arg in --file=*) out=${arg#--file=} ;; esac; done
-[ "$out" = /dev/null ] || printf ';\n; Archive created at fake\n;\n' >"$out"
+# With --file: the table of contents (--list) or a read of every byte (/dev/null); without
+# one it restores into --dbname (a restore's pg_restore).
+[ -z "$out" ] || [ "$out" = /dev/null ] || printf ';\n; Archive created at fake\n;\n' >"$out"
 """
 # pg_isready answering "no response" (exit 2) to its first FAKE_DB_DOWN_CALLS calls: a
 # postgres whose name does not resolve yet, or that does not accept connections yet.
@@ -196,11 +210,45 @@ printf 'pg_isready %s\n' "$*" >>"$FAKE_LOG"
 calls=$(grep -c '^pg_isready ' "$FAKE_LOG")
 [ "$calls" -gt "${FAKE_DB_DOWN_CALLS:-0}" ] || exit 2
 """
+# With FAKE_PEEK, a fake first reads every descriptor it was started with but stdout and
+# stderr, as a hostile tool would, and records (never the bytes) whether one held an age
+# identity: only age may see a restore's identity.
+PEEK = r"""
+peek() {
+	printf 'peek %s\n' "$1" >>"$FAKE_LOG"
+	for fd in /proc/$$/fd/*; do
+		case ${fd##*/} in 1 | 2) continue ;; esac
+		# [-]: this file, which the shell reading it holds open, does not match itself
+		if timeout 2 head -c 4096 "$fd" 2>/dev/null | grep -q 'AGE-SECRET-KEY[-]1'; then
+			printf 'identity-seen-by %s on-fd %s\n' "$1" "${fd##*/}" >>"$FAKE_LOG"
+		fi
+	done
+}
+"""
 # rclone that, asked to, garbles what it has just copied to the target (a target that corrupts).
 # With FAKE_SAVE it first saves into its configuration, as rclone's sftp backend does with what it
-# detects (a read-only file: the save fails, and rclone retries it ten times).
-FAKE_RCLONE = r"""#!/bin/sh
+# detects (a read-only file: the save fails, and rclone retries it ten times). With FAKE_DOWN, a
+# target that is down (until a file "up" appears in FAKE_DIR): every call naming a path under it
+# fails. Each copyto is recorded.
+FAKE_RCLONE = (
+    r"""#!/bin/sh
 real=$REAL_RCLONE
+"""
+    + PEEK
+    + r"""
+[ -z "${FAKE_PEEK:-}" ] || peek rclone
+for last; do :; done
+if [ -n "${FAKE_DOWN:-}" ] && [ ! -e "$FAKE_DIR/up" ]; then
+	for arg; do
+		case $arg in "$FAKE_DOWN"*)
+			case " $* " in *" copyto "*) printf 'rclone-copyto-failed %s\n' "$last" >>"$FAKE_LOG" ;;
+			esac
+			echo 'rclone: dial tcp: connection refused' >&2
+			exit 1 ;;
+		esac
+	done
+fi
+case " $* " in *" copyto "*) printf 'rclone-copyto %s\n' "$last" >>"$FAKE_LOG" ;; esac
 if [ -n "${FAKE_SAVE:-}" ]; then
 	printf 'rclone-config %s %s\n' "$RCLONE_CONFIG" "$(stat -c %a "$RCLONE_CONFIG")" >>"$FAKE_LOG"
 	printf 'shell_type = unix\n' >>"$RCLONE_CONFIG" || { echo 'rclone: cannot save' >&2; exit 1; }
@@ -208,11 +256,24 @@ fi
 "$real" "$@"
 status=$?
 if [ -n "${FAKE_GARBLE:-}" ] && [ "$status" = 0 ]; then
-	for last; do :; done
 	case " $* " in *" copyto "*) case $last in *.age) printf 'garbage' >>"$last" ;; esac ;; esac
 fi
 exit $status
 """
+)
+
+# psql for a restore without a database: no database exists (SELECT 1 prints nothing), every
+# other statement succeeds; with FAKE_PEEK it looks for the identity first (see PEEK).
+FAKE_PSQL = (
+    r"""#!/bin/sh
+"""
+    + PEEK
+    + r"""
+[ -z "${FAKE_PEEK:-}" ] || peek psql
+printf 'psql %s\n' "$*" >>"$FAKE_LOG"
+exit 0
+"""
+)
 
 
 @pytest.fixture
@@ -408,6 +469,14 @@ def seed(place: Path, moment: datetime, *, sidecar: bool = True, suffix: str = "
     return name
 
 
+def record_copy(box: Box, name: str, target: str) -> None:
+    """What a run records once a target's copy of ``name`` is read back and matches."""
+    ledger = box.backups / "status" / "offsite"
+    ledger.mkdir(parents=True, exist_ok=True)
+    with (ledger / f"{name}.targets").open("a") as file:
+        file.write(f"{target}\n")
+
+
 def good(place: Path) -> list[datetime]:
     """The backups at ``place`` (artefact and sidecar both there), oldest first."""
     pattern = re.compile(rf"^{STACK}-(\d{{8}}T\d{{6}}Z)\.dump(\.age)?$")
@@ -532,8 +601,9 @@ def test_with_a_target_the_local_volume_keeps_the_newest_and_the_target_the_hist
     moments = daily("20250301T000000Z", 20)
     target = str(box.offsite)
     for moment in moments:
-        seed(box.backups, moment)
+        name = seed(box.backups, moment)
         seed(box.offsite, moment)
+        record_copy(box, name, target)  # as a run records a copy it has read back
         pruned = box.run(
             "prune", "--now", stamp(moment), DEPOT_BACKUP_TARGETS=target, **keep_env(rules)
         )
@@ -541,6 +611,110 @@ def test_with_a_target_the_local_volume_keeps_the_newest_and_the_target_the_hist
     assert good(box.backups) == moments[-2:]  # DEPOT_BACKUP_KEEP_LOCAL=2
     assert good(box.offsite) == sorted(gfs(moments, rules))
     assert [m.day for m in good(box.offsite)] == [16, 18, 19, 20]
+
+
+# --- leaving the host: nothing pruned here before every target holds a verified copy ---------
+
+
+def copied(box: Box) -> list[str]:
+    """The artefacts rclone copied to a target, in order ("rclone-copyto <destination>")."""
+    found = []
+    for line in box.calls("rclone-copyto"):
+        destination = line.split(" ", 1)[1]
+        if destination.startswith(str(box.offsite)) and not destination.endswith(".sha256"):
+            found.append(Path(destination).name)
+    return found
+
+
+def test_copies_failing_for_three_days_leave_the_host_oldest_first_before_any_is_pruned(
+    box: Box,
+) -> None:
+    # The reproduction of issue 19: KEEP_LOCAL=2, daily 7; the copy fails on days 1-3, works
+    # on day 4. Day 4's prune removed days 1 and 2 everywhere; the target held day 4 alone.
+    target = str(box.offsite)
+    days = daily("20250301T000000Z", 4)
+    for day in days[:3]:
+        ran = box.run("run", "--now", stamp(day), DEPOT_BACKUP_TARGETS=target, FAKE_DOWN=target)
+        assert ran.returncode == 1
+        assert ran.stderr.splitlines()[-1] == (
+            f"depot-backup: {artefact(day)} is kept locally but not verified on: {target}"
+        )
+    assert good(box.backups) == days[:3]  # none pruned: none has left the host
+    assert good(box.offsite) == []
+    assert len(box.calls("rclone-copyto-failed")) == 3  # one attempt a run, not one a backup
+
+    ran = box.run("run", "--now", stamp(days[3]), DEPOT_BACKUP_TARGETS=target)
+
+    assert ran.returncode == 0, ran.stderr
+    assert copied(box) == [artefact(day) for day in days]  # the oldest first
+    assert good(box.offsite) == days
+    assert good(box.backups) == days[2:]  # only now does KEEP_LOCAL=2 apply
+    assert f"backup {artefact(days[3])} is good" in ran.stdout
+    last_good = (box.backups / "status" / "last-good").read_text()
+    assert last_good == f"{int(days[3].timestamp())}\n"
+
+
+def test_a_target_down_for_three_weeks_loses_nothing_and_the_rules_apply_once_it_is_back(
+    box: Box,
+) -> None:
+    target = str(box.offsite)
+    rules = {"daily": 7, "weekly": 4, "monthly": 6}  # the box's, as prod's
+    days = daily("20250301T000000Z", 22)
+    first = box.run("run", "--now", stamp(days[0]), DEPOT_BACKUP_TARGETS=target)
+    assert first.returncode == 0, first.stderr
+    for n, day in enumerate(days[1:-1], start=1):
+        ran = box.run("run", "--now", stamp(day), DEPOT_BACKUP_TARGETS=target, FAKE_DOWN=target)
+        assert ran.returncode == 1
+        # Every backup since the outage began stays (day 0, off the host, goes by the rule).
+        assert good(box.backups) == (days[1 : n + 1] if n >= 2 else days[: n + 1]), day
+        assert good(box.offsite) == days[:1]
+        assert f"{n} backup{'s' if n > 1 else ''} (" in ran.stderr
+    waiting = box.run("waiting", "--now", stamp(days[-1]), DEPOT_BACKUP_TARGETS=target)
+    assert [line.split("\t")[0] for line in waiting.stdout.splitlines()] == [
+        artefact(day) for day in days[1:-1]
+    ]
+
+    ran = box.run("run", "--now", stamp(days[-1]), DEPOT_BACKUP_TARGETS=target)
+
+    assert ran.returncode == 0, ran.stderr
+    assert copied(box) == [artefact(day) for day in days]  # each once, the oldest first
+    assert good(box.offsite) == sorted(gfs(days, rules))
+    assert good(box.backups) == days[-2:]
+    assert box.run("waiting", "--now", stamp(days[-1]), DEPOT_BACKUP_TARGETS=target).stdout == ""
+
+
+def test_prune_never_removes_a_backup_no_target_holds_a_verified_copy_of(box: Box) -> None:
+    target = str(box.offsite)
+    days = daily("20250301T000000Z", 5)
+    names = [seed(box.backups, day) for day in days]
+    for day in days:
+        seed(box.offsite, day)  # there, but never read back by this agent: not verified
+    record_copy(box, names[0], target)
+    record_copy(box, names[1], "another:target")  # a target that is not one any more
+
+    pruned = box.run(
+        "prune", "--now", stamp(days[-1]), DEPOT_BACKUP_TARGETS=target, DEPOT_BACKUP_KEEP_LOCAL="1"
+    )
+
+    assert pruned.returncode == 0, pruned.stderr
+    assert good(box.backups) == days[1:]  # only the verified one left the host's retention
+    assert "local: 1 backups kept, 3 more waiting to leave the host, 2 files removed" in (
+        pruned.stdout
+    )
+    offsite = box.backups / "status" / "offsite"
+    assert not (offsite / f"{names[0]}.targets").exists()  # its record went with it
+    assert (offsite / f"{names[1]}.targets").exists()
+
+
+def test_a_new_target_is_given_every_local_backup_before_one_is_pruned(box: Box) -> None:
+    old, new = str(box.offsite), str(box.root / "second")
+    days = daily("20250301T000000Z", 3)
+    for day in days[:2]:
+        assert box.run("run", "--now", stamp(day), DEPOT_BACKUP_TARGETS=old).returncode == 0
+    ran = box.run("run", "--now", stamp(days[2]), DEPOT_BACKUP_TARGETS=f"{old} {new}")
+    assert ran.returncode == 0, ran.stderr
+    assert good(box.root / "second") == days  # what the host still had, then the new one
+    assert good(box.backups) == days[1:]
 
 
 def test_debris_goes_after_a_day_and_is_never_counted_and_foreign_files_stay(box: Box) -> None:
@@ -656,6 +830,77 @@ def test_health_without_any_good_backup_is_unhealthy_and_says_the_last_failure(b
     assert "last failure: 2025-03-10T00:00:00Z pg_dump failed" in checked.stderr
 
 
+def test_health_counts_the_backups_waiting_to_leave_the_host_and_fails_after_an_interval(
+    box: Box,
+) -> None:
+    target = str(box.offsite)
+    day0, day1 = daily("20250301T000000Z", 2)
+    assert box.run("run", "--now", stamp(day0), DEPOT_BACKUP_TARGETS=target).returncode == 0
+    failed = box.run("run", "--now", stamp(day1), DEPOT_BACKUP_TARGETS=target, FAKE_DOWN=target)
+    assert failed.returncode == 1
+    size = (box.backups / artefact(day1)).stat().st_size
+    waiting = (
+        f"1 backup ({size} bytes) waits to leave the host, the oldest ({artefact(day1)}) for "
+        "{} s; no verified copy on: " + target + "; kept here until there is one"
+    )
+
+    soon = box.run("health", "--now", stamp(day1 + timedelta(hours=1)), DEPOT_BACKUP_TARGETS=target)
+    assert soon.returncode == 0, soon.stderr
+    assert soon.stdout.endswith(f"; {waiting.format(3600)}\n")
+
+    # Longer than one interval: unhealthy, although the last good backup is not yet 2 days old.
+    late = box.run(
+        "health", "--now", stamp(day1 + timedelta(days=1, seconds=1)), DEPOT_BACKUP_TARGETS=target
+    )
+    assert late.returncode == 1
+    [line] = late.stderr.splitlines()
+    assert line.startswith(
+        "depot-backup: unhealthy: a backup has waited longer than the 86400 s schedule to leave "
+        f"the host; {waiting.format(86401)}; last failure: "
+    )
+    assert line.endswith(f"{artefact(day1)} is kept locally but not verified on: {target}")
+
+
+def test_waiting_lists_each_backup_not_yet_off_the_host_oldest_first(box: Box) -> None:
+    target, other = str(box.offsite), str(box.root / "second")
+    days = daily("20250301T000000Z", 3)
+    names = [seed(box.backups, day) for day in days]
+    record_copy(box, names[0], target)
+    record_copy(box, names[0], other)  # off the host
+    record_copy(box, names[2], other)
+    size = (box.backups / names[0]).stat().st_size
+    listed = box.run(
+        "waiting", "--now", "20250303T120000Z", DEPOT_BACKUP_TARGETS=f"{target} {other}"
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        f"{names[1]}\t2025-03-02T00:00:01Z\t{size}\t129599\toverdue\t{target} {other}",
+        f"{names[2]}\t2025-03-03T00:00:02Z\t{size}\t43198\trecent\t{target}",
+    ]
+    assert box.run("waiting", DEPOT_BACKUP_TARGETS="").stdout == ""  # no target: none waits
+
+
+@pytest.mark.parametrize("where", ["last-good", "a local backup"])
+def test_a_backup_stamped_in_the_future_is_unhealthy_in_one_line(box: Box, where: str) -> None:
+    # The clock went back (or was ahead when the backup was taken): its age would be negative.
+    now = at("20250310T120000Z")
+    future = at("20280101T000000Z")
+    (box.backups / "status").mkdir()
+    last = future if where == "last-good" else now - timedelta(hours=1)
+    (box.backups / "status" / "last-good").write_text(f"{int(last.timestamp())}\n")
+    seed(box.backups, now - timedelta(hours=1))
+    if where == "a local backup":
+        seed(box.backups, future)
+    checked = box.run("health", "--now", stamp(now))
+    assert checked.returncode == 1, checked.stdout
+    assert checked.stdout == ""
+    assert checked.stderr.splitlines() == [
+        "depot-backup: unhealthy: the newest backup is stamped 2028-01-01T00:00:00Z, "
+        f"{int((future - now).total_seconds())} s after this clock's 2025-03-10T12:00:00Z: a "
+        "clock is or was wrong; set it right, then move that backup aside (README, Backups)"
+    ]
+
+
 def test_health_uses_the_real_clock_without_now(box: Box) -> None:
     (box.backups / "status").mkdir()
     (box.backups / "status" / "last-good").write_text(f"{int(time.time()) - 60}\n")
@@ -713,6 +958,84 @@ def test_a_run_encrypts_places_copies_verifies_and_leaves_no_secret_or_plaintext
     assert box.run("health", "--now", "20250311T000000Z").returncode == 0
     listed = box.run("list", DEPOT_BACKUP_TARGETS=target)
     assert [line.split("\t")[3] for line in listed.stdout.splitlines()] == ["local", target]
+
+
+def add_fake_psql(box: Box) -> None:
+    psql = box.root / "fakes" / "psql"
+    psql.write_text(FAKE_PSQL)
+    psql.chmod(0o755)
+
+
+def restore_from_the_target(box: Box, identity: Identity, target: str) -> str:
+    """A backup taken to ``target``, its local copy gone: a restore must fetch it with rclone."""
+    taken = box.run("run", "--now", "20250310T000000Z", DEPOT_BACKUP_TARGETS=target)
+    assert taken.returncode == 0, taken.stderr
+    name = artefact(at("20250310T000000Z"))
+    (box.backups / f"{name}.sha256").unlink()
+    (box.backups / name).unlink()
+    add_fake_psql(box)
+    box.log.unlink()  # the restore's calls only
+    return name
+
+
+def test_during_a_restore_only_age_sees_the_identity(box: Box, identity: Identity) -> None:
+    target = str(box.offsite)
+    name = restore_from_the_target(box, identity, target)
+
+    restored = box.feed(
+        identity.file.read_text(), "restore", "latest", DEPOT_BACKUP_TARGETS=target, FAKE_PEEK="1"
+    )
+
+    log = box.log.read_text()
+    assert "identity-seen-by" not in log  # (a fake that read it took it from age, too)
+    assert "peek psql" in log  # before the decryption (is there a database?) and after
+    assert "peek rclone" in log  # listing and fetching the copy
+    assert restored.returncode == 0, restored.stderr
+    assert f"restored {name} into dispatch" in restored.stdout
+    # The fakes do find an identity they are given (the check above can fail).
+    subprocess.run(
+        ["sh", "-c", '"$0" 3<"$1"', str(box.root / "fakes" / "psql"), str(identity.file)],
+        env={**box.env, "FAKE_PEEK": "1"},
+        check=True,
+        timeout=30,
+    )
+    assert "identity-seen-by psql on-fd 3" in box.log.read_text()
+
+
+def test_a_target_with_backslashes_is_listed_and_restored_from_as_written(
+    box: Box, identity: Identity
+) -> None:
+    # awk -v and echo would read these as a tab, a newline and one backslash.
+    target = str(box.root / "off\\tsite" / "a\\nb\\\\c")
+    assert "\\t" in target
+    assert "\t" not in target
+    name = restore_from_the_target(box, identity, target)
+
+    listed = box.run("list", DEPOT_BACKUP_TARGETS=target)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        f"{name}\t2025-03-10T00:00:00Z\t{len(good_bytes(box, target, name))}\t{target}"
+    ]
+    restored = box.feed(identity.file.read_text(), "restore", "latest", DEPOT_BACKUP_TARGETS=target)
+    assert restored.returncode == 0, restored.stderr
+    assert f"fetching {name} from {target}\n" in restored.stdout
+    assert f"restored {name} into dispatch" in restored.stdout
+
+
+def test_a_target_with_glob_characters_is_never_expanded(box: Box) -> None:
+    target = str(box.root / "off*site[1]")
+    decoy = box.root / "offXsite1"  # what the pattern would match
+    decoy.mkdir()
+    ran = box.run("run", "--now", "20250310T000000Z", DEPOT_BACKUP_TARGETS=target)
+    assert ran.returncode == 0, ran.stderr
+    assert good(Path(target)) == [at("20250310T000000Z")]
+    assert list(decoy.iterdir()) == []
+    listed = box.run("list", DEPOT_BACKUP_TARGETS=target)
+    assert [line.split("\t")[3] for line in listed.stdout.splitlines()] == ["local", target]
+
+
+def good_bytes(box: Box, target: str, name: str) -> bytes:
+    return (Path(target) / name).read_bytes()
 
 
 RCLONE_SECRET_CANARY = "RcloneSecretCanary5b1e"  # as a remote's credentials would stand there
@@ -1021,6 +1344,31 @@ def test_a_failed_run_is_retried_sooner_three_times_as_far_apart_each_time(
         "pg_dump of database dispatch failed"
         in (box.backups / "status" / "last-failure").read_text()
     )
+
+
+@side_by_side
+def test_a_failed_copy_is_retried_without_a_new_dump_until_it_is_off_the_host(
+    box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
+) -> None:
+    if DAY - time.time() % DAY < 30:  # the retries must start before the next slot
+        time.sleep(DAY - time.time() % DAY + 1)
+    target = str(box.offsite)
+    loop = box.start(
+        "schedule", DEPOT_BACKUP_RETRY_DELAY="1", DEPOT_BACKUP_TARGETS=target, FAKE_DOWN=target
+    )
+    try:
+        assert wait_for(lambda: len(box.calls("rclone-copyto-failed")) >= 2, 15)
+        (box.root / "up").touch()  # the target is back for the next retry
+        assert wait_for(lambda: len(good(box.offsite)) == 1, 15)
+        time.sleep(1)
+    finally:
+        status, _, err = stop(loop)
+    assert status == 0, err
+    assert len(box.calls("pg_dump")) == 1  # the retries copied the dump they had
+    assert "retry 1 of 3 at " in err
+    assert ": copying what waits to leave the host" in err
+    assert good(box.backups) == good(box.offsite)
+    assert box.run("health", DEPOT_BACKUP_TARGETS=target).returncode == 0
 
 
 def test_term_during_a_run_stops_the_dump_and_empties_the_work_directory(

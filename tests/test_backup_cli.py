@@ -27,14 +27,18 @@ from depot.host.backup import (
     Backup,
     BackupError,
     IdentityError,
+    Waiting,
     backup_container,
     backups_table,
     check_backup_name,
+    human_duration,
     human_size,
     list_backups,
     read_identity,
     restore,
     run_backup,
+    waiting_backups,
+    waiting_report,
 )
 from depot.host.docker import DockerCli, DockerError
 from tests.conftest import stack_config
@@ -214,6 +218,62 @@ def test_a_listing_line_that_cannot_be_read_is_an_error_not_a_guess() -> None:
         list_backups(FakeEngine(exec_stdout="dev.dump 2025 12 local\n"), "depot-backup")
 
 
+WAITING = (
+    "dev-20250101T000000Z.dump.age\t2025-01-01T00:00:00Z\t1536\t183600\toverdue\toffsite:depot/dev\n"
+    "dev-20250102T000000Z.dump.age\t2025-01-02T00:00:00Z\t1536\t97200\toverdue\toffsite:depot/dev\n"
+    "dev-20250103T000000Z.dump.age\t2025-01-03T00:00:00Z\t1536\t10800\trecent\toffsite:depot/dev "
+    "b\\tack\n"
+)
+
+
+def test_the_backups_waiting_to_leave_the_host_are_read_oldest_first() -> None:
+    waiting = waiting_backups(FakeEngine(exec_stdout=WAITING), "depot-backup")
+    assert waiting.problem is None
+    assert waiting.backups[0] == Waiting(
+        "dev-20250101T000000Z.dump.age", "2025-01-01T00:00:00Z", 1536, 183600, True,
+        ("offsite:depot/dev",),
+    )  # fmt: skip
+    assert waiting.backups[2].targets == ("offsite:depot/dev", "b\\tack")  # as written
+    assert waiting_report(waiting.backups).splitlines() == [
+        "backups waiting to leave the host: 3 (kept here, never pruned, until every target "
+        "holds a verified copy)",
+        "  dev-20250101T000000Z.dump.age  taken 2025-01-01T00:00:00Z, waiting 2d 3h, longer "
+        "than the schedule; not yet on: offsite:depot/dev",
+        "  dev-20250102T000000Z.dump.age  taken 2025-01-02T00:00:00Z, waiting 1d 3h, longer "
+        "than the schedule; not yet on: offsite:depot/dev",
+        "  dev-20250103T000000Z.dump.age  taken 2025-01-03T00:00:00Z, waiting 3h; not yet on: "
+        "offsite:depot/dev b\\tack",
+    ]
+    assert waiting_report([]) == "backups waiting to leave the host: 0\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "dev.dump\t2025\t12\t5\toverdue",  # five fields
+        "dev.dump\t2025\t12\t-5\toverdue\tx",  # a negative wait
+        "dev.dump\t2025\t12\t5\tlate\tx",  # neither overdue nor recent
+        "dev.dump\t2025\t12\t5\trecent\t ",  # no target
+    ],
+)
+def test_a_waiting_line_that_cannot_be_read_is_an_error_not_a_guess(line: str) -> None:
+    with pytest.raises(BackupError, match="waiting printed a line this depot cannot read"):
+        waiting_backups(FakeEngine(exec_stdout=line + "\n"), "depot-backup")
+
+
+def test_a_container_that_cannot_say_what_waits_is_a_problem_not_an_empty_list() -> None:
+    engine = FakeEngine(exec_status=2, exec_stderr="depot-backup: usage: depot-backup run\n")
+    waiting = waiting_backups(engine, "depot-backup")
+    assert waiting.backups == []
+    assert waiting.problem == "depot-backup waiting failed: depot-backup: usage: depot-backup run"
+
+
+def test_durations_read_as_a_person_reads_them() -> None:
+    assert [human_duration(n) for n in (0, 59, 61, 3600, 183600, 86400 * 30 + 5)] == [
+        "0s", "59s", "1m 1s", "1h", "2d 3h", "30d",
+    ]  # fmt: skip
+
+
 def test_sizes_read_as_a_person_reads_them() -> None:
     assert [human_size(n) for n in (0, 1023, 1024, 10 * 1024**3)] == [
         "0 B", "1023 B", "1.0 KiB", "10.0 GiB",
@@ -344,6 +404,11 @@ elif args[0] == "exec" and "list" in args:
     if os.environ.get("FAKE_DOCKER_LIST_FAILS"):
         print("depot-backup: cannot list: offsite:depot/dev", file=sys.stderr)
         sys.exit(1)
+elif args[0] == "exec" and "waiting" in args:
+    if os.environ.get("FAKE_DOCKER_OLD_AGENT"):
+        print("depot-backup: usage: depot-backup schedule | run", file=sys.stderr)
+        sys.exit(2)
+    sys.stdout.write(os.environ.get("FAKE_DOCKER_WAITING", ""))
 elif args[0] == "exec" and "run" in args:
     print("depot-backup: offsite: copy failed", file=sys.stderr)
     sys.exit(1)
@@ -449,13 +514,62 @@ def test_the_listing_command_prints_the_table(
     ]
 
 
+def test_the_listing_command_says_how_many_backups_wait_to_leave_the_host(
+    docker_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backups", "--stack", "dev"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.splitlines()[-1] == "backups waiting to leave the host: 0"
+    assert printed.err == ""
+    assert [start["argv"][-1] for start in _starts(docker_log)][-2:] == ["list", "waiting"]
+
+
+def test_a_backup_waiting_longer_than_the_schedule_is_said_loudly_and_exits_1(
+    docker_log: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_WAITING", WAITING)
+    assert main(["backups", "--stack", "dev"]) == 1
+    printed = capsys.readouterr()
+    assert printed.out.splitlines()[4] == (
+        "backups waiting to leave the host: 3 (kept here, never pruned, until every target "
+        "holds a verified copy)"
+    )
+    assert printed.err == (
+        "depot backups: 2 backups waited longer than the schedule to leave the host: a target is "
+        "failing (its last failure: docker logs depot-backup); the host keeps them until it is "
+        "fixed, and its volume grows by one backup a run\n"
+    )
+
+
+def test_recent_waiting_backups_are_shown_without_failing(
+    docker_log: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_WAITING", WAITING.splitlines(keepends=True)[-1])
+    assert main(["backups", "--stack", "dev"]) == 0
+    assert "backups waiting to leave the host: 1 " in capsys.readouterr().out
+
+
+def test_an_older_backup_image_lists_and_says_it_cannot_tell_what_waits(
+    docker_log: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_OLD_AGENT", "1")
+    assert main(["backups", "--stack", "dev"]) == 0
+    printed = capsys.readouterr()
+    assert len(printed.out.splitlines()) == 4  # the table, and no count it does not know
+    assert printed.err == (
+        "depot-backup waiting failed: depot-backup: usage: depot-backup schedule | run\n"
+        "depot backups: cannot say which backups wait to leave the host (a backup image older "
+        "than this depot has no `depot-backup waiting`: deploy it)\n"
+    )
+
+
 def test_a_partial_listing_is_shown_and_exits_1(
     docker_log: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_DOCKER_LIST_FAILS", "1")
     assert main(["backups", "--stack", "dev"]) == 1
     printed = capsys.readouterr()
-    assert len(printed.out.splitlines()) == 4
+    assert len(printed.out.splitlines()) == 5  # the table and the waiting count
     assert printed.err == (
         "depot-backup: cannot list: offsite:depot/dev\n"
         "depot backups: not every place could be listed\n"

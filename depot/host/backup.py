@@ -4,7 +4,7 @@ The work is done in the backup container (``depot-backup``): it holds the stack'
 ``pg_dump``/``pg_restore`` (its image is built on the stack's postgres image), ``age`` and
 ``rclone``, the rclone credentials and the database password. These commands find that container
 on the stack's Docker host (``DOCKER_HOST``, as ``depot rotate``: see ``depot.host.docker``) and
-run ``depot-backup run``, ``list`` or ``restore`` in it with ``docker exec``.
+run ``depot-backup run``, ``list``, ``waiting`` or ``restore`` in it with ``docker exec``.
 
 The age identity (the private key a restore decrypts with) lives on the operator's machine, never
 in the deployment. ``depot restore --identity FILE`` reads it here — from a file only its owner
@@ -155,6 +155,38 @@ def list_backups(cli: DockerCli, container: str) -> Listing:
     return Listing(backups, outcome.stderr.strip() or f"{BACKUP_COMMAND} list failed")
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """One line of ``depot-backup waiting``: a backup on the host that some target has no
+    verified copy of yet. The agent never prunes it from the host until every target has one."""
+
+    name: str
+    time: str  # UTC, ISO 8601: when it was taken
+    size: int  # bytes
+    waited: int  # seconds since it was taken
+    overdue: bool  # it has waited longer than one schedule interval (the agent is unhealthy)
+    targets: tuple[str, ...]  # the targets without a verified copy
+
+
+@dataclass(frozen=True)
+class WaitingList:
+    """The backups waiting to leave the host, oldest first; ``problem``: why the container
+    could not say (then ``backups`` is empty and means nothing)."""
+
+    backups: list[Waiting]
+    problem: str | None = None
+
+
+def waiting_backups(cli: DockerCli, container: str) -> WaitingList:
+    """What ``depot-backup waiting`` finds: the host's backups not yet verified on every
+    target. Reads the backup volume only (no target is asked)."""
+    outcome = _exec(cli, container, ("waiting",), timeout=None)
+    if outcome.status != 0:
+        said = last_line(outcome.stderr) if outcome.stderr.strip() else "no reason given"
+        return WaitingList([], f"{BACKUP_COMMAND} waiting failed: {said}")
+    return WaitingList([parse_waiting(line) for line in outcome.stdout.splitlines() if line])
+
+
 def restore(
     cli: DockerCli,
     container: str,
@@ -284,6 +316,56 @@ def parse_backup(line: str) -> Backup:
         raise BackupError(f"{BACKUP_COMMAND} list printed a line this depot cannot read: {line!r}")
     name, time, size, where = fields
     return Backup(name, time, int(size), where)
+
+
+def parse_waiting(line: str) -> Waiting:
+    """One ``depot-backup waiting`` line: name, UTC time, size, seconds waited,
+    ``overdue``/``recent``, the targets without a copy (space-separated), tab-separated."""
+    fields = line.split("\t")
+    if (
+        len(fields) != 6
+        or not fields[2].isdigit()
+        or not fields[3].isdigit()
+        or fields[4] not in ("overdue", "recent")
+        or not fields[5].split()
+    ):
+        raise BackupError(
+            f"{BACKUP_COMMAND} waiting printed a line this depot cannot read: {line!r}"
+        )
+    name, time, size, waited, state, targets = fields
+    return Waiting(name, time, int(size), int(waited), state == "overdue", tuple(targets.split()))
+
+
+def waiting_report(waiting: list[Waiting]) -> str:
+    """How many backups wait to leave the host, then one line each, oldest first."""
+    if not waiting:
+        return "backups waiting to leave the host: 0\n"
+    lines = [
+        f"backups waiting to leave the host: {len(waiting)} (kept here, never pruned, until "
+        "every target holds a verified copy)\n"
+    ]
+    width = max(len(w.name) for w in waiting)
+    for w in waiting:
+        late = ", longer than the schedule" if w.overdue else ""
+        lines.append(
+            f"  {w.name:<{width}}  taken {w.time}, waiting {human_duration(w.waited)}{late}; "
+            f"not yet on: {' '.join(w.targets)}\n"
+        )
+    return "".join(lines)
+
+
+def human_duration(seconds: int) -> str:
+    """``seconds`` in its largest unit and the next one (``3d 4h``, ``2h 5m``, ``40s``)."""
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    for index, (unit, size) in enumerate(units):
+        if seconds >= size or unit == "s":
+            text = f"{seconds // size}{unit}"
+            if index + 1 < len(units):
+                smaller, smaller_size = units[index + 1]
+                rest = seconds % size // smaller_size
+                text += f" {rest}{smaller}" if rest else ""
+            return text
+    raise AssertionError("unreachable: the loop ends on seconds")
 
 
 def backups_table(backups: list[Backup]) -> str:

@@ -521,6 +521,43 @@ def test_a_run_and_a_restore_under_busybox_as_on_the_alpine_image(site: Site) ->
     assert psql(site.postgres, "SELECT count(*) FROM engine_notes") == notes
 
 
+def test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it(site: Site) -> None:
+    """Issue 19: nothing is pruned from the host before the target holds a verified copy."""
+    sftp = site.name("sftp")
+    docker("stop", sftp)
+    taken = []
+    try:
+        for _ in range(3):  # more than DEPOT_BACKUP_KEEP_LOCAL=2
+            time.sleep(1)  # a new second, a new name
+            ran = site.exec_backup("run")
+            assert ran.returncode == 1
+            [name] = re.findall(r"depot-backup: (\S+) is kept locally but not verified on: ",
+                                ran.stderr.splitlines()[-1])  # fmt: skip
+            taken.append(name)
+        waiting = site.exec_backup("waiting")
+        assert [line.split("\t")[0] for line in waiting.stdout.splitlines()] == taken
+        health = site.exec_backup("health")
+        assert "3 backups (" in health.stdout + health.stderr
+        assert " wait to leave the host, the oldest " in health.stdout + health.stderr
+        assert set(taken) <= set(site.volume_files("backups"))  # none pruned
+    finally:
+        docker("start", sftp)
+    wait_until("the SFTP target back", lambda: site.exec_backup("list").returncode == 0)
+
+    time.sleep(1)
+    ran = site.exec_backup("run")
+
+    assert ran.returncode == 0, ran.stderr
+    copied = re.findall(r"offsite:depot: (\S+) copied and verified", ran.stdout)
+    assert copied[:3] == taken  # the oldest first, then the run's own
+    # Then the target's own retention (daily 7: one a day) keeps today's newest there.
+    assert f"depot/{copied[-1]}.sha256" in site.volume_files("offsite")
+    assert site.exec_backup("waiting").stdout == ""
+    assert site.exec_backup("health").returncode == 0
+    local = [f for f in site.volume_files("backups") if f.endswith(".dump.age")]
+    assert local == sorted(copied[-2:])  # only now does KEEP_LOCAL=2 apply
+
+
 def test_no_password_and_no_plaintext_dump_in_the_volumes_or_the_logs(site: Site) -> None:
     for role in ("backups", "offsite"):
         data = site.volume_bytes(role)
