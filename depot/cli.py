@@ -20,10 +20,9 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
+import traceback
 from collections.abc import Sequence
-from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,12 +55,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         output, status = args.run(args)
+        sys.stdout.write(output)
     except (ConfigError, UsageError, SecretsFolderError, DockerError, BackupError) as error:
         return _fail(args, str(error))
     except OSError as error:  # a file in the way, a full disk: one line, never a traceback
         return _fail(args, _os_error(error))
-    sys.stdout.write(output)
+    except Exception as error:  # a bug must not read as an exit status
+        # Python's own exit for an uncaught exception is 1, which `diff` (changes), `check`
+        # (a violation) and `drift` give a meaning: a crash must say error, in one line. Its
+        # message is left out: it may quote a value (a secret) that no line here may print.
+        return _fail(args, _unexpected(error))
     return int(status)
+
+
+def _unexpected(error: BaseException) -> str:
+    """One line for an exception nothing expected: its type and the line of depot it left."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(PROJECT_ROOT)]
+    where = (
+        f" at {Path(ours[-1].filename).relative_to(PROJECT_ROOT)}:{ours[-1].lineno}" if ours else ""
+    )
+    return f"failed: {type(error).__name__}{where} (a bug in depot: please report it)"
 
 
 def _fail(args: argparse.Namespace, message: str) -> int:
@@ -520,10 +534,16 @@ def plan_at_ref(
         raise UsageError(f"unknown git ref {ref!r}")
     sha = commit.stdout.decode().strip()
     archive = _git("archive", "--format=tar", sha)
+    if archive.returncode != 0:
+        raise UsageError(f"git archive {ref}: {_last_line(archive.stderr)}")
+    from depot.review.base_tree import BaseTreeError, materialise
+
     with tempfile.TemporaryDirectory(prefix="depot-base-") as directory:
-        with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-            tar.extractall(directory, filter="data")
         tree = Path(directory)
+        try:
+            materialise(archive.stdout, tree)
+        except BaseTreeError as error:
+            raise UsageError(f"at {ref}: {error}") from None
         if not (tree / "depot" / "review" / "plan.py").is_file():
             raise UsageError(f"{ref} has no depot plan to compare with")
         command = [sys.executable, "-m", "depot", "plan", "--stack", stack, "--format", "json"]
@@ -537,11 +557,23 @@ def plan_at_ref(
             check=False,
         )
     if result.returncode != 0:
-        message = result.stderr.decode().strip().removeprefix("depot plan: ")
+        # One line, whatever the ref's code printed (an older depot's traceback included):
+        # its last line says what went wrong.
+        message = _last_line(result.stderr).removeprefix("depot plan: ")
         raise UsageError(f"at {ref}: {message}")
     from depot.review.planned import Plan
 
-    return Plan.from_json(json.loads(result.stdout))
+    try:
+        return Plan.from_json(json.loads(result.stdout))
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"at {ref}: depot plan printed no plan that this depot reads") from None
+
+
+def _last_line(output: bytes) -> str:
+    """The last line of a program's output, printable and short: for a one-line error."""
+    lines = output.decode(errors="replace").strip().splitlines() or ["(no message)"]
+    line = "".join(c if c.isprintable() else "?" for c in lines[-1])
+    return line if len(line) <= 300 else line[:299] + "…"
 
 
 def _env_for(tree: Path, commit: str, fingerprint_key: bytes | None) -> dict[str, str]:
