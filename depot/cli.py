@@ -122,13 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     graph.set_defaults(run=_graph)
 
-    compose = commands.add_parser(
-        "compose", help="a stack as a Compose file (a swarm stack: a stack file)"
-    )
-    compose.add_argument("--stack", required=True)
-    _profiles(compose)
-    compose.add_argument("-o", "--output", type=Path, help="write it here (default: stdout)")
-    compose.set_defaults(run=_compose)
+    _compose_command(commands)
 
     secrets = commands.add_parser("secrets", help="the secret files the Compose file reads")
     actions = secrets.add_subparsers(dest="action", required=True)
@@ -175,6 +169,23 @@ def _parser() -> argparse.ArgumentParser:
     rotate.set_defaults(run=_rotate, profiles=[])
     _backup_commands(commands)
     return parser
+
+
+def _compose_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    compose = commands.add_parser(
+        "compose", help="a stack as a Compose file (a swarm stack: a stack file)"
+    )
+    compose.add_argument("--stack", required=True)
+    _profiles(compose)
+    compose.add_argument(
+        "-o", "--output", type=Path, help="write it to this new file (default: stdout)"
+    )
+    compose.add_argument(
+        "--force",
+        action="store_true",
+        help="with -o: replace the file if it exists (never a symbolic link, never through one)",
+    )
+    compose.set_defaults(run=_compose)
 
 
 def _backup_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -329,22 +340,20 @@ def _compose(args: argparse.Namespace) -> tuple[str, int]:
     text = export_yaml(load_settings(args.stack, stack_config(args.stack, args.profiles)))
     if args.output is None:
         return text, 0
-    _write_export(args.output, text)
+    _write_export(args.output, text, force=args.force)
     where = args.output.resolve().parent
     note = "" if where == PROJECT_ROOT else f"; its relative paths start at {PROJECT_ROOT}"
     return f"wrote {args.output} (stack {args.stack}){note}\n", 0
 
 
-def _write_export(output: Path, text: str) -> None:
+def _write_export(output: Path, text: str, *, force: bool) -> None:
     """Write the Compose file to ``output``, or say in one line why it cannot be there."""
-    if output.is_dir():
-        raise UsageError(f"-o {output}: is a folder; give the file's path ({output}/compose.yaml)")
-    if not output.parent.is_dir():
-        raise UsageError(f"-o {output}: folder {output.parent} does not exist; create it first")
+    from depot.outputs.output_file import OutputFileError, write_output
+
     try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"-o {output}: cannot write it: {error.strerror or error}") from None
+        write_output(output, text, force=force)
+    except OutputFileError as error:
+        raise UsageError(f"-o {output}: {error}") from None
 
 
 def _secrets_init(args: argparse.Namespace) -> tuple[str, int]:
