@@ -224,8 +224,12 @@ def _what_matters(diff: PlanDiff) -> list[Markdown]:
     return lines
 
 
-def _after(change: PropertyChange) -> str:
-    return SECRET_CHANGED if change.only_secret else _value(change.after)
+def _after(change: PropertyChange) -> Markdown:
+    """The new value; a secret changed beside it is said, as the text format says it."""
+    if change.only_secret:
+        return code(SECRET_CHANGED)
+    beside = " (and a secret in it changed)" if change.secret else ""
+    return Markdown("{}{}").format(code(_value(change.after)), beside)
 
 
 def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
@@ -284,9 +288,7 @@ def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
             "|---|---|---|---|",
         ]
         lines += [
-            table_row(
-                code(c.path), code(_value(c.before)), code(_after(c)), "yes" if c.replaces else ""
-            )
+            table_row(code(c.path), code(_value(c.before)), _after(c), "yes" if c.replaces else "")
             for c in change.changes
         ]
         lines += ["", "</details>", ""]
