@@ -111,6 +111,7 @@ def test_tags_that_did_more_than_move_a_commit_are_not_routine(before: Any, afte
 
 def test_only_a_builds_tags_are_routine() -> None:
     assert _tags_moved([f"r/d:{SHA_A}"], [f"r/d:{SHA_B}"]).only_routine
+    assert _tags_moved([f"r/d:{SHA_A}", "r/d:prod"], [f"r/d:{SHA_B}", "r/d:prod"]).only_routine
     assert _tags_moved([f"r/d:{SHA_A}"], [f"r/d:{SHA_B}"], type_=CONTAINER).routine == ()
     moved_elsewhere = _diff(
         _one(BUILD, DISCOVERY_BUILD, cacheFrom=[f"r/d:{SHA_A}"]),
