@@ -32,14 +32,12 @@ SECRET_CHANGED = "[secret] changed"  # noqa: S105 - a marker, not a secret
 # character and never reads as syntax. Line breaks (and other control characters) too: a raw
 # one would end a table row.
 _MARKDOWN_SPECIAL = frozenset("|`<>&\\*_~[]!@$")
+_CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})  # control characters, line separators
 
 
 def _escaped_character(character: str) -> str:
-    special = character in _MARKDOWN_SPECIAL or unicodedata.category(character) in {
-        "Cc",
-        "Zl",
-        "Zp",
-    }
+    category = unicodedata.category(character)
+    special = character in _MARKDOWN_SPECIAL or category in _CONTROL_CATEGORIES
     return f"&#{ord(character)};" if special else character
 
 
