@@ -21,10 +21,9 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
+import traceback
 from collections.abc import Sequence
-from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,12 +56,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         output, status = args.run(args)
+        sys.stdout.write(output)
     except (ConfigError, UsageError, SecretsFolderError, DockerError, BackupError) as error:
         return _fail(args, str(error))
     except OSError as error:  # a file in the way, a full disk: one line, never a traceback
         return _fail(args, _os_error(error))
-    sys.stdout.write(output)
+    except Exception as error:  # a bug must not read as an exit status
+        # Python's own exit for an uncaught exception is 1, which `diff` (changes), `check`
+        # (a violation) and `drift` give a meaning: a crash must say error, in one line. Its
+        # message is left out: it may quote a value (a secret) that no line here may print.
+        return _fail(args, _unexpected(error))
     return int(status)
+
+
+def _unexpected(error: BaseException) -> str:
+    """One line for an exception nothing expected: its type and the line of depot it left."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(PROJECT_ROOT)]
+    where = (
+        f" at {Path(ours[-1].filename).relative_to(PROJECT_ROOT)}:{ours[-1].lineno}" if ours else ""
+    )
+    return f"failed: {type(error).__name__}{where} (a bug in depot: please report it)"
 
 
 def _fail(args: argparse.Namespace, message: str) -> int:
@@ -109,13 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     graph.set_defaults(run=_graph)
 
-    compose = commands.add_parser(
-        "compose", help="a stack as a Compose file (a swarm stack: a stack file)"
-    )
-    compose.add_argument("--stack", required=True)
-    _profiles(compose)
-    compose.add_argument("-o", "--output", type=Path, help="write it here (default: stdout)")
-    compose.set_defaults(run=_compose)
+    _compose_command(commands)
 
     secrets = commands.add_parser("secrets", help="the secret files the Compose file reads")
     actions = secrets.add_subparsers(dest="action", required=True)
@@ -162,6 +170,23 @@ def _parser() -> argparse.ArgumentParser:
     rotate.set_defaults(run=_rotate, profiles=[])
     _backup_commands(commands)
     return parser
+
+
+def _compose_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    compose = commands.add_parser(
+        "compose", help="a stack as a Compose file (a swarm stack: a stack file)"
+    )
+    compose.add_argument("--stack", required=True)
+    _profiles(compose)
+    compose.add_argument(
+        "-o", "--output", type=Path, help="write it to this new file (default: stdout)"
+    )
+    compose.add_argument(
+        "--force",
+        action="store_true",
+        help="with -o: replace the file if it exists (never a symbolic link, never through one)",
+    )
+    compose.set_defaults(run=_compose)
 
 
 def _backup_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -316,22 +341,20 @@ def _compose(args: argparse.Namespace) -> tuple[str, int]:
     text = export_yaml(load_settings(args.stack, stack_config(args.stack, args.profiles)))
     if args.output is None:
         return text, 0
-    _write_export(args.output, text)
+    _write_export(args.output, text, force=args.force)
     where = args.output.resolve().parent
     note = "" if where == PROJECT_ROOT else f"; its relative paths start at {PROJECT_ROOT}"
     return f"wrote {args.output} (stack {args.stack}){note}\n", 0
 
 
-def _write_export(output: Path, text: str) -> None:
+def _write_export(output: Path, text: str, *, force: bool) -> None:
     """Write the Compose file to ``output``, or say in one line why it cannot be there."""
-    if output.is_dir():
-        raise UsageError(f"-o {output}: is a folder; give the file's path ({output}/compose.yaml)")
-    if not output.parent.is_dir():
-        raise UsageError(f"-o {output}: folder {output.parent} does not exist; create it first")
+    from depot.outputs.output_file import OutputFileError, write_output
+
     try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"-o {output}: cannot write it: {error.strerror or error}") from None
+        write_output(output, text, force=force)
+    except OutputFileError as error:
+        raise UsageError(f"-o {output}: {error}") from None
 
 
 def _secrets_init(args: argparse.Namespace) -> tuple[str, int]:
@@ -542,10 +565,16 @@ def plan_at_ref(
         raise UsageError(f"unknown git ref {ref!r}")
     sha = commit.stdout.decode().strip()
     archive = _git("archive", "--format=tar", sha)
+    if archive.returncode != 0:
+        raise UsageError(f"git archive {ref}: {_last_line(archive.stderr)}")
+    from depot.review.base_tree import BaseTreeError, materialise
+
     with tempfile.TemporaryDirectory(prefix="depot-base-") as directory:
-        with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-            tar.extractall(directory, filter="data")
         tree = Path(directory)
+        try:
+            materialise(archive.stdout, tree)
+        except BaseTreeError as error:
+            raise UsageError(f"at {ref}: {error}") from None
         if not (tree / "depot" / "review" / "plan.py").is_file():
             raise UsageError(f"{ref} has no depot plan to compare with")
         command = [sys.executable, "-m", "depot", "plan", "--stack", stack, "--format", "json"]
@@ -559,11 +588,23 @@ def plan_at_ref(
             check=False,
         )
     if result.returncode != 0:
-        message = result.stderr.decode().strip().removeprefix("depot plan: ")
+        # One line, whatever the ref's code printed (an older depot's traceback included):
+        # its last line says what went wrong.
+        message = _last_line(result.stderr).removeprefix("depot plan: ")
         raise UsageError(f"at {ref}: {message}")
     from depot.review.planned import Plan
 
-    return Plan.from_json(json.loads(result.stdout))
+    try:
+        return Plan.from_json(json.loads(result.stdout))
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"at {ref}: depot plan printed no plan that this depot reads") from None
+
+
+def _last_line(output: bytes) -> str:
+    """The last line of a program's output, printable and short: for a one-line error."""
+    lines = output.decode(errors="replace").strip().splitlines() or ["(no message)"]
+    line = "".join(c if c.isprintable() else "?" for c in lines[-1])
+    return line if len(line) <= 300 else line[:299] + "…"
 
 
 def _env_for(tree: Path, commit: str, fingerprint_key: bytes | None) -> dict[str, str]:

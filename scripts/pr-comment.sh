@@ -9,6 +9,13 @@
 set -euo pipefail
 repository="$1" pr="$2" body_file="$3" author="${4:?usage: pr-comment.sh REPOSITORY PR BODY_FILE AUTHOR}"
 marker="<!-- depot-diff -->"
+# Only a body scripts/pr-diff.sh finished: the marker first, its closing </sub> line last (a
+# run that stopped half-way, or an empty file, is never posted over the last good comment).
+if [[ ! -s "$body_file" || "$(head -n 1 "$body_file")" != "$marker" ||
+  "$(tail -n 1 "$body_file")" != *"</sub>" ]]; then
+  echo "pr-comment.sh: $body_file is not a finished depot diff; nothing posted" >&2
+  exit 2
+fi
 # --paginate prints one JSON array per page: slurp them into one list, take the first match.
 existing=$(gh api "repos/$repository/issues/$pr/comments" --paginate |
   jq --raw-output --slurp --arg marker "$marker" --arg author "$author" '

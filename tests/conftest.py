@@ -7,7 +7,9 @@ request whole (options included) — see that module for why the stock mock moni
 from __future__ import annotations
 
 import copy
+import html
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Hashable, Iterator, Mapping
@@ -134,6 +136,12 @@ def edited(plan: Plan, target: str, changes: dict[str, Any]) -> Plan:
         return PlannedResource(r.type, r.name, r.parent, inputs, options, r.dependencies)
 
     return Plan(plan.stack, tuple(edit(r) if r.name == target else r for r in plan.resources))
+
+
+def as_read(markdown: str) -> str:
+    """Markdown as a reader of the PR comment sees its text: ``<code>`` as backticks, every
+    character reference (how ``depot.review.render`` escapes values) as its character."""
+    return html.unescape(re.sub("</?code>", "`", markdown))
 
 
 def run_depot(

@@ -24,7 +24,15 @@ from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid
 from depot.review.plan import new_fingerprint_key, plan_from
 from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
-from tests.conftest import PROJECT_DIR, containers, env_of, run_stack, stack_config, walk
+from tests.conftest import (
+    PROJECT_DIR,
+    as_read,
+    containers,
+    env_of,
+    run_stack,
+    stack_config,
+    walk,
+)
 
 RCLONE_CANARY = "rclone-canary-Y4r!secret"
 RCLONE_CONFIG = (
@@ -429,11 +437,11 @@ def test_no_plan_diff_or_graph_prints_the_rclone_config(
     swarm = plan_from(cluster_with_rclone)
     outputs = [
         plan_text(unkeyed),
-        plan_markdown(unkeyed),
+        as_read(plan_markdown(unkeyed)),
         dumps(unkeyed.to_json()),
         dumps(swarm.to_json()),
         diff_text(diff),
-        diff_markdown(diff, plan),
+        as_read(diff_markdown(diff, plan)),
         dumps(diff.to_json()),
         to_mermaid(build_graph(unkeyed)),
         to_dot(build_graph(swarm)),

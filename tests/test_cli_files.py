@@ -95,6 +95,89 @@ def test_compose_to_an_unwritable_place_is_one_line(
     assert err == f"depot compose: -o {unwritable}: cannot write it: Permission denied\n"
 
 
+def test_compose_never_replaces_an_existing_file_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The case: `-o Pulumi.dev.yaml` replaced the stack file.
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text("config: {}\n")
+    status, out, err = run(capsys, "compose", "--stack", "dev", "-o", str(stack_file))
+    assert (status, out) == (2, "")
+    assert err == f"depot compose: -o {stack_file}: exists; give --force to replace it\n"
+    assert stack_file.read_text() == "config: {}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Pulumi.dev.yaml"]
+
+
+def test_compose_with_force_replaces_a_file_whole_and_keeps_its_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "compose.yaml"
+    output.write_text("old\n")
+    output.chmod(0o640)
+    status, out, err = run(capsys, "compose", "--stack", "dev", "-o", str(output), "--force")
+    assert (status, err) == (0, "")
+    assert out.startswith(f"wrote {output} (stack dev)")
+    assert output.read_text().startswith("# The depot, stack dev, for Docker Compose")
+    assert stat.S_IMODE(output.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["compose.yaml"], "no scratch file is left"
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+@pytest.mark.parametrize("target_exists", [True, False])
+def test_compose_never_writes_through_a_symbolic_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], force: list[str], target_exists: bool
+) -> None:
+    target = tmp_path / "elsewhere" / "Pulumi.dev.yaml"
+    target.parent.mkdir()
+    if target_exists:
+        target.write_text("config: {}\n")
+    link = tmp_path / "compose.yaml"
+    link.symlink_to(target)
+    status, out, err = run(capsys, "compose", "--stack", "dev", "-o", str(link), *force)
+    assert (status, out) == (2, "")
+    assert err == (
+        f"depot compose: -o {link}: is a symbolic link, and depot never writes through one "
+        "(not even with --force): remove it, or give the path of a file\n"
+    )
+    assert os.readlink(link) == str(target)
+    assert [p.name for p in target.parent.iterdir()] == (
+        ["Pulumi.dev.yaml"] if target_exists else []
+    )
+    if target_exists:
+        assert target.read_text() == "config: {}\n"
+
+
+def test_compose_with_force_replaces_no_fifo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "compose.yaml"
+    os.mkfifo(fifo)
+    status, _, err = run(capsys, "compose", "--stack", "dev", "-o", str(fifo), "--force")
+    assert status == 2
+    assert (
+        err == f"depot compose: -o {fifo}: exists and is not a regular file; it is not replaced\n"
+    )
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_compose_leaves_a_link_that_appears_after_its_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The check saw nothing; by the time the file takes its name, a link is there: the final
+    # step (link(2), which never replaces or follows) refuses it, and the link's target stays.
+    target = tmp_path / "target"
+    target.write_text("kept\n")
+    output = tmp_path / "compose.yaml"
+    output.symlink_to(target)
+    monkeypatch.setattr("depot.outputs.output_file._existing_mode", lambda path: None)
+    status, _, err = run(capsys, "compose", "--stack", "dev", "-o", str(output))
+    assert status == 2
+    assert err == f"depot compose: -o {output}: exists; give --force to replace it\n"
+    assert target.read_text() == "kept\n"
+    assert output.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compose.yaml", "target"]
+
+
 def test_any_os_error_is_one_line_with_exit_2(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

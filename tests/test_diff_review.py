@@ -23,7 +23,7 @@ from depot.review.diff import DATABASE_PASSWORD_NOTE, PlanDiff, diff_plans, rota
 from depot.review.plan import SECRET, Plan, new_fingerprint_key, plan_from, plan_stack
 from depot.review.postgres import postgres_major
 from depot.review.render import diff_markdown, diff_text, dumps
-from tests.conftest import edited, run_depot, run_stack, stack_config
+from tests.conftest import as_read, edited, run_depot, run_stack, stack_config
 from tests.test_review import _project_copy, main_in_project
 
 CANARY = "diff-canary-Zq81v"
@@ -35,7 +35,7 @@ POSTGRES_17_4 = "postgres:17.4-alpine@sha256:" + "c" * 64
 
 def outputs(diff: PlanDiff, head: Plan | None = None) -> list[str]:
     """Every format ``depot diff`` prints."""
-    return [diff_text(diff), diff_markdown(diff, head), dumps(diff.to_json())]
+    return [diff_text(diff), as_read(diff_markdown(diff, head)), dumps(diff.to_json())]
 
 
 def keyed_plan(key: bytes, secrets: dict[str, str] | None = None, **overrides: Any) -> Plan:
@@ -240,8 +240,9 @@ def test_switching_to_a_given_database_password_shows_what_it_changes(tmp_path: 
     diffs = (["diff", "--base", "HEAD", "--stack", "prod", "--format", f] for f in FORMATS)
     runs = main_in_project(project, *diffs)
     assert len(runs) == len(FORMATS)
-    for fmt, (status, stdout, stderr) in zip(FORMATS, runs, strict=True):
+    for fmt, (status, raw, stderr) in zip(FORMATS, runs, strict=True):
         assert status == 1, stderr
+        stdout = as_read(raw) if fmt == "markdown" else raw
         assert CANARY not in stdout + stderr
         assert "[secret:" not in stdout
         assert "database-password" in stdout  # the RandomPassword it replaces
@@ -300,7 +301,7 @@ def test_a_postgres_major_change_is_data_at_risk_in_every_format() -> None:
     text, markdown, document = outputs(diff, head)
     assert "~ docker:index/container:Container postgres-container [replace] [DATA]" in text
     assert "! data at risk: postgres-container: postgres 17 → 18 on postgres-data" in text
-    assert "**Data at risk:** `postgres-container`: postgres 17 → 18" in markdown
+    assert "**Data at risk:** `postgres-container`: postgres 17 → 18" in as_read(markdown)
     parsed = json.loads(document)
     assert CONTAINER_KEY in parsed["dataRisks"]
     [reason] = [r for r in parsed["dataRiskReasons"] if r["resource"] == CONTAINER_KEY]
@@ -435,3 +436,67 @@ def test_a_pull_request_that_only_moves_the_commit_exits_1_with_one_line(tmp_pat
         "prod@HEAD~1 → prod (working tree): only the images' commit tags moved: "
         "backup, discovery, dispatch, rtk-base, splat-worker"
     ]
+
+
+# --- a base the diff cannot plan as it is -----------------------------------------------------
+
+
+def test_a_base_that_holds_symbolic_links_in_and_out_of_the_tree_is_planned(
+    tmp_path: Path,
+) -> None:
+    # The issue's case: a committed `console-dist -> ../console/dist` or `-> /etc/passwd` made
+    # the base's extraction raise LinkOutsideDestinationError: a traceback, and exit 1.
+    project = _project_copy(tmp_path)
+    (project / "console-dist").symlink_to("../console/dist")
+    (project / "passwd").symlink_to("/etc/passwd")
+    _git(project, "add", "console-dist", "passwd")
+    _git(project, "commit", "-qm", "links")
+    stack_file = project / "Pulumi.prod.yaml"
+    stack_file.write_text(stack_file.read_text().replace("restart: always", "restart: on-failure"))
+    completed = _diff_at_head(project, "text")
+    assert completed.returncode == 1, completed.stderr
+    assert 'restart: "always" → "on-failure"' in completed.stdout
+    assert completed.stderr == ""
+
+
+def test_a_diff_that_fails_exits_2_with_one_line_never_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Exit 1 means "changes" to the PR workflow: a crash read that way posted an empty comment.
+    def broken(*args: Any, **kwargs: Any) -> PlanDiff:
+        raise ValueError(f"a message that quotes a value: {CANARY}")
+
+    monkeypatch.setattr("depot.review.diff.diff_plans", broken)
+    status = depot.cli.main(["diff", "--stacks", "dev", "dev"])
+    out, err = capsys.readouterr()
+    assert (status, out) == (2, "")
+    assert err == (
+        "depot diff: failed: ValueError at tests/test_diff_review.py:"
+        f"{broken.__code__.co_firstlineno + 1} (a bug in depot: please report it)\n"
+    )
+    assert CANARY not in err
+
+
+def test_a_base_whose_own_depot_crashes_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    main_module = project / "depot" / "__main__.py"
+    main_module.write_text("raise RuntimeError('the base is broken')\n")
+    _git(project, "commit", "-qam", "a base whose depot crashes")
+    _git(project, "checkout", "-q", "HEAD~1", "--", "depot/__main__.py")
+    completed = _diff_at_head(project, "markdown")
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert completed.stderr == "depot diff: at HEAD: RuntimeError: the base is broken\n"
+
+
+def test_a_ref_git_cannot_archive_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    # A commit whose tree object is missing: rev-parse finds the commit, archive cannot read it.
+    tree = subprocess.run(
+        ["git", "rev-parse", "HEAD^{tree}"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    (project / ".git" / "objects" / tree[:2] / tree[2:]).unlink()
+    completed = _diff_at_head(project, "text")
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("depot diff: git archive HEAD: ")
+    assert len(completed.stderr.splitlines()) == 1

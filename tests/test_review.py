@@ -18,7 +18,7 @@ from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid
 from depot.review.plan import SECRET, Plan, plan_from, plan_stack, render
 from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
-from tests.conftest import PROJECT_DIR, edited, run_depot, run_stack
+from tests.conftest import PROJECT_DIR, as_read, edited, run_depot, run_stack
 
 CANARY = "plan-canary-3fQ9x"
 
@@ -142,7 +142,7 @@ def test_markdown_diff_leads_with_a_summary_and_folds_details(
     markdown = diff_markdown(diff, prod_plan)
     lines = markdown.splitlines()
     # What matters first (dev → prod recreates containers), then the summary table.
-    assert lines[2].startswith(
+    assert as_read(lines[2]).startswith(
         "- **Recreated (downtime):** `backup-container`, `console-container`"
     )
     assert lines[lines.index("", 3) + 1].startswith("| added | changed | replaced | containers")
@@ -193,10 +193,10 @@ def test_no_format_of_any_command_prints_a_secret(canary_recording: Recording) -
     diff = diff_plans(other, plan, base_label="dev", head_label="prod")
     outputs = [
         plan_text(plan),
-        plan_markdown(plan),
+        as_read(plan_markdown(plan)),
         dumps(plan.to_json()),
         diff_text(diff),
-        diff_markdown(diff, plan),
+        as_read(diff_markdown(diff, plan)),
         dumps(diff.to_json()),
         to_mermaid(build_graph(plan)),
         to_dot(build_graph(plan)),
@@ -364,7 +364,7 @@ def test_secure_values_in_a_stack_file_never_fail_or_print(tmp_path: Path) -> No
     assert len(runs) == 3
     for status, stdout, stderr in runs:
         assert status == 0, stderr
-        assert CANARY not in stdout + stderr
+        assert CANARY not in as_read(stdout) + stderr
     assert json.loads(runs[1][1])["stack"] == "dev"
 
 

@@ -13,7 +13,7 @@ from depot.review.diff import DATABASE_PASSWORD_NOTE, diff_plans
 from depot.review.plan import Plan, new_fingerprint_key, plan_from
 from depot.review.render import diff_markdown, diff_text
 from depot.review.replacements import replaces_on_change
-from tests.conftest import run_stack
+from tests.conftest import as_read, run_stack
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_an_env_change_rolls_a_replicated_service_without_downtime(base: Plan) -
     assert "~ docker:index/service:Service discovery-service [rolling]" in text
     assert "[replace]" not in text
     assert "| update | `discovery-service` | `docker:index/service:Service` | rolling |" in (
-        diff_markdown(diff)
+        as_read(diff_markdown(diff))
     )
 
 
@@ -100,7 +100,7 @@ def test_changing_container_labels_replaces_the_service(base: Plan) -> None:
     diff = diff_plans(base, edited, base_label="a", head_label="b")
     assert "~ docker:index/service:Service discovery-service [replace]" in diff_text(diff)
     assert "| replace | `discovery-service` | `docker:index/service:Service` | downtime |" in (
-        diff_markdown(diff)
+        as_read(diff_markdown(diff))
     )
 
 
@@ -127,6 +127,6 @@ def test_depot_graph_of_the_cluster_marks_health_gated_deploy_order(
 
 def test_depot_plan_of_the_cluster_shows_services(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--stack", "cluster", "--format", "markdown"]) == 0
-    plan = capsys.readouterr().out
+    plan = as_read(capsys.readouterr().out)
     assert plan.count("| `docker:index/service:Service` |") == 8
     assert "docker:index/container:Container" not in plan

@@ -16,6 +16,7 @@ is tagged with is *routine*: every pull request moves it, and renderers fold it 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -434,14 +435,33 @@ def _masked(value: Any) -> Any:
 
 
 def _secret_moved(old: Any, new: Any) -> bool:
-    """True when a secret in the same place of both values has another fingerprint."""
+    """True when a secret in the same place of both values has another fingerprint.
+
+    A list that gained or lost items (``envs`` with a variable added) has no "same place":
+    there a secret moved when one fingerprint left it and another came, so a password changed
+    beside an added entry is still said; a secret only added or removed is shown as such.
+    """
     if is_fingerprinted(old) and is_fingerprinted(new):
         return bool(old != new)
     if isinstance(old, dict) and isinstance(new, dict):
         return any(_secret_moved(old[key], new[key]) for key in old.keys() & new.keys())
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return any(_secret_moved(a, b) for a, b in zip(old, new, strict=True))
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) == len(new):
+            return any(_secret_moved(a, b) for a, b in zip(old, new, strict=True))
+        before, after = Counter(_fingerprints(old)), Counter(_fingerprints(new))
+        return bool(before - after) and bool(after - before)
     return False
+
+
+def _fingerprints(value: Any) -> list[str]:
+    """Every fingerprinted secret marker inside ``value``."""
+    if is_fingerprinted(value):
+        return [value]
+    if isinstance(value, dict):
+        return [found for item in value.values() for found in _fingerprints(item)]
+    if isinstance(value, list):
+        return [found for item in value for found in _fingerprints(item)]
+    return []
 
 
 def _has_plain_secret(plan: Plan) -> bool:
@@ -469,7 +489,7 @@ def _only_commit_moved(old: Any, new: Any) -> bool:
             return False
         old_repo, _, old_tag = before.rpartition(":")
         new_repo, _, new_tag = after.rpartition(":")
-        if "/" in old_tag or old_repo != new_repo:
+        if old_repo != new_repo:  # another image under a commit tag is a real change
             return False
         if not (_COMMIT.fullmatch(old_tag) and _COMMIT.fullmatch(new_tag)):
             return False

@@ -12,6 +12,7 @@ model alone (what ``depot graph`` prints, without loading the Pulumi SDK).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -111,6 +112,15 @@ def _gated(dependency: PlannedResource, dependent: PlannedResource) -> bool:
     return services and workload(dependency).waited_for
 
 
+_MERMAID_PLAIN = re.compile(r"[A-Za-z0-9 .:/-]")
+
+
+def _mermaid_label(label: str) -> str:
+    """``label`` inside ``["…"]``: any other character as Mermaid's ``#<code>;``, so no name
+    can end the label, start a line of the chart or leave the PR comment's code block."""
+    return "".join(c if _MERMAID_PLAIN.fullmatch(c) else f"#{ord(c)};" for c in label)
+
+
 def to_mermaid(graph: Graph) -> str:
     """Mermaid flowchart: health-gated edges thick and labelled ``healthy``."""
     ids = {key: f"n{index}" for index, key in enumerate(sorted(graph.nodes))}
@@ -118,7 +128,7 @@ def to_mermaid(graph: Graph) -> str:
     for key in sorted(graph.nodes):
         shown = graph.nodes[key]
         shape = ('[("', '")]') if shown.kind == "volume" else ('["', '"]')
-        lines.append(f"  {ids[key]}{shape[0]}{shown.label}{shape[1]}")
+        lines.append(f"  {ids[key]}{shape[0]}{_mermaid_label(shown.label)}{shape[1]}")
     for edge in graph.edges:
         arrow = "==>|healthy|" if edge.health_gated else "-->"
         lines.append(f"  {ids[edge.source]} {arrow} {ids[edge.target]}")

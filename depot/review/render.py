@@ -2,11 +2,19 @@
 
 Every format reads plans whose secrets are already ``"[secret]"``, and diffs that keep neither a
 secret's value nor its fingerprint (only whether it changed): nothing here can print one.
+
+Markdown is built from ``Markdown`` templates only: whatever is put into one — a name, a path, a
+value, a reason, a ref — is escaped unless it is ``Markdown`` itself (as ``markupsafe`` does for
+HTML), so a value cannot add a column (``|``), open code or HTML (`` ` ``, ``<details>``), end a
+table row (a newline), link, emphasise or mention anyone. Values are shown in ``<code>`` with
+HTML character references, which read the same in a table, a list and an HTML block alike.
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 from depot.resource_types import BUILD
@@ -16,6 +24,51 @@ from depot.review.planned import Plan, PlannedResource
 from depot.review.workload import is_workload, workload
 
 SECRET_CHANGED = "[secret] changed"  # noqa: S105 - a marker, not a secret
+
+
+# Characters with a meaning in GitHub's Markdown wherever they stand in a line: table cells,
+# code, HTML and references, backslash escapes, emphasis, strikethrough, links and images,
+# mentions, math. Each is written as a character reference, which Markdown shows as the
+# character and never reads as syntax. Line breaks (and other control characters) too: a raw
+# one would end a table row.
+_MARKDOWN_SPECIAL = frozenset("|`<>&\\*_~[]!@$")
+_CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})  # control characters, line separators
+
+
+def _escaped_character(character: str) -> str:
+    category = unicodedata.category(character)
+    special = character in _MARKDOWN_SPECIAL or category in _CONTROL_CATEGORIES
+    return f"&#{ord(character)};" if special else character
+
+
+class Markdown(str):
+    """Text that is Markdown already; ``format`` escapes every argument that is not."""
+
+    __slots__ = ()
+
+    def format(self, *args: object, **kwargs: object) -> Markdown:
+        escaped = {key: md(value) for key, value in kwargs.items()}
+        return Markdown(str.format(self, *(md(arg) for arg in args), **escaped))
+
+
+def md(value: object) -> Markdown:
+    """``value`` in Markdown: itself if it is ``Markdown``, else its text, escaped."""
+    if isinstance(value, Markdown):
+        return value
+    return Markdown("".join(_escaped_character(c) for c in str(value)))
+
+
+def code(value: object) -> Markdown:
+    return Markdown("<code>{}</code>").format(value)
+
+
+def md_join(separator: str, items: Iterable[object]) -> Markdown:
+    return Markdown(separator.join(md(item) for item in items))
+
+
+def table_row(*cells: object) -> Markdown:
+    """``| a | b |``, each cell escaped unless it is ``Markdown``."""
+    return Markdown("| " + " | ".join(md(cell) for cell in cells) + " |")
 
 
 def dumps(document: Any) -> str:
@@ -45,13 +98,13 @@ def plan_text(plan: Plan) -> str:
 
 def plan_markdown(plan: Plan) -> str:
     lines = [
-        f"### `{plan.stack}`: {len(plan.resources)} resources",
+        Markdown("### {}: {} resources").format(code(plan.stack), len(plan.resources)),
         "",
         "| type | name | parent | options |",
         "|---|---|---|---|",
     ]
     for r in plan.resources:
-        lines.append(f"| `{r.type}` | `{r.name}` | {r.parent or ''} | {_flags(r).strip()} |")
+        lines.append(table_row(code(r.type), code(r.name), r.parent or "", _flags(r).strip()))
     return "\n".join(lines) + "\n"
 
 
@@ -144,73 +197,96 @@ def _cost(change: ResourceChange, diff: PlanDiff) -> str:
     return ", ".join(notes)
 
 
-def _what_matters(diff: PlanDiff) -> list[str]:
+def _what_matters(diff: PlanDiff) -> list[Markdown]:
     """The lines a reviewer reads first: data, downtime, secrets, notes, then routine."""
-    lines = [f"- **Data at risk:** `{_short(r.key)}`: {r.reason}" for r in diff.risks]
+    lines = [
+        Markdown("- **Data at risk:** {}: {}").format(code(_short(r.key)), r.reason)
+        for r in diff.risks
+    ]
     recreated = [c.after.name for c in diff.replacements if is_workload(c.after)]
     if recreated:
-        names = ", ".join(f"`{name}`" for name in recreated)
-        lines.append(f"- **Recreated (downtime):** {names}")
+        names = md_join(", ", (code(name) for name in recreated))
+        lines.append(Markdown("- **Recreated (downtime):** {}").format(names))
     if diff.secret_changes:
-        changed = ", ".join(f"`{c.after.name}` `{p.path}`" for c, p in diff.secret_changes)
-        lines.append(f"- **Secrets changed** (values never shown): {changed}")
-    lines += [f"- **Note:** {note}" for note in diff.notes]
+        changed = md_join(
+            ", ",
+            (
+                Markdown("{} {}").format(code(c.after.name), code(p.path))
+                for c, p in diff.secret_changes
+            ),
+        )
+        lines.append(Markdown("- **Secrets changed** (values never shown): {}").format(changed))
+    lines += [Markdown("- **Note:** {}").format(note) for note in diff.notes]
     if diff.routine:
-        lines.append(f"- Routine: {_routine_line(diff)}")
+        lines.append(Markdown("- Routine: {}").format(_routine_line(diff)))
     return lines
 
 
-def _after(change: PropertyChange) -> str:
-    return SECRET_CHANGED if change.only_secret else _value(change.after)
+def _after(change: PropertyChange) -> Markdown:
+    """The new value; a secret changed beside it is said, as the text format says it."""
+    if change.only_secret:
+        return code(SECRET_CHANGED)
+    beside = " (and a secret in it changed)" if change.secret else ""
+    return Markdown("{}{}").format(code(_value(change.after)), beside)
 
 
 def diff_markdown(diff: PlanDiff, head_plan: Plan | None = None) -> str:
     """A PR comment section: what matters first, then the summary table, details folded."""
-    lines = [f"### `{diff.base}` → `{diff.head}`", ""]
+    lines: list[str] = [Markdown("### {} → {}").format(code(diff.base), code(diff.head)), ""]
     if diff.empty:
         return "\n".join([*lines, "No changes.", ""])
     if diff.only_routine:
-        notes = [f"- **Note:** {note}" for note in diff.notes]
+        notes = [Markdown("- **Note:** {}").format(note) for note in diff.notes]
         settled = "; nothing else changes" if diff.secrets_compared else ""
-        routine = f"Routine: {_routine_line(diff)}{settled}."
+        routine = Markdown("Routine: {}{}.").format(_routine_line(diff), settled)
         return "\n".join([*lines, routine, *([""] if notes else []), *notes, ""])
     lines += [*_what_matters(diff), ""]
     lines += [
         "| added | changed | replaced | containers recreated (downtime) | removed | data at risk |",
         "|---:|---:|---:|---:|---:|---:|",
-        f"| {len(diff.added)} | {len(diff.changed)} | {len(diff.replacements)} "
-        f"| {sum(is_workload(c.after) for c in diff.replacements)} "
-        f"| {len(diff.removed)} | {len(diff.data_risks)} |",
+        table_row(
+            len(diff.added),
+            len(diff.changed),
+            len(diff.replacements),
+            sum(is_workload(c.after) for c in diff.replacements),
+            len(diff.removed),
+            len(diff.data_risks),
+        ),
         "",
     ]
     shown = [c for c in diff.changed if not c.routine]
     lines += ["| action | resource | type | note |", "|---|---|---|---|"]
     lines += [
-        f"| {'replace' if c.replaces else 'update'} | `{c.after.name}` | `{c.after.type}` | "
-        f"{_cost(c, diff)} |"
+        table_row(
+            "replace" if c.replaces else "update",
+            code(c.after.name),
+            code(c.after.type),
+            _cost(c, diff),
+        )
         for c in sorted(shown, key=lambda c: not c.replaces)
     ]
     lines += [
-        f"| remove | `{r.name}` | `{r.type}` | {'data' if r.key in diff.data_risks else ''} |"
+        table_row("remove", code(r.name), code(r.type), "data" if r.key in diff.data_risks else "")
         for r in diff.removed
     ]
-    lines += [f"| add | `{r.name}` | `{r.type}` | |" for r in diff.added]
+    lines += [table_row("add", code(r.name), code(r.type), "") for r in diff.added]
     if diff.routine:
-        lines.append(
-            f"| update | {', '.join(f'`{c.after.name}`' for c in diff.routine)} "
-            f"| `{BUILD}` | commit tag only |"
-        )
+        builds = md_join(", ", (code(c.after.name) for c in diff.routine))
+        lines.append(table_row("update", builds, code(BUILD), "commit tag only"))
     lines.append("")
     for change in shown:
         lines += [
-            f"<details><summary><code>{change.after.name}</code>: "
-            f"{len(change.changes)} change(s){' — replaces' if change.replaces else ''}</summary>",
+            Markdown("<details><summary>{}: {} change(s){}</summary>").format(
+                code(change.after.name),
+                len(change.changes),
+                " — replaces" if change.replaces else "",
+            ),
             "",
             "| property | before | after | replaces |",
             "|---|---|---|---|",
         ]
         lines += [
-            f"| `{c.path}` | `{_value(c.before)}` | `{_after(c)}` | {'yes' if c.replaces else ''} |"
+            table_row(code(c.path), code(_value(c.before)), _after(c), "yes" if c.replaces else "")
             for c in change.changes
         ]
         lines += ["", "</details>", ""]
