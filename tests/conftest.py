@@ -138,6 +138,16 @@ def edited(plan: Plan, target: str, changes: dict[str, Any]) -> Plan:
     return Plan(plan.stack, tuple(edit(r) if r.name == target else r for r in plan.resources))
 
 
+# A planned resource's options with every guard off: tests turn on the one they are about.
+PLAIN_OPTIONS = {
+    "protect": False,
+    "retainOnDelete": False,
+    "deleteBeforeReplace": False,
+    "dependsOn": [],
+    "replaceOnChanges": [],
+}
+
+
 def as_read(markdown: str) -> str:
     """Markdown as a reader of the PR comment sees its text: ``<code>`` as backticks, every
     character reference (how ``depot.review.render`` escapes values) as its character."""

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -135,15 +135,7 @@ class Box:
         return self.root / "fake.log"
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*self.shell.argv, *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=COMMAND_TIMEOUT,
-            env={**self.env, **env},
-            stdin=subprocess.DEVNULL,
-        )
+        return self._call(args, env, stdin=None)
 
     def start(
         self, *args: str, stdout: IO[str] | int = subprocess.PIPE, **env: str
@@ -160,6 +152,13 @@ class Box:
 
     def feed(self, text: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         """``run`` with ``text`` on stdin (a restore's identity)."""
+        return self._call(args, env, stdin=text)
+
+    def _call(
+        self, args: tuple[str, ...], env: dict[str, str], stdin: str | None
+    ) -> subprocess.CompletedProcess[str]:
+        # No stdin at all unless one is fed: the script must never wait on a terminal.
+        fed: dict[str, Any] = {"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}
         return subprocess.run(
             [*self.shell.argv, *args],
             capture_output=True,
@@ -167,7 +166,7 @@ class Box:
             check=False,
             timeout=COMMAND_TIMEOUT,
             env={**self.env, **env},
-            input=text,
+            **fed,
         )
 
     def calls(self, tool: str) -> list[str]:

@@ -12,7 +12,7 @@ from depot.resource_types import BUILD, CONTAINER, VOLUME
 from depot.review.diff import DataRisk, PlanDiff, diff_plans
 from depot.review.planned import Plan, PlannedResource
 from depot.review.render import diff_markdown, md, plan_markdown
-from tests.conftest import as_read
+from tests.conftest import PLAIN_OPTIONS, as_read
 
 # A `distPath` (or any value) that tries every way out of its cell.
 HOSTILE = (
@@ -20,17 +20,10 @@ HOSTILE = (
     "**bold** _em_ ~~gone~~ [link](https://example.com) ![img](x) @octo-org/team $x$ "
     "&lt; \\| end\n| forged | row |\r\n"
 )
-OPTIONS = {
-    "protect": False,
-    "retainOnDelete": False,
-    "deleteBeforeReplace": False,
-    "dependsOn": [],
-    "replaceOnChanges": [],
-}
 
 
 def _resource(type_: str, name: str, inputs: dict[str, object]) -> PlannedResource:
-    return PlannedResource(type_, name, None, inputs, OPTIONS)
+    return PlannedResource(type_, name, None, inputs, PLAIN_OPTIONS)
 
 
 def _hostile_diff() -> tuple[PlanDiff, Plan]:
@@ -98,7 +91,11 @@ def test_hostile_values_stay_text_in_their_cell_in_a_diff() -> None:
 def test_hostile_values_stay_text_in_a_plan() -> None:
     plan = Plan(
         f"prod{HOSTILE}",
-        (PlannedResource(CONTAINER, HOSTILE, HOSTILE, {}, {**OPTIONS, "dependsOn": [HOSTILE]}),),
+        (
+            PlannedResource(
+                CONTAINER, HOSTILE, HOSTILE, {}, {**PLAIN_OPTIONS, "dependsOn": [HOSTILE]}
+            ),
+        ),
     )
     markdown = plan_markdown(plan)
     _assert_inert(markdown)

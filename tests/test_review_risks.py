@@ -34,7 +34,7 @@ from depot.review.plan import (
 )
 from depot.review.postgres import postgres_major
 from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
-from tests.conftest import as_read, edited, run_stack
+from tests.conftest import PLAIN_OPTIONS, as_read, edited, run_stack
 from tests.test_backup_policy import backup
 from tests.test_diff_review import (
     CANARY,
@@ -51,13 +51,6 @@ SHA_A, SHA_B = "a" * 40, "b" * 40
 DATA_VOLUME_KEY = f"{VOLUME}::postgres-data"
 BACKUP_KEY = f"{CONTAINER}::backup-container"
 DISCOVERY_BUILD = "discovery-image-build"
-OPTIONS = {
-    "protect": False,
-    "retainOnDelete": False,
-    "deleteBeforeReplace": False,
-    "dependsOn": [],
-    "replaceOnChanges": [],
-}
 
 
 def _diff(base: Plan, head: Plan) -> PlanDiff:
@@ -73,7 +66,7 @@ def _without(plan: Plan, name: str) -> Plan:
 
 
 def _one(type_: str, name: str, **inputs: Any) -> Plan:
-    return Plan("prod", (PlannedResource(type_, name, None, inputs, OPTIONS),))
+    return Plan("prod", (PlannedResource(type_, name, None, inputs, PLAIN_OPTIONS),))
 
 
 # --- routine is moved commit tags and nothing else ---------------------------------------------
@@ -94,7 +87,7 @@ def test_moved_tags_beside_a_removed_data_volume_are_not_one_routine_line() -> N
 
 
 def test_moved_tags_beside_an_added_resource_are_not_one_routine_line() -> None:
-    extra = PlannedResource(VOLUME, "scratch", None, {}, OPTIONS)
+    extra = PlannedResource(VOLUME, "scratch", None, {}, PLAIN_OPTIONS)
     base = _released(SHA_A)
     head = _released(SHA_B)
     diff = _diff(base, Plan(head.stack, (*head.resources, extra)))
@@ -240,12 +233,12 @@ def test_json_marks_weakened_backups_as_touching_data() -> None:
 
 
 def test_a_replaced_guarded_resource_touches_data_and_an_updated_one_does_not() -> None:
-    volume = PlannedResource(VOLUME, "postgres-data", None, {"driver": "local"}, OPTIONS)
-    relabelled = PlannedResource(VOLUME, "postgres-data", None, {"driver": "other"}, OPTIONS)
+    volume = PlannedResource(VOLUME, "postgres-data", None, {"driver": "local"}, PLAIN_OPTIONS)
+    relabelled = PlannedResource(VOLUME, "postgres-data", None, {"driver": "other"}, PLAIN_OPTIONS)
     replaced = _diff(Plan("prod", (volume,)), Plan("prod", (relabelled,)))
     assert replaced.changed[0].touches_data
     assert _touches_data(replaced) == {"postgres-data": True}
-    protected = {**OPTIONS, "protect": True}
+    protected = {**PLAIN_OPTIONS, "protect": True}
     options_only = PlannedResource(VOLUME, "postgres-data", None, {"driver": "local"}, protected)
     updated = _diff(Plan("prod", (volume,)), Plan("prod", (options_only,)))
     assert not updated.changed[0].touches_data
@@ -320,8 +313,8 @@ def test_json_says_which_changes_are_routine() -> None:
 
 @pytest.mark.parametrize("option", ["protect", "retainOnDelete"])
 def test_deleting_a_protected_or_retained_resource_is_data_at_risk(option: str) -> None:
-    kept = PlannedResource(CONTAINER, "archive", None, {}, {**OPTIONS, option: True})
-    plain = PlannedResource(CONTAINER, "scratch", None, {}, OPTIONS)
+    kept = PlannedResource(CONTAINER, "archive", None, {}, {**PLAIN_OPTIONS, option: True})
+    plain = PlannedResource(CONTAINER, "scratch", None, {}, PLAIN_OPTIONS)
     diff = _diff(Plan("prod", (kept, plain)), Plan("prod", ()))
     assert diff.data_risks == (f"{CONTAINER}::archive",)
     assert "- docker:index/container:Container archive [DATA]" in diff_text(diff)
@@ -374,8 +367,8 @@ def test_a_backup_service_that_no_longer_mounts_its_backups_stops_backups() -> N
 
 
 def test_a_new_parent_is_a_replacement() -> None:
-    before = PlannedResource(VOLUME, "v", "old-parent", {}, OPTIONS)
-    after = PlannedResource(VOLUME, "v", "new-parent", {}, OPTIONS)
+    before = PlannedResource(VOLUME, "v", "old-parent", {}, PLAIN_OPTIONS)
+    after = PlannedResource(VOLUME, "v", "new-parent", {}, PLAIN_OPTIONS)
     [change] = _diff(Plan("prod", (before,)), Plan("prod", (after,))).changed
     assert [(p.path, p.before, p.after, p.replaces) for p in change.changes] == [
         ("parent", "old-parent", "new-parent", True)
@@ -384,7 +377,7 @@ def test_a_new_parent_is_a_replacement() -> None:
 
 def test_the_plan_text_flags_what_guards_a_resource_and_what_it_waits_for() -> None:
     flags = {
-        **OPTIONS,
+        **PLAIN_OPTIONS,
         "protect": True,
         "retainOnDelete": True,
         "deleteBeforeReplace": True,
@@ -402,8 +395,8 @@ def test_the_plan_text_flags_what_guards_a_resource_and_what_it_waits_for() -> N
 
 
 def test_the_markdown_table_says_what_each_change_costs() -> None:
-    volume = PlannedResource(VOLUME, "postgres-data", None, {"driver": "local"}, OPTIONS)
-    moved = PlannedResource(VOLUME, "postgres-data", None, {"driver": "other"}, OPTIONS)
+    volume = PlannedResource(VOLUME, "postgres-data", None, {"driver": "local"}, PLAIN_OPTIONS)
+    moved = PlannedResource(VOLUME, "postgres-data", None, {"driver": "other"}, PLAIN_OPTIONS)
     diff = _diff(
         Plan("prod", (volume, *_envs("LOG=info", "[secret:1111]").resources)),
         Plan("prod", (moved, *_envs("LOG=info", "[secret:2222]").resources)),
@@ -438,11 +431,13 @@ def test_a_replaced_resource_says_so_in_its_folded_details() -> None:
 
 
 def test_the_markdown_counts_recreated_containers_and_lists_replacements_first() -> None:
-    volume = PlannedResource(VOLUME, "postgres-data", None, {"driver": "local"}, OPTIONS)
-    moved = PlannedResource(VOLUME, "postgres-data", None, {"driver": "other"}, OPTIONS)
-    grafana = PlannedResource(CONTAINER, "grafana-container", None, {"restart": "no"}, OPTIONS)
+    volume = PlannedResource(VOLUME, "postgres-data", None, {"driver": "local"}, PLAIN_OPTIONS)
+    moved = PlannedResource(VOLUME, "postgres-data", None, {"driver": "other"}, PLAIN_OPTIONS)
+    grafana = PlannedResource(
+        CONTAINER, "grafana-container", None, {"restart": "no"}, PLAIN_OPTIONS
+    )
     restarted = PlannedResource(
-        CONTAINER, "grafana-container", None, {"restart": "always"}, OPTIONS
+        CONTAINER, "grafana-container", None, {"restart": "always"}, PLAIN_OPTIONS
     )
     diff = _diff(
         Plan("prod", (volume, grafana, *_envs("LOG=info").resources)),
