@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST
+from depot.policy.rules import final_stage_user
 from depot.resource_types import SERVICE
 from depot.review.plan import Plan, plan_stack
 from depot.types import MAX_RESTART_RETRIES
@@ -172,3 +173,106 @@ def test_a_constraint_that_names_one_node_pins_postgres(
         {"constraints": [constraint]},
     )
     assert cluster_messages(plan, "swarm-data-placement") == []
+
+
+# --- image-pinned: every way a reference can fail to pin ----------------------------------------
+
+DIGEST = "sha256:" + "d" * 64
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("grafana/grafana", "runs 'grafana/grafana', which is not pinned to a version tag"),
+        ("Grafana:11.4.0", "runs 'Grafana:11.4.0', which is not pinned to a version tag"),
+        (f"grafana/grafana:latest@{DIGEST}", "which is not pinned to a version tag"),
+    ],
+)
+def test_an_image_without_a_version_or_not_an_image_at_all_is_not_pinned(
+    prod_plan: Plan, reference: str, message: str
+) -> None:
+    [found] = violations(prod_plan, "grafana-image", {"name": reference}, "image-pinned")
+    assert found.endswith(message)
+
+
+def test_an_image_by_digest_alone_is_pinned_in_production(prod_plan: Plan) -> None:
+    change = {"name": f"grafana/grafana@{DIGEST}"}
+    assert violations(prod_plan, "grafana-image", change, "image-pinned") == []
+
+
+def test_a_build_tag_that_is_no_reference_is_a_moving_tag(prod_plan: Plan) -> None:
+    change = {"tags": ["Depot Discovery"]}
+    assert violations(prod_plan, "discovery-image-build", change, "image-pinned") == [
+        "builds the moving tag 'Depot Discovery'"
+    ]
+
+
+def test_images_built_here_are_run_by_id_and_never_asked_for_a_digest() -> None:
+    # dev builds depot-discovery:dev and runs it by image ID: only third-party images are held
+    # to production's digests.
+    dev = plan_stack("dev")
+    found = messages(dev, "image-pinned")
+    assert found
+    assert not [line for line in found if "depot-" in line.split(" — fix:")[0]]
+
+
+# --- non-root-user: which images are ours -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "depot-grafana:1.0",  # no registry
+        "registry.example.com/depot-grafana:1.0",
+        f"registry.example.com/depot-grafana@{DIGEST}",
+        "registry.example.com/depot-grafana",  # neither tag nor digest
+    ],
+)
+def test_an_image_named_depot_something_is_ours_and_runs_as_a_numeric_user(
+    prod_plan: Plan, reference: str
+) -> None:
+    plan = edited(prod_plan, "grafana-image", {"name": reference})
+    assert violations(plan, "grafana-container", {"user": "app"}, "non-root-user") == [
+        "runs as 'app'; our own services run as a numeric user"
+    ]
+
+
+@pytest.mark.parametrize("reference", ["grafana/grafana:11.4.0", "mydepot-grafana:1", None])
+def test_a_third_party_or_unknown_image_chooses_its_own_user(
+    prod_plan: Plan, reference: str | None
+) -> None:
+    plan = edited(prod_plan, "grafana-image", {"name": reference})
+    assert violations(plan, "grafana-container", {"user": "app"}, "non-root-user") == []
+
+
+# --- dockerfile-user: the build's Dockerfile, as written ----------------------------------------
+
+
+def test_a_build_without_a_dockerfile_location_cannot_be_checked(prod_plan: Plan) -> None:
+    change = {"dockerfile": None}
+    assert violations(prod_plan, "discovery-image-build", change, "dockerfile-user") == [
+        "has no Dockerfile location to check"
+    ]
+
+
+def test_a_build_from_a_missing_dockerfile_is_caught(prod_plan: Plan) -> None:
+    change = {"dockerfile": {"location": "./docker/missing.Dockerfile"}}
+    assert violations(prod_plan, "discovery-image-build", change, "dockerfile-user") == [
+        "builds from ./docker/missing.Dockerfile, which does not exist"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "user"),
+    [
+        ("FROM a:1\nUSER 10001\nUSER\n", "10001"),  # a USER without a word sets nothing
+        ("FROM a:1\nUSER 10001\nUSER 0 #root\n", "0"),  # a trailing word does not hide it
+        ("FROM a:1\n# USER 0\nUSER 10001\n", "10001"),
+        ("FROM a:1\nuser 10001\n", "10001"),
+        ("FROM a:1\nUSER 0\nfrom b:1\n", None),  # a new stage starts without one
+    ],
+)
+def test_the_final_stage_user_is_the_last_user_line_of_the_last_stage(
+    dockerfile: str, user: str | None
+) -> None:
+    assert final_stage_user(dockerfile) == user
