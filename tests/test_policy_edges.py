@@ -15,6 +15,7 @@ from depot.policy.exceptions import CAPABILITY_ALLOWLIST
 from depot.policy.rules import final_stage_user
 from depot.resource_types import SERVICE
 from depot.review.plan import Plan, plan_stack
+from depot.review.planned import UNKNOWN
 from depot.types import MAX_RESTART_RETRIES
 from tests.conftest import edited
 from tests.test_policy import messages
@@ -276,3 +277,28 @@ def test_the_final_stage_user_is_the_last_user_line_of_the_last_stage(
     dockerfile: str, user: str | None
 ) -> None:
     assert final_stage_user(dockerfile) == user
+
+
+def test_an_image_built_here_is_ours_before_its_reference_is_known(prod_plan: Plan) -> None:
+    # In a preview the pushed digest is not known yet: the build, not the name, says it is ours.
+    plan = edited(prod_plan, "discovery-image", {"name": UNKNOWN})
+    assert violations(plan, "discovery-container", {"user": "app"}, "non-root-user") == [
+        "runs as 'app'; our own services run as a numeric user"
+    ]
+
+
+# --- wait-for-health: waited for exactly as long as the healthcheck may take --------------------
+
+
+def test_a_wait_as_long_as_the_healthchecks_worst_case_is_enough(prod_plan: Plan) -> None:
+    # discovery's healthcheck may take 69 s (tests/test_policy.py: 60 s is too short).
+    change = {"waitTimeout": 69}
+    assert violations(prod_plan, "discovery-container", change, "wait-for-health") == []
+    change = {"waitTimeout": 68}
+    assert violations(prod_plan, "discovery-container", change, "wait-for-health") == [
+        "waits 68s for healthy; its healthcheck may take 69s"
+    ]
+
+
+def test_a_container_nothing_starts_after_need_not_be_waited_for(prod_plan: Plan) -> None:
+    assert violations(prod_plan, "console-container", {"wait": False}, "wait-for-health") == []
