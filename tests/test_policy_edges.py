@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from depot.config.settings import PolicySettings
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST
 from depot.policy.rules import final_stage_user
 from depot.resource_types import SERVICE
@@ -302,3 +303,10 @@ def test_a_wait_as_long_as_the_healthchecks_worst_case_is_enough(prod_plan: Plan
 
 def test_a_container_nothing_starts_after_need_not_be_waited_for(prod_plan: Plan) -> None:
     assert violations(prod_plan, "console-container", {"wait": False}, "wait-for-health") == []
+
+
+def test_restart_no_is_only_refused_in_production(prod_plan: Plan) -> None:
+    plan = edited(prod_plan, "dispatch-container", {"restart": "no"})
+    development = PolicySettings(enforcement="mandatory", production=False)
+    assert messages(plan, "restart", development) == []
+    assert len(messages(plan, "restart")) == 1
