@@ -320,9 +320,16 @@ def test_a_port_is_from_1_to_65535(port: int, taken: bool) -> None:
         refuses(Port, port)
 
 
-@pytest.mark.parametrize("path", ["", "   ", "/srv/depot\n", "/srv/\x00depot", "/srv/\x7f"])
+@pytest.mark.parametrize(
+    "path", ["", "   ", "/srv/depot\n", "/srv/\x00depot", "/srv/\x1fdepot", "/srv/\x7f"]
+)
 def test_a_host_path_is_one_non_empty_line(path: str) -> None:
     assert refuses(HostPath, path).startswith("is not a path")
+
+
+@pytest.mark.parametrize("path", ["/srv/my depot", "../console/dist", "/srv/~depot/é"])
+def test_a_host_path_may_hold_spaces_and_any_printable_character(path: str) -> None:
+    assert accepts(HostPath, path) == path
 
 
 # --- backups -------------------------------------------------------------------------------------
@@ -351,8 +358,11 @@ def test_a_backup_interval_outside_a_quarter_hour_to_a_week_is_refused(written: 
     assert refuses(BackupInterval, written).startswith("is not a backup interval")
 
 
-def test_an_age_public_key_is_taken() -> None:
-    assert accepts(AgeRecipient, RECIPIENT) == RECIPIENT
+@pytest.mark.parametrize(
+    "key", [RECIPIENT, "age1967cg380lwgpdxsnrfgg9zznx9nhak5dnzk7g5uk5kwny3vdfecqza320m"]
+)
+def test_an_age_public_key_is_taken(key: str) -> None:
+    assert accepts(AgeRecipient, key) == key
 
 
 @pytest.mark.parametrize(
