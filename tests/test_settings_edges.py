@@ -194,3 +194,60 @@ def test_several_recipients_are_kept_in_order() -> None:
     assert BackupSettings.model_validate(backup(recipients=RECIPIENTS)).recipients == tuple(
         RECIPIENTS
     )
+
+
+def age_recipient(seed: int) -> str:
+    """A well-formed age public key (BIP 173 Bech32, human part "age") for 32 bytes of ``seed``."""
+    charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+    key = bytes([seed]) * 32
+    bits = "".join(f"{byte:08b}" for byte in key) + "0" * 4  # 256 bits in 52 groups of 5
+    data = [int(bits[i : i + 5], 2) for i in range(0, len(bits), 5)]
+    values = [ord(c) >> 5 for c in "age"] + [0] + [ord(c) & 31 for c in "age"] + data + [0] * 6
+    polymod = 1
+    for value in values:
+        top = polymod >> 25
+        polymod = (polymod & 0x1FFFFFF) << 5 ^ value
+        for bit, generator in enumerate(
+            (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+        ):
+            polymod ^= generator if (top >> bit) & 1 else 0
+    checksum = [(polymod ^ 1) >> 5 * (5 - i) & 31 for i in range(6)]
+    return "age1" + "".join(charset[d] for d in data + checksum)
+
+
+def test_sixteen_distinct_recipients_are_taken_and_seventeen_are_not() -> None:
+    keys = [age_recipient(seed) for seed in range(17)]
+    assert len(set(keys)) == 17
+    assert len(BackupSettings.model_validate(backup(recipients=keys[:16])).recipients) == 16
+    assert (
+        refused(BackupSettings, backup(recipients=keys)) == "lists 17 recipients; list at most 16"
+    )
+
+
+def test_what_a_stack_that_writes_nothing_gets() -> None:
+    settings = BackupSettings()
+    assert (settings.enabled, settings.schedule, settings.recipients, settings.targets) == (
+        False,
+        86400,
+        (),
+        (),
+    )
+    retention = settings.retention
+    assert (retention.hourly, retention.daily, retention.weekly, retention.monthly) == (0, 7, 4, 0)
+    assert RetentionSettings().model_dump() == {
+        "hourly": 0,
+        "daily": 0,
+        "weekly": 0,
+        "monthly": 0,
+        "local": 2,
+    }
+    assert GpuResource().spec == "NVIDIA-GPU=1"
+    assert DataSettings().postgres_major is None
+
+
+@pytest.mark.parametrize(("written", "retries"), [("on-failure:05", 5), ("on-failure:005", None)])
+def test_on_failure_counts_are_at_most_two_digits(written: str, retries: int | None) -> None:
+    if retries is None:
+        assert refused(RestartPolicy, written).startswith("is not a restart policy")
+    else:
+        assert RestartPolicy.model_validate(written).max_retries == retries
