@@ -13,12 +13,12 @@ import pytest
 
 from depot.config.settings import PolicySettings
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST
-from depot.policy.rules import final_stage_user
+from depot.policy.rules import RULES, Stack, final_stage_user
 from depot.resource_types import SERVICE
 from depot.review.plan import Plan, plan_stack
 from depot.review.planned import UNKNOWN
 from depot.types import MAX_RESTART_RETRIES
-from tests.conftest import edited
+from tests.conftest import PROJECT_DIR, edited
 from tests.test_policy import messages
 from tests.test_swarm_policy import edited_at
 from tests.test_swarm_policy import messages as cluster_messages
@@ -310,3 +310,29 @@ def test_restart_no_is_only_refused_in_production(prod_plan: Plan) -> None:
     development = PolicySettings(enforcement="mandatory", production=False)
     assert messages(plan, "restart", development) == []
     assert len(messages(plan, "restart")) == 1
+
+
+# --- what the CrossGuard view cannot tell ------------------------------------------------------
+
+
+def test_secret_env_says_nothing_where_secrets_arrive_decrypted(prod_plan: Plan) -> None:
+    # CrossGuard hands policies secrets decrypted and unmarked: a plain value and a secret look
+    # the same there, so the rule leaves it to the offline plan rather than cry wolf.
+    plan = edited(prod_plan, "grafana-container", {"envs": ["GF_SECURITY_ADMIN_PASSWORD=x"]})
+    resources = {r.key: r for r in plan.resources}
+    grafana = next(r for r in plan.resources if r.name == "grafana-container")
+    [rule] = [r for r in RULES if r.id == "secret-env"]
+    blind = Stack(resources, production=True, project_dir=PROJECT_DIR, secrets_visible=False)
+    seeing = Stack(resources, production=True, project_dir=PROJECT_DIR)
+    assert list(rule.check(grafana, blind)) == []
+    assert list(rule.check(grafana, seeing)) == ["sets GF_SECURITY_ADMIN_PASSWORD in plain text"]
+
+
+def test_a_postgres_image_whose_tag_names_no_major_is_caught(prod_plan: Plan) -> None:
+    reference = f"postgres@{DIGEST}"
+    plan = edited(prod_plan, "postgres-image", {"name": reference})
+    [found] = [
+        line.split("[postgres-major] ", 1)[1].split(" — fix:")[0]
+        for line in messages(plan, "postgres-major")
+    ]
+    assert found.startswith(f"runs {reference!r}, whose tag names no postgres major version")
