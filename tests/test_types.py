@@ -137,6 +137,8 @@ def test_a_pinned_image_is_taken(reference: str) -> None:
         "Postgres:17",
         f"postgres@sha256:{'a' * 63}",
         "postgres:17\n",
+        "postgres:-17.2",  # a tag never starts with '-' (nor would reach a CLI as an option)
+        "postgres:.17.2",
     ],
 )
 def test_an_image_that_can_move_is_refused(reference: str) -> None:
