@@ -60,7 +60,7 @@ def test_a_restart_policy_is_read_with_its_retries(
 
 @pytest.mark.parametrize(
     "written",
-    ["on-failure:0", "on-failure:6", "on-failure:05x", "always:3", "sometimes"],
+    ["on-failure:0", "on-failure:6", "on-failure:05x", "on-failure:5x", "always:3", "sometimes"],
 )
 def test_a_restart_policy_outside_on_failure_1_to_5_is_refused(written: str) -> None:
     assert refused(RestartPolicy, written).startswith("is not a restart policy")
