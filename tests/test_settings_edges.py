@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from depot.config import DepotSettings, RawConfig, load_settings
 from depot.config.settings import (
     BackupSettings,
     DataSettings,
@@ -23,6 +24,7 @@ from depot.config.settings import (
     ServiceLimits,
     SwarmSettings,
 )
+from tests.conftest import stack_config
 
 RECIPIENTS = [
     "age1xk72a7fvfupmssj73newmhv3pz0exes6n7tzwqytn4aepy3sjecq4q2jpc",
@@ -251,3 +253,44 @@ def test_on_failure_counts_are_at_most_two_digits(written: str, retries: int | N
         assert refused(RestartPolicy, written).startswith("is not a restart policy")
     else:
         assert RestartPolicy.model_validate(written).max_retries == retries
+
+
+# --- the whole stack: rules across settings -----------------------------------------------------
+
+OUR_DIGEST = "@sha256:" + "e" * 64
+
+
+def cluster_without(*keys: str, **overrides: Any) -> DepotSettings:
+    """The shipped cluster stack without ``keys`` and with ``overrides`` (depot: keys)."""
+    config = stack_config("cluster", {f"depot:{k}": v for k, v in overrides.items()})
+    values = {k: v for k, v in config.values.items() if k.removeprefix("depot:") not in keys}
+    return load_settings("cluster", RawConfig(values, config.secret_keys))
+
+
+def test_one_replica_each_is_what_the_host_runtime_runs() -> None:
+    settings = load_settings("dev", stack_config("dev", {"depot:replicas": {"discovery": 1}}))
+    assert settings.replicas == {"discovery": 1}
+
+
+def test_a_swarm_stack_that_publishes_nothing_may_keep_any_address() -> None:
+    settings = cluster_without(publish={"address": "127.0.0.1", "ports": {}})
+    assert str(settings.publish.address) == "127.0.0.1"
+
+
+def test_services_a_swarm_stack_does_not_run_need_no_registry() -> None:
+    # gpu and rtk off, backups off, our two services pinned by digest: nothing is built, so no
+    # registry is needed, though the contexts of the services that are off are still written.
+    settings = cluster_without(
+        "registry",
+        profiles=[],
+        backup={"enabled": False},
+        build={"contexts": {"splat-worker": "../splat-worker"}},
+        images={
+            "discovery": f"registry.example.com/depot-discovery{OUR_DIGEST}",
+            "dispatch": f"registry.example.com/depot-dispatch{OUR_DIGEST}",
+            "postgres": f"postgres:17.2-alpine{OUR_DIGEST}",
+            "grafana": f"grafana/grafana:11.4.0{OUR_DIGEST}",
+            "console": f"nginx:1.27.3-alpine{OUR_DIGEST}",
+        },
+    )
+    assert settings.registry is None
