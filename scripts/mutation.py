@@ -50,23 +50,31 @@ PROJECT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = PROJECT / "scripts" / "mutation_equivalents.toml"
 
 # Module → the unit tests that specify it, most specific first (a run stops at the first
-# failure, so the likeliest killers go first).
+# failure, so the likeliest killers go first). Every test file that imports from a module is
+# listed for it (tests/test_mutation_run.py holds the map to that): a file left out would let
+# its tests' mutants survive.
 MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "depot/policy/rules.py": (
+        "tests/test_policy_edges.py",
         "tests/test_policy.py",
         "tests/test_swarm_policy.py",
         "tests/test_backup_policy.py",
     ),
     "depot/types.py": (
         "tests/test_types.py",
+        "tests/test_settings_edges.py",
         "tests/test_config.py",
         "tests/test_hostile_config.py",
         "tests/test_backup_config.py",
         "tests/test_swarm.py",
+        "tests/test_policy_edges.py",
         "tests/test_policy.py",
         "tests/test_backup_policy.py",
+        "tests/test_catalog.py",
+        "tests/test_graph.py",
     ),
     "depot/config/settings.py": (
+        "tests/test_settings_edges.py",
         "tests/test_config.py",
         "tests/test_hostile_config.py",
         "tests/test_backup_config.py",
@@ -75,6 +83,11 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_backup_service.py",
         "tests/test_services.py",
         "tests/test_catalog.py",
+        "tests/test_policy_edges.py",
+        "tests/test_policy.py",
+        "tests/test_swarm_policy.py",
+        "tests/test_backup_policy.py",
+        "tests/test_workload.py",
     ),
     "depot/review/diff.py": (
         "tests/test_review.py",
@@ -83,6 +96,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_registry_images.py",
         "tests/test_rotation.py",
         "tests/test_backup_service.py",
+        "tests/test_backup_policy.py",
     ),
     "depot/review/plan.py": (
         "tests/test_review.py",
@@ -90,6 +104,15 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_swarm_review.py",
         "tests/test_registry_images.py",
         "tests/test_rotation.py",
+        "tests/test_backup_service.py",
+        "tests/test_backup_policy.py",
+        "tests/test_policy_edges.py",
+        "tests/test_policy.py",
+        "tests/test_swarm_policy.py",
+        "tests/test_catalog.py",
+        "tests/test_drift.py",
+        "tests/test_graph.py",
+        "tests/test_workload.py",
     ),
     "depot/review/render.py": (
         "tests/test_review.py",
@@ -97,6 +120,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_swarm_review.py",
         "tests/test_registry_images.py",
         "tests/test_rotation.py",
+        "tests/test_backup_service.py",
+        "tests/test_backup_policy.py",
     ),
 }
 DEFAULT_CAP = 100  # mutants per module in a sampled run: the six take ~20 min on two cores

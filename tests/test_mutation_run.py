@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -122,3 +123,19 @@ def test_equivalents_are_listed_with_a_reason() -> None:
     assert listed
     assert all(why.strip() for why in listed.values())
     assert {module for module, _ in listed} <= set(mutation.MODULE_TESTS)
+
+
+@pytest.mark.parametrize("module", sorted(mutation.MODULE_TESTS))
+def test_every_test_file_that_imports_a_module_runs_against_its_mutants(module: str) -> None:
+    dotted = module.removesuffix(".py").replace("/", ".")
+    importing = re.compile(
+        rf"^(from {re.escape(dotted)} import|import {re.escape(dotted)}\b)", re.M
+    )
+    importers = {
+        f"tests/{path.name}"
+        for path in (PROJECT_DIR / "tests").glob("test_*.py")
+        if importing.search(path.read_text())
+    }
+    mapped = set(mutation.MODULE_TESTS[module])
+    assert importers <= mapped
+    assert all((PROJECT_DIR / test).is_file() for test in mapped)
