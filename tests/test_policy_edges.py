@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from depot.config.settings import PolicySettings
+from depot.policy.check import check_plan
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST
 from depot.policy.rules import RULES, Stack, final_stage_user
 from depot.resource_types import SERVICE
@@ -19,7 +20,7 @@ from depot.review.plan import Plan, plan_stack
 from depot.review.planned import UNKNOWN
 from depot.types import MAX_RESTART_RETRIES
 from tests.conftest import PROJECT_DIR, edited
-from tests.test_policy import messages
+from tests.test_policy import PROD, messages
 from tests.test_swarm_policy import edited_at
 from tests.test_swarm_policy import messages as cluster_messages
 
@@ -336,3 +337,59 @@ def test_a_postgres_image_whose_tag_names_no_major_is_caught(prod_plan: Plan) ->
         for line in messages(plan, "postgres-major")
     ]
     assert found.startswith(f"runs {reference!r}, whose tag names no postgres major version")
+
+
+# --- more of each rule's edges ------------------------------------------------------------------
+
+
+def test_logs_without_max_size_are_caught(prod_plan: Plan) -> None:
+    change = {"logOpts": {"max-file": "3"}}
+    assert violations(prod_plan, "grafana-container", change, "log-rotation") == [
+        "keeps logs without max-size"
+    ]
+
+
+def test_a_plain_upload_outside_the_secrets_folder_is_no_secret(prod_plan: Plan) -> None:
+    change = {"uploads": [{"file": "/etc/nginx/conf.d/extra.conf", "content": "server {}"}]}
+    assert violations(prod_plan, "postgres-container", change, "secret-delivery") == []
+
+
+def test_a_resource_without_a_fixed_name_may_be_replaced_create_first(prod_plan: Plan) -> None:
+    change = {"name": None, "options": {"deleteBeforeReplace": False}}
+    assert violations(prod_plan, "console-container", change, "delete-before-replace") == []
+
+
+@pytest.mark.parametrize(
+    ("recorded", "message"),
+    [
+        (None, "mounts postgres-data, but the stack does not record which postgres major"),
+        (16, "runs postgres 17 on postgres-data, which holds postgres 16 data"),
+    ],
+)
+def test_postgres_must_run_the_major_its_data_was_recorded_with(
+    prod_plan: Plan, recorded: int | None, message: str
+) -> None:
+    found = [
+        str(v)
+        for v in check_plan(prod_plan, PROD, postgres_major=recorded)
+        if v.rule.id == "postgres-major"
+    ]
+    assert len(found) == 1
+    assert message in found[0]
+
+
+def test_a_swarm_image_built_here_is_not_asked_for_a_digest_before_the_push(
+    cluster_plan: Plan,
+) -> None:
+    plan = edited_at(
+        cluster_plan, SERVICE, "discovery-service", "taskSpec.containerSpec.image", UNKNOWN
+    )
+    assert cluster_messages(plan, "swarm-image-digest") == []
+
+
+def test_a_swarm_image_that_is_no_reference_is_not_by_digest(cluster_plan: Plan) -> None:
+    plan = edited_at(
+        cluster_plan, SERVICE, "grafana-service", "taskSpec.containerSpec.image", "Not An Image"
+    )
+    [line] = cluster_messages(plan, "swarm-image-digest")
+    assert "runs 'Not An Image', not an image by digest" in line
