@@ -393,3 +393,10 @@ def test_a_swarm_image_that_is_no_reference_is_not_by_digest(cluster_plan: Plan)
     )
     [line] = cluster_messages(plan, "swarm-image-digest")
     assert "runs 'Not An Image', not an image by digest" in line
+
+
+def test_a_pulled_swarm_image_not_known_yet_is_not_by_digest(cluster_plan: Plan) -> None:
+    # Only a push of our own build makes the digest known later; a pulled image names it now.
+    image = "taskSpec.containerSpec.image"
+    plan = edited_at(cluster_plan, SERVICE, "grafana-service", image, UNKNOWN)
+    assert len(cluster_messages(plan, "swarm-image-digest")) == 1
