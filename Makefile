@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK ?= dev
 DOCKERFILES := $(shell find . -path ./$(VENV) -prune -o \( -name 'Dockerfile' -o -name '*.Dockerfile' \) -print)
 
-.PHONY: setup test lint typecheck dockerfiles schema workflows pytest up check image-budget bench lock clean
+.PHONY: setup test lint typecheck dockerfiles schema workflows pytest up check image-budget bench mutation lock clean
 
 setup: $(VENV)/.installed
 
@@ -60,6 +60,12 @@ image-budget: setup
 ## Plan speed: depot plan vs direct registration, and 20 vs 200 services.
 bench: setup
 	$(BIN)/python scripts/bench_plan.py
+
+## Do the unit tests catch a deliberate bug? One mutant at a time in the rules, the review, the
+## settings and the types (scripts/mutation.py). Slow, so not in `make test`: a seeded sample of
+## each module (~20 min with JOBS=2); FULL=1 for every mutant, MODULES=depot/types.py for one.
+mutation: setup
+	nice -n 10 $(BIN)/python scripts/mutation.py $(if $(FULL),--all) --jobs $(or $(JOBS),2) $(MODULES)
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

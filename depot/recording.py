@@ -9,6 +9,7 @@ the engine would see: inputs keyed by engine property names (camelCase), secrets
 
 from __future__ import annotations
 
+import base64
 import gc
 import hashlib
 from collections.abc import Callable
@@ -23,7 +24,14 @@ from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from depot.config.loader import RawConfig
-from depot.resource_types import BUILD, COMMAND, RANDOM_PASSWORD, REMOTE_IMAGE, STACK
+from depot.resource_types import (
+    BUILD,
+    COMMAND,
+    RANDOM_BYTES,
+    RANDOM_PASSWORD,
+    REMOTE_IMAGE,
+    STACK,
+)
 
 PROJECT = "depot"
 
@@ -127,6 +135,11 @@ class DepotMocks(pulumi.runtime.Mocks):
         if args.typ == RANDOM_PASSWORD:
             # A replaced password (other length, other rules) is another password.
             outputs["result"] = f"generated-{token.hexdigest()[:24]}"
+        elif args.typ == RANDOM_BYTES:
+            # Stands for the bytes drawn once and kept in state: the same on every run.
+            drawn = hashlib.sha256(token.digest()).digest()[: int(args.inputs.get("length", 0))]
+            outputs["base64"] = base64.b64encode(drawn).decode("ascii")
+            outputs["hex"] = drawn.hex()
         elif args.typ == BUILD:
             outputs["digest"] = f"sha256:{token.hexdigest()}"  # stands for the pushed content
             tag = (args.inputs.get("tags") or [""])[0]
@@ -149,8 +162,8 @@ class DepotMocks(pulumi.runtime.Mocks):
 class RecordingMonitor(mocks.MockMonitor):
     """A ``MockMonitor`` that keeps every request whole (see module docstring)."""
 
-    def __init__(self, recording: Recording) -> None:
-        super().__init__(DepotMocks())
+    def __init__(self, recording: Recording, stand_ins: DepotMocks | None = None) -> None:
+        super().__init__(stand_ins or DepotMocks())
         self.recording = recording
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
@@ -213,19 +226,23 @@ def record(
     config: RawConfig,
     preview: bool = True,
     into: Recording | None = None,
+    stand_ins: DepotMocks | None = None,
 ) -> Recording:
     """Run ``program`` as ``pulumi preview`` (or ``up``) of ``stack`` would, under mocks.
 
     Registrations go to ``into`` when given, so a caller can inspect them after a failure.
+    ``stand_ins``: what the providers compute, when a test needs other values than the
+    deterministic ``DepotMocks`` (e.g. a deployment's own random state).
     """
     recording = into if into is not None else Recording(stack=stack)
+    stand_ins = stand_ins or DepotMocks()
     settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
-        DepotMocks(),
+        stand_ins,
         project=PROJECT,
         stack=stack,
         preview=preview,
-        monitor=RecordingMonitor(recording),
+        monitor=RecordingMonitor(recording, stand_ins),
     )
     pulumi.runtime.set_all_config(dict(config.values), sorted(config.secret_keys))
     settings.ROOT.set(None)  # run_in_stack makes the stack resource, as `pulumi up` does

@@ -16,6 +16,8 @@ NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 DOCKER_SECRET = "docker:index/secret:Secret"  # noqa: S105 - a type name, not a secret
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 - a type name
+RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
+"""Random bytes kept (secret) in state: the SCRAM salt of the database password's rotation."""
 COMMAND = "command:local:Command"
 """A command run where ``pulumi up`` runs: the depot's password rotations (not a workload)."""
 ROTATION_SUFFIX = "-rotation"

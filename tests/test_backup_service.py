@@ -115,6 +115,27 @@ def test_targets_and_recipients_are_space_separated_words(with_rclone: Recording
     assert env["RCLONE_CONFIG"] == "/run/secrets/backup_rclone_config"
 
 
+RECIPIENTS = [
+    "age1xk72a7fvfupmssj73newmhv3pz0exes6n7tzwqytn4aepy3sjecq4q2jpc",
+    "age1967cg380lwgpdxsnrfgg9zznx9nhak5dnzk7g5uk5kwny3vdfecqza320m",
+]
+
+
+@pytest.mark.parametrize("stack", ["prod", "cluster"])
+def test_every_recipient_reaches_the_backup_service_on_each_runtime(stack: str) -> None:
+    # Each restorer holds one key: a dump encrypted to the first alone locks out the others.
+    several = {"depot:backup": {**OFFSITE["depot:backup"], "recipients": RECIPIENTS}}
+    recording = run_stack(stack, several, secrets=RCLONE)
+    if stack == "cluster":
+        env = backup_service(recording).inputs["taskSpec"]["containerSpec"]["env"]
+    else:
+        env = env_of(backup_container(recording))
+    assert env["DEPOT_BACKUP_RECIPIENTS"] == " ".join(RECIPIENTS)
+    settings = settings_with(stack, several, RCLONE)
+    compose = compose_document(settings)["services"]["backup"]["environment"]
+    assert compose["DEPOT_BACKUP_RECIPIENTS"] == " ".join(RECIPIENTS)
+
+
 def test_it_reads_the_password_and_only_a_given_rclone_config_as_files_for_uid_70(
     shipped: dict[str, Recording], with_rclone: Recording
 ) -> None:

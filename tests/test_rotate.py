@@ -28,6 +28,7 @@ from depot.host.rotate import (
     scram_verifier,
 )
 from depot.outputs.secret_files import init_secret_files
+from tests.scram import RFC7677_PASSWORD, RFC7677_SALT, Verifier
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,24 @@ def test_the_scram_verifier_is_what_a_scram_client_proves_against() -> None:
     assert base64.b64decode(server) == hmac.new(salted, b"Server Key", hashlib.sha256).digest()
     assert scram_verifier("pencil") != scram_verifier("pencil")  # a fresh salt each time
     assert "pencil" not in alter_role_statement("pencil")
+
+
+def test_the_verifier_logs_in_the_client_of_rfc_7677s_example() -> None:
+    # RFC 7677 §3's salt and password: the server's half of its exchange, computed from our
+    # verifier, checks the RFC's client proof and signs with the RFC's server signature.
+    verifier = Verifier.parse(scram_verifier(RFC7677_PASSWORD, salt=RFC7677_SALT))
+    assert verifier.iterations == 4096
+    assert verifier.logs_in_rfc7677_client()
+    assert verifier.admits(RFC7677_PASSWORD)
+    assert not verifier.admits(RFC7677_PASSWORD + "!")
+
+
+def test_depot_rotate_sends_a_fresh_random_salt_each_time() -> None:
+    # Host-side, no state to keep a salt in: each rotation draws 16 new bytes (RFC 5802).
+    statements = [alter_role_statement("pencil") for _ in range(3)]
+    verifiers = [Verifier.parse(s.split("PASSWORD '")[1].split("'")[0]) for s in statements]
+    assert len({v.salt for v in verifiers}) == 3
+    assert all(len(v.salt) == 16 and v.admits("pencil") for v in verifiers)
 
 
 def test_compose_is_run_with_the_files_and_project_given(tmp_path: Path) -> None:

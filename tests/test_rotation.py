@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from depot.components.rotation import exec_command, stable_salt, with_retries
-from depot.host.rotate import alter_role_statement, scram_verifier
-from depot.recording import Recording, Registration, Secret
-from depot.resource_types import COMMAND, CONTAINER
+from pulumi.runtime.mocks import MockResourceArgs
+
+from depot.components.rotation import SALT_BYTES, exec_command, with_retries
+from depot.config import RawConfig
+from depot.host.rotate import alter_role_statement
+from depot.program import deploy
+from depot.recording import DepotMocks, Recording, Registration, Secret, record
+from depot.resource_types import COMMAND, CONTAINER, RANDOM_BYTES
 from depot.review.diff import diff_plans
 from depot.review.graph import Edge, build_graph
 from depot.review.plan import new_fingerprint_key, plan_from
-from depot.review.render import diff_text
-from tests.conftest import run_stack, walk
+from depot.review.render import diff_text, dumps, plan_markdown, plan_text
+from tests.conftest import run_stack, stack_config, walk
+from tests.scram import Verifier
 
 DATABASE_CANARY = "rotation-canary-Db71q"
 OTHER_DATABASE_CANARY = "rotation-canary-Db72q"
@@ -45,13 +52,17 @@ def test_the_database_rotation_sends_a_scram_verifier_never_the_password() -> No
     command = rotation(run_stack("prod", secrets=given()), DATABASE_ROTATION)
     stdin = command.inputs["stdin"]
     assert isinstance(stdin, Secret)
-    verifier = scram_verifier(DATABASE_CANARY, stable_salt(DATABASE_CANARY, "postgres"))
-    assert stdin.value.splitlines() == [
+    *settings, alter = stdin.value.splitlines()
+    assert settings == [
         "SET log_statement = 'none';",
         "SET log_min_error_statement = 'panic';",
         "SET log_min_duration_statement = -1;",
-        f"ALTER ROLE postgres PASSWORD '{verifier}';",
     ]
+    assert alter.startswith("ALTER ROLE postgres PASSWORD '")
+    assert alter.endswith("';")
+    verifier = Verifier.parse(verifier_in(stdin.value))
+    assert verifier.admits(DATABASE_CANARY)
+    assert not verifier.admits(OTHER_DATABASE_CANARY)
     # The canary: not in any input of the command, not even inside its secrets.
     assert not [leaf for leaf in leaves(command.inputs) if DATABASE_CANARY in leaf]
 
@@ -152,10 +163,111 @@ def test_an_unchanged_password_leaves_the_rotation_unchanged() -> None:
     assert diff_plans(base, head, base_label="a", head_label="b").empty
 
 
-def test_the_salt_is_the_same_for_a_password_and_another_for_another() -> None:
-    assert stable_salt("one", "postgres") == stable_salt("one", "postgres")
-    assert stable_salt("one", "postgres") != stable_salt("two", "postgres")
-    assert len(stable_salt("one", "postgres")) == 16
+# --- the SCRAM salt: random per deployment, kept in state ----------------------------------------
+
+
+class Deployment(DepotMocks):
+    """One deployment's state: random bytes are drawn on its first run and read back on every
+    later one, as the engine keeps a ``RandomBytes`` result; another deployment draws its own."""
+
+    def __init__(self) -> None:
+        self.drawn: dict[str, bytes] = {}
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        resource_id, outputs = super().new_resource(args)
+        if args.typ == RANDOM_BYTES:
+            drawn = self.drawn.setdefault(args.name, os.urandom(int(args.inputs["length"])))
+            outputs["base64"] = base64.b64encode(drawn).decode("ascii")
+            outputs["hex"] = drawn.hex()
+        return resource_id, outputs
+
+
+def up(deployment: Deployment, stack: str = "prod", database: str = DATABASE_CANARY) -> Recording:
+    config = stack_config(stack)
+    secrets = given(database=database)
+    raw = RawConfig({**config.values, **secrets}, config.secret_keys | frozenset(secrets))
+    return record(deploy, stack=stack, config=raw, preview=False, stand_ins=deployment)
+
+
+def verifier_in(statement: str) -> str:
+    return statement.split("PASSWORD '", 1)[1].split("'", 1)[0]
+
+
+def sent_verifier(recording: Recording) -> Verifier:
+    stdin = rotation(recording, DATABASE_ROTATION).inputs["stdin"]
+    assert isinstance(stdin, Secret)
+    return Verifier.parse(verifier_in(stdin.value))
+
+
+def test_the_salt_is_sixteen_random_bytes_kept_secret_in_state() -> None:
+    recording = up(Deployment())
+    [salt] = recording.of_type(RANDOM_BYTES)
+    assert (salt.name, salt.inputs) == (f"{DATABASE_ROTATION}-salt", {"length": SALT_BYTES})
+    assert SALT_BYTES == 16
+    # Its outputs are encrypted in state, as the engine treats additionalSecretOutputs.
+    assert {"base64", "hex"} <= set(salt.additional_secret_outputs)
+    assert salt.parent == next(
+        r.urn
+        for r in recording.registrations
+        if r.type == "depot:rotation:PasswordRotation" and r.name == DATABASE_ROTATION
+    )
+    # The rotation waits for it: the salt is one of the stdin's dependencies.
+    assert salt.urn in rotation(recording, DATABASE_ROTATION).property_dependencies["stdin"]
+
+
+def test_the_verifier_is_valid_scram_over_the_deployments_own_salt() -> None:
+    deployment = Deployment()
+    verifier = sent_verifier(up(deployment))
+    assert verifier.salt == deployment.drawn[f"{DATABASE_ROTATION}-salt"]
+    assert verifier.iterations == 4096
+    assert verifier.admits(DATABASE_CANARY)
+
+
+def test_two_deployments_with_one_password_share_no_salt_nor_verifier() -> None:
+    # A salt derived from the password would be the same in both: postgres shows the salt to
+    # anyone who starts a login, which would tell that the two share a password.
+    first, second = sent_verifier(up(Deployment())), sent_verifier(up(Deployment()))
+    assert first.salt != second.salt
+    assert first.stored_key != second.stored_key
+    assert first.admits(DATABASE_CANARY)
+    assert second.admits(DATABASE_CANARY)
+
+
+def test_each_stack_draws_its_own_salt() -> None:
+    dev, prod = sent_verifier(up(Deployment(), "dev")), sent_verifier(up(Deployment(), "prod"))
+    assert dev.salt != prod.salt
+
+
+def test_the_same_state_gives_the_same_verifier_on_every_up() -> None:
+    # No new trigger for an unchanged password: nothing random is drawn outside the state.
+    deployment = Deployment()
+    first, again = up(deployment), up(deployment)
+    stdin = rotation(first, DATABASE_ROTATION).inputs["stdin"]
+    assert stdin == rotation(again, DATABASE_ROTATION).inputs["stdin"]
+    assert len(deployment.drawn) == 1
+
+
+def test_a_new_password_keeps_the_deployments_salt_and_changes_the_verifier() -> None:
+    deployment = Deployment()
+    before = sent_verifier(up(deployment))
+    after = sent_verifier(up(deployment, database=OTHER_DATABASE_CANARY))
+    assert before.salt == after.salt
+    assert after.admits(OTHER_DATABASE_CANARY)
+    assert not after.admits(DATABASE_CANARY)
+
+
+def test_the_salt_and_the_verifier_are_never_plain() -> None:
+    deployment = Deployment()
+    recording = up(deployment)
+    verifier = verifier_in(rotation(recording, DATABASE_ROTATION).inputs["stdin"].value)
+    salt = deployment.drawn[f"{DATABASE_ROTATION}-salt"]
+    shown = (verifier, base64.b64encode(salt).decode(), salt.hex())
+    for registration in recording.registrations:
+        for leaf, inside_secret in walk(registration.inputs):
+            assert inside_secret or not any(value in str(leaf) for value in shown)
+    plan = plan_from(recording)
+    for text in (plan_text(plan), plan_markdown(plan), dumps(plan.to_json())):
+        assert not [value for value in shown if value in text]
 
 
 def test_a_swarm_stack_has_no_rotation_command() -> None:

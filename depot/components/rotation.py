@@ -20,16 +20,23 @@ again; an unchanged one is no change. On the first
 has just set — and so it also covers a stack that gains this resource on an existing volume.
 psql is tried up to five times (``with_retries``): on a first ``up`` postgres' init server may
 still be stopping.
+
+The verifier's salt is 16 random bytes (RFC 5802), a ``RandomBytes`` resource of this stack:
+drawn on the first ``up``, kept encrypted in state, so an unchanged password gives the same
+verifier (no new trigger) on every later ``up``, while no two deployments share a salt.
+postgres hands the salt to any client that starts a login, so it must reveal nothing: neither
+the password it was once derived from, nor which other deployments share a password.
 """
 
 from __future__ import annotations
 
-import hmac
+import base64
 import shlex
 from collections.abc import Sequence
 
 import pulumi
 import pulumi_command as command
+import pulumi_random as random
 
 from depot.catalog import SecretName, ServiceSpec
 from depot.host.rotate import alter_role_statement
@@ -46,15 +53,7 @@ _PSQL = (
 _GRAFANA_RESET = ("grafana", "cli", "admin", "reset-admin-password", "--password-from-stdin")
 
 
-def stable_salt(password: str, context: str) -> bytes:
-    """A SCRAM salt that is the same for the same password, so an unchanged one is no change.
-
-    A random salt would give a new verifier — a new trigger — on every ``up``. Keyed by the
-    password, for ``context`` (the role): the salt is unpredictable without the password.
-    """
-    return hmac.new(password.encode(), f"depot scram salt {context}".encode(), "sha256").digest()[
-        :16
-    ]
+SALT_BYTES = 16  # RFC 5802 asks for a random salt; 16 bytes, as postgres draws its own
 
 
 def exec_command(container: str, program: Sequence[str], *, user: str | None = None) -> str:
@@ -119,8 +118,11 @@ class PasswordRotation(pulumi.ComponentResource):
         stdin: pulumi.Output[str]
         if holder.name == "postgres":
             line = with_retries(exec_command(holder.container_name, _PSQL, user="postgres"))
-            stdin = password.apply(
-                lambda value: alter_role_statement(value, salt=stable_salt(value, "postgres"))
+            salt = random.RandomBytes(
+                f"{name}-salt", length=SALT_BYTES, opts=pulumi.ResourceOptions(parent=self)
+            )
+            stdin = pulumi.Output.all(password, salt.base64).apply(
+                lambda values: alter_role_statement(values[0], salt=base64.b64decode(values[1]))
             )
         elif holder.name == "grafana":
             line = exec_command(holder.container_name, _GRAFANA_RESET)

@@ -38,6 +38,7 @@ from depot.resource_types import (
     CONTAINER,
     DOCKER_SECRET,
     NETWORK,
+    RANDOM_BYTES,
     RANDOM_PASSWORD,
     REMOTE_IMAGE,
     SERVICE,
@@ -64,6 +65,7 @@ _REPLACE_ALL_BUT: dict[str, frozenset[str]] = {
     VOLUME: frozenset({"cluster"}),
     REMOTE_IMAGE: frozenset({"keepLocally", "forceRemove", "build"}),
     RANDOM_PASSWORD: frozenset(),
+    RANDOM_BYTES: frozenset(),
     DOCKER_SECRET: frozenset(),
 }
 
