@@ -55,12 +55,17 @@ EQUIVALENTS = PROJECT / "scripts" / "mutation_equivalents.toml"
 # its tests' mutants survive.
 MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "depot/policy/rules.py": (
+        "tests/test_host_paths.py",
+        "tests/test_backup_targets.py",
         "tests/test_policy_edges.py",
         "tests/test_policy.py",
         "tests/test_swarm_policy.py",
         "tests/test_backup_policy.py",
     ),
     "depot/types.py": (
+        "tests/test_backup_targets.py",
+        "tests/test_ssh_options.py",
+        "tests/test_host_paths.py",
         "tests/test_types.py",
         "tests/test_settings_edges.py",
         "tests/test_config.py",
@@ -74,6 +79,9 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_graph.py",
     ),
     "depot/config/settings.py": (
+        "tests/test_backup_targets.py",
+        "tests/test_host_paths.py",
+        "tests/test_ssh_options.py",
         "tests/test_settings_edges.py",
         "tests/test_config.py",
         "tests/test_hostile_config.py",
@@ -90,6 +98,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_workload.py",
     ),
     "depot/review/diff.py": (
+        "tests/test_review_markdown.py",
+        "tests/test_review_risks.py",
         "tests/test_review.py",
         "tests/test_diff_review.py",
         "tests/test_swarm_review.py",
@@ -99,6 +109,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_backup_policy.py",
     ),
     "depot/review/plan.py": (
+        "tests/test_host_paths.py",
+        "tests/test_review_risks.py",
         "tests/test_review.py",
         "tests/test_diff_review.py",
         "tests/test_swarm_review.py",
@@ -115,6 +127,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_workload.py",
     ),
     "depot/review/render.py": (
+        "tests/test_review_markdown.py",
+        "tests/test_review_risks.py",
         "tests/test_review.py",
         "tests/test_diff_review.py",
         "tests/test_swarm_review.py",
