@@ -460,6 +460,9 @@ _ON_THIS_HOST = {"local": "rclone's local backend", "memory": "rclone's memory b
 # `password_command`, `metadata_mapper` and `name_transform` (its `command=`). None is in
 # INLINE_TARGET_OPTIONS; this only words their refusal.
 _RUNS_A_PROGRAM = re.compile(r"(?:^|\.)(?:ssh|\w*_command|metadata_mapper|name_transform)$")
+# What an allowed option's value may hold (INLINE_TARGET_OPTIONS): a region, a mode, a name, a
+# number, an endpoint's URL or a KMS key's ARN.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._:/+-]*")
 _URL_USER_INFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@")
 _URL_QUERY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^?#]*[?#]")
 _MOST_WRAPPED = 8  # named remotes inside named remotes, deeper than any real configuration
@@ -755,6 +758,15 @@ def _checked_option(key: str, value: str, option: str, at: int, *, wrapper: bool
             "holds a URL with a query or fragment, which can carry a token, in option {option} "
             "at character {position}; write the URL without one, or define the remote in "
             "depot:backupRcloneConfig",
+            at,
+            option=option,
+        )
+    if not wrapper and not _PLAIN_VALUE.fullmatch(value):
+        # No allowed option's value needs more (an endpoint is a URL, a KMS key an ARN); a ','
+        # or '=' in one, quoted, is a second option's text riding inside it.
+        raise _refusal(
+            "sets option {option} at character {position} to a value with a character none of "
+            "its values needs; use letters, digits and . _ : / + - (quoted where it holds ':')",
             at,
             option=option,
         )

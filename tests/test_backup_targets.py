@@ -223,6 +223,34 @@ def test_every_allowed_option_is_accepted_inline(option: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "target",
+    [
+        # The property's find: a quoted value of an allowed option carrying a second option.
+        f":s3,acl={PLAIN},acl='{PLAIN},secret_access_key={SECRET},acl=':{PLAIN}':",
+        f":s3,region='eu-west-1,secret_access_key={SECRET}':depot",
+        f':sftp,user="depot""{SECRET}":depot',
+    ],
+)
+def test_an_allowed_option_holds_a_plain_value_only(target: str) -> None:
+    message = refused(given_targets(target))
+    assert SECRET not in message
+    assert PLAIN not in message
+    assert "to a value with a character none of its values needs" in message
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        ":s3,endpoint='https://s3.eu.example.com:9000':depot/prod",
+        ":s3,server_side_encryption='aws:kms',sse_kms_key_id='arn:aws:kms:eu-west-1:1:key/a-b':d",
+        ":s3,provider=Ceph,region=eu-1,storage_class=STANDARD_IA,acl=private:depot",
+    ],
+)
+def test_allowed_options_take_the_values_real_stores_need(target: str) -> None:
+    assert accepted(given_targets(target)) == (target,)
+
+
+@pytest.mark.parametrize(
     ("target", "where"),
     [
         (f":s3,endpoint='https://key:{SECRET}@s3.example.com':b", "in option endpoint at "
