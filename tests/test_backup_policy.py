@@ -97,7 +97,7 @@ def _given_targets(targets: str) -> list[str]:
     """
     edited = _with_targets(plan_from(run_stack("prod")), targets)
     found = check_plan(edited, PROD, postgres_major=17)
-    return [v.rule.id for v in found if v.rule.id == "backup-off-host"]
+    return [v.message for v in found if v.rule.id == "backup-off-host"]
 
 
 def _with_targets(plan: Plan, targets: str) -> Plan:
@@ -122,7 +122,11 @@ def _with_targets(plan: Plan, targets: str) -> Plan:
     ],
 )
 def test_a_target_on_this_host_or_wrapping_it_is_not_off_the_host(targets: str) -> None:
-    assert _given_targets(targets) == ["backup-off-host"]
+    # Every target is this host: that is keeping every backup on it, said as such.
+    assert _given_targets(targets) == [
+        "keeps every backup on the host it backs up (postgres-backups): a lost host loses the "
+        "backups with the data"
+    ]
 
 
 def test_a_target_on_this_host_beside_one_off_it_is_named_by_position() -> None:
