@@ -551,3 +551,34 @@ def test_an_accepted_target_is_what_the_plain_environment_carries(tmp_path: Path
     completed = run_depot("compose", "--stack", "prod", cwd=project, env=env)
     assert completed.returncode == 0, completed.stderr
     assert f"DEPOT_BACKUP_TARGETS: {target}" in completed.stdout
+
+
+# --- the reader's edges (survivors of `make mutation`) ----------------------------------------
+
+
+@pytest.mark.parametrize("target", [":s3,env_auth", ":s3,acl="])
+def test_options_without_a_path_are_refused_where_the_text_ends(target: str) -> None:
+    assert refused(given_targets(target)).startswith(
+        f"{WITHHELD}is not a backup target at character {len(target)}: the remote's options "
+        "end with ':' and a path; use name:path"
+    )
+
+
+def test_an_option_without_a_name_is_refused_at_the_character_after_its_comma() -> None:
+    message = refused(given_targets(":s3,=x:depot"))
+    assert " at character 5: an option's name holds only letters, digits, _ and .;" in message
+
+
+def test_an_archive_given_its_remote_keeps_its_path_inside_the_archive() -> None:
+    # With `remote` set, the path names a file in the archive, not a folder of this host.
+    target = ":archive,remote='offsite:depot':prod/depot.zip"
+    assert accepted(given_targets(target)) == (target,)
+
+
+def test_the_rclone_config_is_read_past_blank_lines_and_comments() -> None:
+    config = (
+        "# written by rclone config\n\n[nas]\n; a comment\ntype = sftp\n\n"
+        "[home]\n# type = sftp\ntype = local\n"
+    )
+    assert accepted(given_targets("nas:depot", rclone=config)) == ("nas:depot",)
+    assert "rclone's local backend" in refused(given_targets("home:depot", rclone=config))

@@ -19,6 +19,7 @@ from depot.config.settings import (
     DataSettings,
     GpuResource,
     PublishSettings,
+    RegistrySettings,
     RestartPolicy,
     RetentionSettings,
     ServiceLimits,
@@ -294,3 +295,9 @@ def test_services_a_swarm_stack_does_not_run_need_no_registry() -> None:
         },
     )
     assert settings.registry is None
+
+
+def test_a_registry_with_a_namespace_is_logged_in_to_at_its_host() -> None:
+    # Credentials are for host[:port]; the namespace after it is part of image names only.
+    registry = RegistrySettings(address="registry.example.com:5000/depot/team")
+    assert registry.host == "registry.example.com:5000"
