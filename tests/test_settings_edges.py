@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from depot.config import DepotSettings, RawConfig, load_settings
+from depot.config import ConfigError, DepotSettings, RawConfig, load_settings
 from depot.config.settings import (
     BackupSettings,
     DataSettings,
@@ -301,3 +301,14 @@ def test_a_registry_with_a_namespace_is_logged_in_to_at_its_host() -> None:
     # Credentials are for host[:port]; the namespace after it is part of image names only.
     registry = RegistrySettings(address="registry.example.com:5000/depot/team")
     assert registry.host == "registry.example.com:5000"
+
+
+def test_a_swarm_image_pinned_by_tag_is_named_as_the_stack_pins_it() -> None:
+    images = {
+        "postgres": f"postgres:17.2-alpine{OUR_DIGEST}",
+        "grafana": "grafana/grafana:11.9.9",  # by tag: refused on a swarm
+        "console": f"nginx:1.27.3-alpine{OUR_DIGEST}",
+    }
+    with pytest.raises(ConfigError) as refused:
+        cluster_without(images=images)
+    assert "runs grafana by tag (grafana/grafana:11.9.9)" in str(refused.value)
