@@ -253,8 +253,10 @@ def test_a_tag_without_a_leading_version_names_no_major(reference: str) -> None:
     assert postgres_major(reference) is None
 
 
-@pytest.mark.parametrize("new", ["postgres:latest", "postgres@sha256:" + "d" * 64])
-def test_from_one_unversioned_tag_to_another_is_data_at_risk(new: str) -> None:
+@pytest.mark.parametrize(
+    "new", ["postgres:latest", "postgres@sha256:" + "d" * 64, "postgres:17.2-alpine"]
+)
+def test_from_an_unversioned_tag_to_any_other_is_data_at_risk(new: str) -> None:
     base = edited(plan_from(run_stack("prod")), "postgres-image", {"name": "postgres:alpine"})
     head = edited(base, "postgres-image", {"name": new})
     diff = _diff(base, head)
