@@ -144,3 +144,9 @@ def test_hostile_names_stay_inside_their_graph_label() -> None:
 def test_each_character_with_a_meaning_is_a_character_reference(value: str, escaped: str) -> None:
     assert md(value) == escaped
     assert md(md(value)) == escaped, "Markdown is never escaped twice"
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r", "\u2028", "\u2029", "\x85", "\x1b"])
+def test_a_line_or_paragraph_separator_in_a_value_is_a_character_reference(separator: str) -> None:
+    # A raw one would end a table row where a renderer reads it as a line break.
+    assert md(f"a{separator}b") == f"a&#{ord(separator)};b"
