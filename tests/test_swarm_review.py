@@ -130,3 +130,11 @@ def test_depot_plan_of_the_cluster_shows_services(capsys: pytest.CaptureFixture[
     plan = as_read(capsys.readouterr().out)
     assert plan.count("| `docker:index/service:Service` |") == 8
     assert "docker:index/container:Container" not in plan
+
+
+def test_one_start_first_task_rolls_too() -> None:
+    # One replica, started before the old one stops: it keeps serving through the update.
+    one = {"depot:replicas": {"discovery": 1, "dispatch": 2}}
+    diff = diff_plans(_plan(one), _plan({**one, "depot:logLevel": "debug"}), base_label="a",
+                      head_label="b")  # fmt: skip
+    assert "~ docker:index/service:Service discovery-service [rolling]" in diff_text(diff)
