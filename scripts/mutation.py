@@ -49,6 +49,19 @@ from types import FrameType
 PROJECT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = PROJECT / "scripts" / "mutation_equivalents.toml"
 
+# Every test file that reads a diff or renders one: the review modules' mutants run against
+# them all.
+_REVIEW_TESTS = (
+    "tests/test_review_markdown.py",
+    "tests/test_review_risks.py",
+    "tests/test_review.py",
+    "tests/test_diff_review.py",
+    "tests/test_swarm_review.py",
+    "tests/test_registry_images.py",
+    "tests/test_rotation.py",
+    "tests/test_backup_service.py",
+    "tests/test_backup_policy.py",
+)
 # Module → the unit tests that specify it, most specific first (a run stops at the first
 # failure, so the likeliest killers go first). Every test file that imports from a module is
 # listed for it (tests/test_mutation_run.py holds the map to that): a file left out would let
@@ -97,27 +110,10 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_backup_policy.py",
         "tests/test_workload.py",
     ),
-    "depot/review/diff.py": (
-        "tests/test_review_markdown.py",
-        "tests/test_review_risks.py",
-        "tests/test_review.py",
-        "tests/test_diff_review.py",
-        "tests/test_swarm_review.py",
-        "tests/test_registry_images.py",
-        "tests/test_rotation.py",
-        "tests/test_backup_service.py",
-        "tests/test_backup_policy.py",
-    ),
+    "depot/review/diff.py": _REVIEW_TESTS,
     "depot/review/plan.py": (
+        *_REVIEW_TESTS,
         "tests/test_host_paths.py",
-        "tests/test_review_risks.py",
-        "tests/test_review.py",
-        "tests/test_diff_review.py",
-        "tests/test_swarm_review.py",
-        "tests/test_registry_images.py",
-        "tests/test_rotation.py",
-        "tests/test_backup_service.py",
-        "tests/test_backup_policy.py",
         "tests/test_policy_edges.py",
         "tests/test_policy.py",
         "tests/test_swarm_policy.py",
@@ -126,17 +122,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_graph.py",
         "tests/test_workload.py",
     ),
-    "depot/review/render.py": (
-        "tests/test_review_markdown.py",
-        "tests/test_review_risks.py",
-        "tests/test_review.py",
-        "tests/test_diff_review.py",
-        "tests/test_swarm_review.py",
-        "tests/test_registry_images.py",
-        "tests/test_rotation.py",
-        "tests/test_backup_service.py",
-        "tests/test_backup_policy.py",
-    ),
+    "depot/review/render.py": _REVIEW_TESTS,
 }
 DEFAULT_CAP = 100  # mutants per module in a sampled run: the six take ~20 min on two cores
 DEFAULT_SEED = 19
