@@ -6,7 +6,6 @@ Field aliases are the keys users write in ``Pulumi.<stack>.yaml`` under the ``de
 
 from __future__ import annotations
 
-import re
 from ipaddress import IPv4Address
 from typing import Annotated, Self, get_args
 
@@ -404,13 +403,12 @@ class BackupSettings(SettingsModel):
         )
 
 
-_SECTION = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*$", re.MULTILINE)
 _ENCRYPTED_RCLONE_CONFIG = "RCLONE_ENCRYPT_V0:"
 
 
 def rclone_sections(config: str) -> set[str]:
-    """The remotes an rclone.conf defines (its ``[name]`` sections)."""
-    return {match["name"].strip() for match in _SECTION.finditer(config)}
+    """The remotes an rclone.conf defines (its ``[name]`` sections), as rclone reads it."""
+    return {name for name in read_rclone_config(config) if name}
 
 
 SecretSetting = Annotated[SecretStr | None, Field(default=None)]
@@ -507,9 +505,8 @@ class DepotSettings(SettingsModel):
                 "it as a secret",
                 {"key": "backupRcloneConfig"},
             )
-        defined = rclone_sections(text) if text is not None else set()
-        # Read to judge what a named remote is or wraps; a message tells only what that comes
-        # down to (a local path, rclone's local backend), never a word of the config.
+        # Read once: which remotes it defines, and what each is or wraps. A message tells only
+        # what that comes down to (a local path, rclone's local backend), never a word of it.
         remotes = read_rclone_config(text) if text is not None else {}
         for index, written in enumerate(self.backup.targets):
             target = parse_rclone_target(written)
@@ -519,7 +516,7 @@ class DepotSettings(SettingsModel):
             if why is not None:
                 raise on_this_host_refusal(why, key=f"backup.targets.{index}")
             remote = target.remote
-            if remote is None or remote in defined:
+            if remote is None or remote in remotes:
                 continue
             where = (
                 "depot:backupRcloneConfig is not set"
