@@ -176,7 +176,7 @@ def _describe(source: str, raw: RawConfig, error: ErrorDetails, secret_keys: set
     if rule.startswith("Input should be "):
         rule = "should be " + rule.removeprefix("Input should be ")
     if error["type"].endswith(("_type", "_parsing")):
-        expected = _description_at(DepotSettings, names)
+        expected = _expected_at(DepotSettings, names)
         rule += f"; expected {expected}" if expected else ""
     if not names or names[0] in secret_keys:
         return f"{where}: {path}: {'[secret] ' if names else ''}{rule}"
@@ -256,13 +256,15 @@ def _model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _description_at(model: type[BaseModel], loc: list[str]) -> str | None:
-    """The ``description`` of the field at ``loc``: what a value there must look like."""
+def _expected_at(model: type[BaseModel], loc: list[str]) -> str | None:
+    """What a value at ``loc`` must look like: its field's ``expected`` (JSON schema extra)."""
     holder = _model_at(model, loc[:-1]) if loc else None
     if holder is None:
         return None
     fields = {f.alias or name: f for name, f in holder.model_fields.items()}
-    return fields[loc[-1]].description if loc[-1] in fields else None
+    extra = fields[loc[-1]].json_schema_extra if loc[-1] in fields else None
+    expected = extra.get("expected") if isinstance(extra, dict) else None
+    return expected if isinstance(expected, str) else None
 
 
 def _unwrap(annotation: object) -> object:

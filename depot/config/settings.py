@@ -1,7 +1,10 @@
 """The stack's settings: one typed model per concern, validated once before any resource exists.
 
 Field aliases are the keys users write in ``Pulumi.<stack>.yaml`` under the ``depot:`` namespace
-(camelCase, as Pulumi config keys usually are); README "Configuration" documents each of them.
+(camelCase, as Pulumi config keys usually are). The docstring under each field is its
+description: the manual's settings reference (docs/reference/settings.md) is generated from them,
+and ``tests/test_docs_reference.py`` fails when one is missing. ``expected`` (in a field's JSON
+schema extra) says what a value must look like, for the loader's type errors.
 """
 
 from __future__ import annotations
@@ -68,10 +71,15 @@ checks of a secret's content skip it, since the real value is unknown there."""
 
 
 class SettingsModel(BaseModel):
-    """Base for every settings model: immutable, camelCase keys, unknown keys rejected."""
+    """Base for every settings model: immutable, camelCase keys, unknown keys rejected, and
+    each field described by the docstring under it."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
     )
 
 
@@ -79,7 +87,9 @@ class RestartPolicy(SettingsModel):
     """Docker's restart policy, written as in Compose: ``unless-stopped`` or ``on-failure:3``."""
 
     name: RestartName
+    """The policy's name, as Compose writes it."""
     max_retries: int | None = None
+    """How often ``on-failure`` restarts a container before it gives up."""
 
     @model_validator(mode="before")
     @classmethod
@@ -104,8 +114,14 @@ class ServiceLimits(SettingsModel):
     """Resource limits of one container (Compose ``mem_limit``, ``cpus``, ``mem_reservation``)."""
 
     memory: Megabytes
+    """The container's memory limit (Compose ``mem_limit``): a size with a unit k, m or g, e.g.
+    ``256m``; a whole number of MiB, at least ``6m``, at most ``4096g``."""
     cpus: Cpus
+    """How many CPUs the container may use (Compose ``cpus``): a decimal number from 0.01 to 512,
+    e.g. ``0.5``."""
     memory_reservation: Megabytes | None = None
+    """The memory the container is guaranteed (Compose ``mem_reservation``), written like
+    ``memory`` and no larger than it."""
 
     @model_validator(mode="after")
     def _reservation_below_limit(self) -> Self:
@@ -121,15 +137,29 @@ class DockerSettings(SettingsModel):
     """Which Docker daemon the stack deploys to."""
 
     host: DockerHost = "unix:///var/run/docker.sock"
+    """The Docker daemon the stack deploys to, as ``DOCKER_HOST`` spells it: ``unix:///path``,
+    ``tcp://host[:port]`` or ``ssh://user@host[:port]``, where user and host start with a letter
+    or a digit (so nothing reaches ``ssh`` as an option). The program builds its own providers
+    from it: ``docker:host`` is not read."""
     ssh_opts: SshOptions = ()
+    """Options for the ``ssh`` that reaches an ``ssh://`` host, read as ssh reads them and allowed
+    only when they tune the connection (see "ssh options" in the configuration guide). Given,
+    normalised to ``-oKeyword=value``, to the provider, the rotation commands and every ``depot``
+    command that reaches the host; image builds on an ``ssh://`` build host cannot be given
+    them."""
 
 
 class BuildSettings(SettingsModel):
     """Where the Rust services' sources are, whether previews build them, and where."""
 
     contexts: dict[ServiceName, HostPath] = Field(
-        default_factory=dict, description="a map of built service to its source directory"
+        default_factory=dict,
+        json_schema_extra={"expected": "a map of built service to its source directory"},
     )
+    """Each Rust service's crate, the directory its image is built from (relative paths are
+    taken from this project's directory). Required for every enabled service built here; a
+    service that ``depot:images`` runs by digest is not built and needs none. The backup service
+    is built from this repository and never has one."""
 
     @model_validator(mode="after")
     def _only_built_services(self) -> Self:
@@ -158,25 +188,37 @@ class BuildSettings(SettingsModel):
         return self
 
     on_preview: bool = False
-    # The daemon that builds. Unset: the stack's Docker host when images are loaded there,
-    # the local daemon of whoever runs `pulumi up` when they are pushed to a registry.
+    """Whether ``pulumi preview`` builds the images too (``buildOnPreview``); off, only ``up``
+    builds."""
     host: DockerHost | None = None
+    """The daemon that builds. Unset: the stack's Docker host when images are loaded there, the
+    local daemon of whoever runs ``pulumi up`` when they are pushed to a registry."""
 
 
 class ConsoleSettings(SettingsModel):
     """Host paths bind-mounted into the console (nginx)."""
 
     dist_path: HostPath = "../console/dist"
+    """The console's build (its ``dist/`` with ``index.html``), bind-mounted read-only into
+    nginx. A path on the Docker host: absolute whenever that host is another machine."""
     sessions_path: HostPath = "/data/sessions"
+    """The folder the console keeps its sessions in, bind-mounted read-write. A path on the
+    Docker host: absolute whenever that host is another machine."""
 
 
 class PublishSettings(SettingsModel):
     """Which services publish a port on the Docker host, and on which address."""
 
     address: IPv4Address = IPv4Address("127.0.0.1")
+    """The host address published ports bind. A swarm stack publishes through its ingress on
+    every address of every node, so there it must be ``0.0.0.0``."""
     ports: dict[ServiceName, Port] = Field(
-        default_factory=dict, description="a map of service to a host port, 1-65535"
+        default_factory=dict,
+        json_schema_extra={"expected": "a map of service to a host port, 1-65535"},
     )
+    """The services reachable from the host, each with its host port (each port used once).
+    postgres is refused (it stays on the internal network), and so is a service that listens
+    on no port (splat-worker, rtk-base)."""
 
     @model_validator(mode="after")
     def _database_stays_private(self) -> Self:
@@ -218,18 +260,23 @@ class DataSettings(SettingsModel):
     """How stateful resources are guarded. They are always retained on delete."""
 
     protect: bool = True
-    # The postgres major version postgres-data was initialised with: production refuses an
-    # image of another major, which could not open it (README "Upgrading postgres").
+    """Protect ``postgres-data`` (and ``postgres-backups``) from ``pulumi destroy`` and from a
+    replacement; both are retained on delete whatever this says."""
     postgres_major: int | None = Field(default=None, ge=10, le=99)
+    """The postgres major version ``postgres-data`` was initialised with. An image of another
+    major could not open it: ``depot diff`` marks one as data at risk, and the production rule
+    ``postgres-major`` refuses it (and requires this set). See "Upgrading postgres"."""
 
 
 class RegistrySettings(SettingsModel):
     """Where prod pushes the images it builds: ``<address>/depot-<service>``."""
 
     address: Registry
-    username: RegistryUsername | None = (
-        None  # with depot:registryPassword; else the builder's docker login
-    )
+    """The registry (with an optional path) built images are pushed to, as
+    ``<address>/depot-<service>:<commit>``, and run from by digest."""
+    username: RegistryUsername | None = None
+    """Who pushes, with ``depot:registryPassword`` (no spaces, colons or control characters);
+    unset, the builder's own ``docker login`` pushes."""
 
     @property
     def host(self) -> str:
@@ -240,19 +287,27 @@ class RegistrySettings(SettingsModel):
 class ReleaseSettings(SettingsModel):
     """What pushed images are tagged with: the commit, and a release version if any."""
 
-    commit: GitCommit | None = None  # unset: DEPOT_RELEASE_COMMIT, else this checkout's HEAD
+    commit: GitCommit | None = None
+    """The commit pushed images are tagged with (7 to 40 lowercase hex digits); unset,
+    ``DEPOT_RELEASE_COMMIT``, else this checkout's ``HEAD``."""
     version: ReleaseVersion | None = None
+    """A release version pushed images are also tagged with."""
 
 
 class PolicySettings(SettingsModel):
     """How `depot check` and the CrossGuard pack treat this stack (README "Policy")."""
 
     enforcement: EnforcementLevel = "mandatory"
-    # Production rules (limits, digest-pinned images, protected data, no `restart: no`) apply.
+    """How every rule is enforced: ``mandatory`` blocks a deployment and fails ``depot check``,
+    ``advisory`` warns, ``disabled`` skips."""
     production: bool = True
+    """Whether the production rules apply (limits, digest-pinned images, protected data,
+    backups off the host and encrypted, no ``restart: no``)."""
     rules: dict[PolicyRuleId, EnforcementLevel] = Field(
-        default_factory=dict, description="a map of rule id to mandatory, advisory or disabled"
+        default_factory=dict,
+        json_schema_extra={"expected": "a map of rule id to mandatory, advisory or disabled"},
     )
+    """A level for single rules, overriding ``enforcement`` for them."""
 
     def level(self, rule: PolicyRuleId) -> EnforcementLevel:
         return self.rules.get(rule, self.enforcement)
@@ -262,7 +317,10 @@ class GpuResource(SettingsModel):
     """The generic resource a Swarm service reserves for GPU access, as GPU nodes advertise it."""
 
     kind: GenericResourceKind = "NVIDIA-GPU"
+    """The kind of generic resource GPU nodes advertise (``node-generic-resources`` in their
+    ``daemon.json``); it must match what the nodes advertise."""
     count: int = Field(default=1, ge=1, le=64)
+    """How many of them splat-worker reserves."""
 
     @property
     def spec(self) -> str:
@@ -274,9 +332,14 @@ class SwarmSettings(SettingsModel):
     """Where a swarm stack's pinned services run (read only with ``depot:runtime: swarm``)."""
 
     node_labels: dict[ServiceName, NodeLabel] = Field(
-        default_factory=dict, description="a map of service to a node label, e.g. depot.gpu"
+        default_factory=dict,
+        json_schema_extra={"expected": "a map of service to a node label, e.g. depot.gpu"},
     )
+    """The node label a pinned service runs on, renaming the catalogue's (postgres
+    ``depot.postgres-data``, splat-worker ``depot.gpu``, rtk-base ``depot.gnss``); the backup
+    service follows postgres' label and has none of its own."""
     gpu: GpuResource = GpuResource()
+    """The GPU splat-worker reserves: Swarm has no ``--gpus``, only generic resources."""
 
     @model_validator(mode="after")
     def _only_pinned_services(self) -> Self:
@@ -321,10 +384,16 @@ class RetentionSettings(SettingsModel):
     """
 
     hourly: Retained = 0
+    """Keep the first good backup of each of the newest this many hours that hold one."""
     daily: Retained = 0
+    """Keep the first good backup of each of the newest this many days (UTC) that hold one."""
     weekly: Retained = 0
+    """Keep the first good backup of each of the newest this many ISO weeks that hold one."""
     monthly: Retained = 0
+    """Keep the first good backup of each of the newest this many months that hold one."""
     local: Annotated[int, Field(ge=1, le=MAX_RETAINED)] = 2
+    """With targets: how many of the newest backups the host keeps, besides every backup still
+    waiting to leave it."""
 
     @property
     def keeps_any(self) -> bool:
@@ -335,14 +404,28 @@ class BackupSettings(SettingsModel):
     """Scheduled, verified, encrypted dumps of the depot's database (README "Backups")."""
 
     enabled: bool = False
+    """Whether the stack runs the backup service (``depot-backup``). The other keys are
+    validated either way, so a stack can switch backups off and keep its settings."""
     schedule: BackupInterval = 86400
+    """How often a backup runs: ``15m``-``59m``, ``1h``-``168h`` or ``1d``-``7d``, held as
+    seconds (the default, 86400, is ``24h``). Runs fall on its multiples counted from 00:00
+    UTC."""
     retention: RetentionSettings = RetentionSettings(daily=7, weekly=4)
+    """How many good backups are kept, grandfather-father-son in UTC, on each target (and on
+    the host without targets); with backups on, at least one of hourly, daily, weekly or monthly
+    is 1 or more."""
     recipients: tuple[AgeRecipient, ...] = Field(
-        default=(), description="a list of age public keys (age1…)"
+        default=(), json_schema_extra={"expected": "a list of age public keys (age1…)"}
     )
+    """The age public keys every dump is encrypted to (the bech32 checksum checked, each once,
+    at most 16). A target needs at least one: an unencrypted dump never leaves the host."""
     targets: tuple[RcloneTargetText, ...] = Field(
-        default=(), description="a list of rclone remotes, name:path or :backend,…:path"
+        default=(),
+        json_schema_extra={"expected": "a list of rclone remotes, name:path or :backend,…:path"},
     )
+    """The rclone remotes every backup is copied to (each once, at most 8): ``name:path`` of a
+    section of ``depot:backupRcloneConfig``, or inline ``:backend,option=value:path`` with only
+    the allowed options; never on this host. No error shows a target."""
 
     @model_validator(mode="after")
     def _lists_bounded_and_unique(self) -> Self:
@@ -418,33 +501,80 @@ class DepotSettings(SettingsModel):
     """Everything a stack can set, keyed as in ``Pulumi.<stack>.yaml`` (without ``depot:``)."""
 
     stack: str = Field(exclude=True)
+    """The stack's name (``Pulumi.<stack>.yaml``); not a setting."""
     runtime: Runtime = "host"
+    """What runs the depot: containers on one Docker host, or services on a Docker Swarm (see
+    the Swarm guide)."""
     docker: DockerSettings = DockerSettings()
-    profiles: list[Profile] = Field(default_factory=list, description="a list of gpu, rtk")
+    """The Docker daemon the stack deploys to, and how to reach it."""
+    profiles: list[Profile] = Field(
+        default_factory=list, json_schema_extra={"expected": "a list of gpu, rtk"}
+    )
+    """The optional service groups this stack runs, each listed once: ``gpu`` (splat-worker,
+    with GPU access) and ``rtk`` (rtk-base), as Compose profiles in the reference."""
     restart: RestartPolicy = RestartPolicy(name="unless-stopped")
+    """The restart policy of every container, written as in Compose: ``no``, ``always``,
+    ``unless-stopped`` or ``on-failure[:N]`` with N from 1 to 5. A swarm stack maps it to
+    Swarm's and refuses ``unless-stopped``."""
     limits: dict[ServiceName, ServiceLimits] = Field(
-        default_factory=dict, description="a map of service to {memory, cpus, memoryReservation}"
+        default_factory=dict,
+        json_schema_extra={"expected": "a map of service to {memory, cpus, memoryReservation}"},
     )
+    """Memory and CPU limits per service (none by default); the production rules require them
+    on every container."""
     replicas: dict[ServiceName, Replicas] = Field(
-        default_factory=dict, description=f"a map of service to a task count, 1-{MAX_REPLICAS}"
+        default_factory=dict,
+        json_schema_extra={"expected": f"a map of service to a task count, 1-{MAX_REPLICAS}"},
     )
+    """How many tasks a service runs (1 each by default). More than 1 only on a swarm; postgres
+    and the backup service always 1."""
     swarm: SwarmSettings = SwarmSettings()
+    """Where a swarm stack's pinned services run, and the GPU splat-worker reserves; only with
+    ``depot:runtime: swarm``."""
     log_level: LogLevel = "info"
+    """The Rust services' log level: sets ``RUST_LOG``."""
     publish: PublishSettings = PublishSettings()
+    """Which services publish a port on the Docker host, and on which address."""
     build: BuildSettings = BuildSettings()
+    """Where the Rust services' sources are, whether previews build them, and which daemon
+    builds."""
     console: ConsoleSettings = ConsoleSettings()
+    """The host folders bind-mounted into the console (nginx)."""
     images: dict[ServiceName, PinnedImage] = Field(
-        default_factory=dict, description="a map of service to a pinned image reference"
+        default_factory=dict,
+        json_schema_extra={"expected": "a map of service to a pinned image reference"},
     )
+    """The image a service runs, overriding the catalogue's pin: a third-party image by exact
+    tag and optionally ``@sha256`` digest; one of our own services only by digest (then it is
+    not built)."""
     registry: RegistrySettings | None = None
+    """Where built images are pushed and run from by digest; unset, they are built into the
+    stack's daemon and never pushed."""
     release: ReleaseSettings = ReleaseSettings()
+    """The tags of pushed images."""
     data: DataSettings = DataSettings()
+    """How the depot's data volumes are guarded."""
     backup: BackupSettings = BackupSettings()
+    """The backup service: scheduled, verified, encrypted dumps of the database, copied off the
+    host (see the backups guide)."""
     policy: PolicySettings = PolicySettings()
+    """How ``depot check`` and the CrossGuard pack treat this stack (see the policy guide)."""
     database_password: SecretSetting
+    """postgres' password (``pulumi config set --secret``); generated if unset, never empty. A
+    new one is rotated into the running database first."""
     grafana_admin_password: SecretSetting
+    """grafana's admin password (``pulumi config set --secret``); generated if unset, never
+    empty."""
     registry_password: SecretSetting
+    """The password of ``depot:registry.username`` for pushes (``pulumi config set
+    --secret``); unset, the builder's ``docker login`` pushes. Used only where ``pulumi up``
+    runs: it never reaches the Docker provider's configuration."""
     backup_rclone_config: SecretSetting
+    """The text of an ``rclone.conf`` defining the named remotes of ``depot:backup.targets``,
+    credentials included (``pulumi config set --secret depot:backupRcloneConfig <
+    rclone.conf``); given, never generated. Delivered to the backup service as a file (uid 70,
+    0400), never shown; not empty, and not rclone-encrypted (the service is given no rclone
+    password)."""
 
     @model_validator(mode="after")
     def _profiles_unique(self) -> Self:
