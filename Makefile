@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK ?= dev
 DOCKERFILES := $(shell find . -path ./$(VENV) -prune -o \( -name 'Dockerfile' -o -name '*.Dockerfile' \) -print)
 
-.PHONY: setup test lint typecheck dockerfiles schema workflows pytest up check image-budget bench mutation lock clean
+.PHONY: setup test lint typecheck dockerfiles schema workflows docs-build pytest up check image-budget bench mutation lock clean docs
 
 setup: $(VENV)/.installed
 
@@ -18,8 +18,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-## The gate: lint, types, Dockerfiles, project schema, workflows, tests.
-test: lint typecheck dockerfiles schema workflows pytest
+## The gate: lint, types, Dockerfiles, project schema, workflows, the manual, tests.
+test: lint typecheck dockerfiles schema workflows docs-build pytest
 
 lint: setup
 	$(BIN)/ruff check .
@@ -38,6 +38,16 @@ schema: setup
 workflows: setup
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --min-severity low .github/workflows
+
+# The manual in strict mode: a broken link or anchor, a page missing from the nav, or a reference
+# page the code cannot generate fails the gate. Built into a temporary folder, then removed. Not
+# --quiet: mkdocs counts the warnings that strict mode fails on only where it prints them.
+docs-build: setup
+	site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir "$$site"
+
+## The manual at http://127.0.0.1:8000, rebuilt as its pages change.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # The engine tier first, alone (it drives one Docker Engine; skipped with its reason where none
 # answers), then the unit tier on both cores: many small, independent tests.

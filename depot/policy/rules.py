@@ -143,8 +143,8 @@ def _pinning_problem(reference: str, production: bool) -> str | None:
 @rule(
     "image-pinned",
     types={REMOTE_IMAGE, BUILD, *WORKLOAD_TYPES},
-    description="images are tagged with a version (never latest); third-party ones by digest "
-    "in production",
+    description="images are tagged with a version (never latest nor untagged); third-party "
+    "ones by @sha256 digest in production",
     fix="pin an exact version tag, and in production add its @sha256 digest (depot:images)",
     source="reference 'Use Specific Tags'; CIS Docker 4.2, 5.27",
 )
@@ -178,7 +178,8 @@ _NUMERIC_USER = re.compile(r"^(?P<uid>\d+)(?::(?P<gid>\d+))?$")
 
 @workload_rule(
     "non-root-user",
-    description="the project's own services run as a non-root numeric user",
+    description="the project's own services (built here, or CI's …/depot-<service> images) "
+    "run as a non-root numeric user",
     fix="set the container's user to the image's numeric uid:gid (10001:10001)",
     source="reference 'Non-Root User'; CIS Docker 4.1",
 )
@@ -212,7 +213,8 @@ def final_stage_user(dockerfile: str) -> str | None:
 @rule(
     "dockerfile-user",
     types={BUILD},
-    description="every Dockerfile's final stage sets a numeric, non-root USER",
+    description="every built Dockerfile's final stage ends with a numeric, non-zero USER (a "
+    "test holds every Dockerfile in the repository to it)",
     fix="end the final stage with USER <uid>:<gid> (numeric, not 0)",
     source="reference 'Non-Root User'; CIS Docker 4.1 (hadolint does not check a missing USER)",
 )
@@ -252,7 +254,8 @@ def healthcheck(service: Workload, stack: Stack) -> Iterable[str]:
 
 @workload_rule(
     "wait-for-health",
-    description="a container others start after is waited for until healthy, long enough",
+    description="a container others start after is waited for until healthy (wait), with a "
+    "wait_timeout of at least its healthcheck's worst case",
     fix="set wait=true and wait_timeout >= start period + retries x (interval + timeout)",
     source="reference 'Service Dependencies' (condition: service_healthy)",
 )
@@ -325,7 +328,10 @@ def _sensitive(source: str) -> bool:
 
 @workload_rule(
     "isolation",
-    description="no privileged mode, no host namespaces, no Docker socket or system paths",
+    description="no privileged mode, no host network, pid, ipc or userns namespace, no Docker "
+    "socket, no / and nothing under /etc, /proc, /sys, /dev, /boot, /usr, /lib, /root, /run, "
+    "/var/run or /var/lib/docker (CIS 5.20, the UTS namespace, needs no check: the provider has "
+    "no UTS mode to set, so containers keep Docker's private default)",
     fix="remove privileged / host modes, and mount only the service's own data",
     source="CIS Docker 5.4, 5.9, 5.16, 5.21, 5.31",
 )
@@ -445,7 +451,8 @@ _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 
 @workload_rule(
     "secret-env",
-    description="no environment variable named like a secret carries a plain value",
+    description="no environment variable named like a secret (PASSWORD, SECRET, TOKEN, KEY) "
+    "carries a plain value",
     fix="deliver it as a file (*_FILE) or make the value a Pulumi secret",
     source="reference 'Secrets Management'; CIS Docker 4.10",
 )
@@ -461,7 +468,7 @@ def secret_env(service: Workload, stack: Stack) -> Iterable[str]:
 
 @workload_rule(
     "secret-delivery",
-    description="files uploaded into containers carry secret content",
+    description="files uploaded into containers under /secrets/ carry secret content",
     fix="pass secrets as pulumi.Output.secret so the engine encrypts them",
     source="reference 'Secrets Management'",
 )
@@ -524,7 +531,7 @@ def delete_before_replace(resource: PlannedResource, stack: Stack) -> Iterable[s
     description="postgres runs on postgres-data at the major version the stack records "
     "(recorded in production)",
     fix="set depot:data.postgresMajor to the major postgres-data was initialised with and run "
-    "an image of that major; to move to another, dump and restore first (README "
+    "an image of that major; to move to another, dump and restore first (the manual's "
     '"Upgrading postgres")',
     source="postgres: a data directory opens only with the major version that initialised it",
 )
@@ -680,9 +687,10 @@ def _backups(stack: Stack) -> list[Workload]:
 
 @workload_rule(
     "backup-enabled",
-    description="in production, the database is backed up: a backup service runs beside it",
+    description="in production, the database is backed up: the workload holding "
+    "postgres-data has a backup service (a workload holding postgres-backups) beside it",
     fix="set depot:backup.enabled: true, with its schedule, retention, recipients and targets "
-    '(README "Backups")',
+    '(the manual\'s "Backups and restore")',
     source="issue 13: a protected volume guards against a bad `up`, not a lost disk or host",
 )
 def backup_enabled(service: Workload, stack: Stack) -> Iterable[str]:
@@ -697,7 +705,9 @@ def backup_enabled(service: Workload, stack: Stack) -> Iterable[str]:
 
 @workload_rule(
     "backup-off-host",
-    description="in production, every backup is copied off the host it backs up",
+    description="in production, every backup is copied off the host it backs up: the backup "
+    "service is given at least one target (DEPOT_BACKUP_TARGETS), and none is rclone's local or "
+    "memory backend, a bare path, or a wrapping backend (alias, union, crypt, …) around one",
     fix="set depot:backup.targets to at least one rclone remote on another machine "
     "(S3, SFTP, B2, …; credentials in depot:backupRcloneConfig or env_auth)",
     source="issue 13: backups on the same host die with it",
@@ -729,8 +739,8 @@ def backup_off_host(service: Workload, stack: Stack) -> Iterable[str]:
 
 @workload_rule(
     "backup-encrypted",
-    description="in production, every dump is encrypted to age public keys before it leaves "
-    "the container",
+    description="in production, every dump is encrypted to age public keys "
+    "(DEPOT_BACKUP_RECIPIENTS) before it leaves the container",
     fix="set depot:backup.recipients to the age public keys (age1…) of whoever may restore; "
     "keep the private keys away from the deployment",
     source="issue 13: a dump off the host holds every row; only its restorers may read it",
