@@ -74,6 +74,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_policy.py",
         "tests/test_swarm_policy.py",
         "tests/test_backup_policy.py",
+        "tests/test_docs_reference.py",
     ),
     "depot/types.py": (
         "tests/test_backup_targets.py",
@@ -90,6 +91,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_backup_policy.py",
         "tests/test_catalog.py",
         "tests/test_graph.py",
+        "tests/test_docs_reference.py",
     ),
     "depot/config/settings.py": (
         "tests/test_backup_targets.py",
@@ -109,6 +111,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_swarm_policy.py",
         "tests/test_backup_policy.py",
         "tests/test_workload.py",
+        "tests/test_docs_reference.py",
     ),
     "depot/review/diff.py": _REVIEW_TESTS,
     "depot/review/plan.py": (

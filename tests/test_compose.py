@@ -719,9 +719,9 @@ def test_cli_secrets_init_prints_file_names_never_values(
     ]
 
 
-def test_the_readme_shows_commands_the_cli_accepts() -> None:
-    readme = (PROJECT_DIR / "README.md").read_text()
-    shell = readme.split("## Compose export")[1].split("```sh")[1].split("```")[0]
+def test_the_manual_shows_commands_the_cli_accepts() -> None:
+    page = (PROJECT_DIR / "docs" / "compose.md").read_text()
+    shell = page.split("```sh")[1].split("```")[0]
     commands = [
         line.split("#")[0].split() for line in shell.splitlines() if line.startswith("depot ")
     ]

@@ -18,6 +18,7 @@ from depot.review.diff import diff_plans
 from depot.review.graph import build_graph, to_dot, to_mermaid
 from depot.review.plan import SECRET, Plan, plan_from, plan_stack, render
 from depot.review.render import diff_markdown, diff_text, dumps, plan_markdown, plan_text
+from depot.tools.reference_docs import topology_page
 from tests.conftest import PROJECT_DIR, as_read, edited, run_depot, run_stack
 
 CANARY = "plan-canary-3fQ9x"
@@ -403,15 +404,14 @@ def test_a_changed_build_rebuilds_in_place_but_replaces_its_container() -> None:
     }
 
 
-def test_the_readme_shows_the_graph_the_command_draws(prod_plan: Plan) -> None:
-    readme = (PROJECT_DIR / "README.md").read_text()
+def test_the_manuals_topology_is_the_graph_the_plan_draws(prod_plan: Plan) -> None:
     drawn = to_mermaid(build_graph(prod_plan))
-    assert f"```mermaid\n{drawn}```" in readme
+    assert f"```mermaid\n{drawn}```" in topology_page()
 
 
-def _readme_block_after(marker: str) -> list[str]:
-    readme = (PROJECT_DIR / "README.md").read_text()
-    block = readme[readme.index(marker) :].split("```", 2)[1]
+def _manual_block_after(marker: str) -> list[str]:
+    page = (PROJECT_DIR / "docs" / "reviewing.md").read_text()
+    block = page[page.index(marker) :].split("```", 2)[1]
     return [line for line in block.splitlines()[1:] if line and line != "…"]
 
 
@@ -422,12 +422,12 @@ def _readme_block_after(marker: str) -> list[str]:
         ("`depot diff --stacks dev prod` (excerpt):", ["diff", "--stacks", "dev", "prod"]),
     ],
 )
-def test_the_readmes_examples_are_real_output(
+def test_the_manuals_examples_are_real_output(
     capsys: pytest.CaptureFixture[str], marker: str, argv: list[str]
 ) -> None:
     main(argv)
     output = capsys.readouterr().out.splitlines()
-    for line in _readme_block_after(marker):
+    for line in _manual_block_after(marker):
         assert line in output, line
 
 
