@@ -84,7 +84,7 @@ def load_settings(stack: str, raw: RawConfig) -> DepotSettings:
         if namespace not in READ_NAMESPACES:
             problems.append(
                 f"{where}: {_printable(full_key)}: namespace {_printable(namespace)!r} is read by "
-                f"nothing in this project; settings are {NAMESPACE}:<key> (README Configuration)"
+                f"nothing in this project; settings are {NAMESPACE}:<key> (docs/configuration.md)"
             )
             continue
         if namespace != NAMESPACE:
