@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK ?= dev
 DOCKERFILES := $(shell find . -path ./$(VENV) -prune -o \( -name 'Dockerfile' -o -name '*.Dockerfile' \) -print)
 
-.PHONY: setup test lint typecheck dockerfiles schema workflows docs-build pytest up check image-budget bench mutation lock clean docs
+.PHONY: setup test lint typecheck dockerfiles schema workflows pytest up check image-budget bench mutation lock clean
 
 setup: $(VENV)/.installed
 
@@ -42,6 +42,7 @@ workflows: setup
 # The manual in strict mode: a broken link or anchor, a page missing from the nav, or a reference
 # page the code cannot generate fails the gate. Built into a temporary folder, then removed. Not
 # --quiet: mkdocs counts the warnings that strict mode fails on only where it prints them.
+.PHONY: docs-build docs
 docs-build: setup
 	site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir "$$site"
 
