@@ -144,3 +144,15 @@ def test_the_manual_links_each_reference_page_from_its_nav() -> None:
 
 def test_the_settings_models_keep_docstrings_as_descriptions() -> None:
     assert DepotSettings.model_config.get("use_attribute_docstrings") is True
+
+
+def test_the_readmes_links_into_the_repository_reach_files() -> None:
+    # The README is not part of the site, so mkdocs' strict build does not check its links.
+    readme = (PROJECT_DIR / "README.md").read_text()
+    local = [
+        target.split("#")[0]
+        for target in re.findall(r"\]\(([^)]+)\)", readme)
+        if not re.match(r"[a-z]+:", target) and not target.startswith("../")
+    ]
+    assert "docs/first-deploy.md" in local
+    assert [t for t in local if not (PROJECT_DIR / t).exists()] == []
