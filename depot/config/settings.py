@@ -211,7 +211,7 @@ class PublishSettings(SettingsModel):
 
     address: IPv4Address = IPv4Address("127.0.0.1")
     """The host address published ports bind. A swarm stack publishes through its ingress on
-    every address of every node, so there it must be ``0.0.0.0``."""
+    every address of every node, so there, with ports to publish, it must be ``0.0.0.0``."""
     ports: dict[ServiceName, Port] = Field(
         default_factory=dict,
         json_schema_extra={"expected": "a map of service to a host port, 1-65535"},
@@ -548,8 +548,8 @@ class DepotSettings(SettingsModel):
     tag and optionally ``@sha256`` digest; one of our own services only by digest (then it is
     not built)."""
     registry: RegistrySettings | None = None
-    """Where built images are pushed and run from by digest; unset, they are built into the
-    stack's daemon and never pushed."""
+    """Where built images are pushed and run from by digest; unset, they are built into a
+    daemon (the stack's, or ``depot:build.host``) and never pushed."""
     release: ReleaseSettings = ReleaseSettings()
     """The tags of pushed images."""
     data: DataSettings = DataSettings()
