@@ -71,28 +71,28 @@ STANDINS = (
         "postgres",
         "postgres.Dockerfile",
         ("postgres-entrypoint.sh",),
-        "real postgres (Debian's package) behind the official image's entrypoint contract",
+        "real postgres from Debian's package, with the official image's entrypoint contract",
     ),
     Standin(
         "console",
         "console.Dockerfile",
         ("console-nginx.conf",),
-        "real nginx (Debian's package) serving a placeholder page, not the console's build",
+        "real nginx from Debian's package, serving a placeholder for the console's build",
     ),
     Standin(
         "rust-service",
         "rust-service.Dockerfile",
         ("rust-service-standin.sh",),
-        "busybox answering /health on the service's port, not the Rust service",
+        "a stand-in: busybox answering /health, not the Rust service",
     ),
     Standin(
         "grafana",
         "grafana.Dockerfile",
         ("grafana-standin.sh",),
-        "busybox answering /api/health on port 3000, not grafana",
+        "a stand-in: busybox answering /api/health, not grafana",
     ),
 )
-BACKUP_SUMMARY = "the real backup service (docker/backup.Dockerfile) on the postgres stand-in"
+BACKUP_SUMMARY = "the real backup service (docker/backup.Dockerfile), on the postgres stand-in"
 # Which stand-in runs each depot service: one recipe for every Rust service, as in the project.
 STANDIN_OF: Mapping[str, str] = {
     "postgres": "postgres",
