@@ -198,9 +198,10 @@ def summary(
         rows.append(f"  {e.service:<{name_width}}  {where[e.service]:<{where_width}}  {e.replaces}")
         rows.append(f"  {'':<{name_width}}  {e.standin}")
     paragraphs = [
-        f"DEMO: the depot's dev stack on stand-in images, healthy in {seconds:.0f} s "
-        f"(stand-in images: {built}). It is `depot compose --stack dev` with the engine tier's "
-        f"stand-in override, run as Compose project {PROJECT}: no Pulumi CLI needed, none used.",
+        f"DEMO: the depot's dev stack on stand-in images, every service healthy, ready in "
+        f"{seconds:.0f} s (stand-in images: {built}). It is `depot compose --stack dev` with "
+        f"the engine tier's stand-in override, run as Compose project {PROJECT}: no Pulumi CLI "
+        "needed, none used.",
         "\n".join(rows),
         "Real: postgres and nginx (Debian's packages), the backup service, and the dev stack's "
         "topology, hardening, healthchecks and networks. Stand-ins: discovery, dispatch and "
