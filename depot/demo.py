@@ -300,7 +300,8 @@ def _standin_images() -> tuple[dict[str, str], BuildReport]:
             f"the stand-in images are not built and cannot be built here: {unavailable}. {NEEDS}"
         ) from None
     except StandinBuildError as failed:
-        raise DemoError(str(failed).splitlines()[0]) from None
+        lines = str(failed).strip().splitlines()  # the command, then the end of its output
+        raise DemoError(f"{lines[0]} {lines[-1]}" if len(lines) > 1 else lines[0]) from None
 
 
 def _check_running_from(directory: Path) -> None:
@@ -308,12 +309,12 @@ def _check_running_from(directory: Path) -> None:
     containers = docker(
         "ps", "--all", "--filter", f"label={PROJECT_LABEL}={PROJECT}", "--format",
         f'{{{{.Label "{WORKING_DIR_LABEL}"}}}}',
-    ).stdout.split()  # fmt: skip
+    ).stdout.splitlines()  # fmt: skip
     elsewhere = sorted({folder for folder in containers if folder != str(directory)})
     if elsewhere:
         raise DemoError(
             f"the demo runs from {elsewhere[0]}, not {directory}: make demo-down first "
-            "(or DEMO_DIR=" + elsewhere[0] + ")"
+            f"(or DEMO_DIR={elsewhere[0]})"
         )
     if not demo_folder(directory) or not (directory / SECRETS_DIR).is_dir():
         raise DemoError(

@@ -20,9 +20,12 @@ from depot import demo
 from depot.config.loader import RawConfig
 from depot.demo import DemoError, Endpoint, EngineObject
 from depot.outputs.compose import compose_document
+from depot.outputs.secret_files import init_secret_files
 from depot.standins import (
+    STANDIN_OF,
     STANDINS,
     BuildReport,
+    StandinBuildError,
     StandinUnavailableError,
     standin_stack_config,
 )
@@ -278,3 +281,69 @@ def test_the_make_targets_run_the_demo(target: str, variables: list[str], comman
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert dry_run.stdout.splitlines()[-1].rstrip() == f".venv/bin/{command}"
+
+
+CANARY = "Canary0Demo0Password0Never0Shown"  # 32 letters and digits, as generated ones are
+
+
+def test_up_hands_fresh_secrets_to_their_readers_and_never_shows_one(
+    tmp_path: Path,
+    engine: list[EngineObject],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tags = {name: f"depot-standin-{name}:0123456789abcdef" for name in set(STANDIN_OF.values())}
+    monkeypatch.setattr(demo, "ensure_standins", lambda: (tags, BuildReport({})))
+    monkeypatch.setattr(
+        demo, "init_secret_files", lambda folder: init_secret_files(folder, password=lambda: CANARY)
+    )
+    commands: list[tuple[str, ...]] = []
+
+    def docker(*args: str, **_options: object) -> subprocess.CompletedProcess[str]:
+        commands.append(args)
+        return subprocess.CompletedProcess(args, 0, stdout="", stderr="")
+
+    def compose(_cli: str, directory: Path, *args: str, timeout: float) -> None:
+        commands.append(("compose", str(directory), *args))
+
+    monkeypatch.setattr(demo, "docker", docker)
+    monkeypatch.setattr(demo, "_compose", compose)
+    folder = tmp_path / "demo"
+    assert demo.main(["up", "--dir", str(folder)]) == 0
+
+    secrets = folder / "secrets"
+    assert (secrets / "database_password.txt").read_text() == CANARY  # the canary was used
+    assert {p.name: p.stat().st_mode & 0o777 for p in secrets.iterdir()} == {
+        "database_password.txt": 0o600,
+        "grafana_admin_password.txt": 0o600,
+        "dispatch.env": 0o600,
+    }
+    chowns = [c for c in commands if "chown" in c]
+    assert sorted(c[-2:] for c in chowns) == [
+        ("472:472", "/secrets/grafana_admin_password.txt"),
+        ("70:70", "/secrets/database_password.txt"),
+    ]
+    assert all(c[2:4] == ("--network", "none") for c in chowns)
+    compose_up = commands[-1]
+    assert compose_up[:5] == ("compose", str(folder), "up", "--detach", "--wait")
+    assert compose_up[-2:] == ("--pull", "never")  # the stand-ins only: nothing pulled
+    shown = capsys.readouterr()
+    written = [(folder / name).read_text() for name in ("compose.yaml", "override.yaml")]
+    for text in (shown.out, shown.err, repr(commands), *written):
+        assert CANARY not in text
+
+
+def test_a_failed_build_is_one_line_with_its_last_word(
+    tmp_path: Path,
+    engine: list[EngineObject],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def failing() -> tuple[dict[str, str], BuildReport]:
+        raise StandinBuildError("`debootstrap --variant=minbase` failed:\nI: …\nE: no such suite\n")
+
+    monkeypatch.setattr(demo, "ensure_standins", failing)
+    assert demo.main(["up", "--dir", str(tmp_path / "demo")]) == 1
+    assert capsys.readouterr().err == (
+        "make demo: `debootstrap --variant=minbase` failed: E: no such suite\n"
+    )
