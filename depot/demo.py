@@ -24,7 +24,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ WIDTH = 100  # the summary's lines
 NEEDS = (
     "Needs: Linux with Docker Engine 20.10+ (`docker info` answers), `make setup` (the Compose "
     "CLI), and once, to build the stand-in images: root and debootstrap on Debian "
-    "(sudo apt-get install debootstrap; sudo make demo)."
+    "(sudo apt-get install debootstrap; sudo make demo-images)."
 )
 MAKE_UP_DIFFERS = (
     "`make up` is the real thing: `pulumi up` of the dev stack (needs the Pulumi CLI), the "
@@ -488,20 +488,42 @@ def default_directory() -> Path:
     return Path("/var/tmp") / f"depot-demo-{os.getuid()}"  # noqa: S108 - checked before use
 
 
+def images() -> str:
+    """Build the stand-in images where missing (the step that needs root); returns the report."""
+    reason = engine_unavailable()
+    if reason:
+        raise DemoError(f"{reason}. {NEEDS}")
+    tags, report = _standin_images()
+    built = ", ".join(f"{name} {took:.0f} s" for name, took in report.seconds.items())
+    return (
+        f"stand-in images {'built: ' + built if built else 'all cached'}; "
+        f"`make demo` can now run as any user of this engine.\n"
+        + "".join(f"  {tag}\n" for tag in sorted(tags.values()))
+    )
+
+
+# Each action, the make target that runs it (what its messages start with), and what it does.
+ACTIONS: dict[str, tuple[str, Callable[[Path], str]]] = {
+    "up": ("make demo", up),
+    "down": ("make demo-down", down),
+    "images": ("make demo-images", lambda _directory: images()),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m depot.demo up|down [--dir DIR]``: 0 done, 1 refused or failed (one line)."""
+    """``python -m depot.demo up|down|images [--dir DIR]``: 0 done, 1 refused or failed."""
     parser = argparse.ArgumentParser(
         prog="python -m depot.demo",
         description="The depot on this machine's Docker Engine, as a demo (make demo).",
         epilog="Example: make demo; make demo-down",
     )
-    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("action", choices=tuple(ACTIONS))
     parser.add_argument("--dir", type=Path, default=None, help="the demo's folder")
     args = parser.parse_args(argv)
     directory = args.dir or default_directory()
-    target = "make demo" if args.action == "up" else "make demo-down"
+    target, action = ACTIONS[args.action]
     try:
-        output = up(directory) if args.action == "up" else down(directory)
+        output = action(directory)
     except (DemoError, OSError, subprocess.TimeoutExpired) as error:
         print(f"{target}: {error}", file=sys.stderr)
         return 1

@@ -272,6 +272,7 @@ def test_the_default_folder_is_per_user_and_outside_the_checkout() -> None:
     [
         ("demo", [], "python -m depot.demo up"),
         ("demo-down", [], "python -m depot.demo down"),
+        ("demo-images", [], "python -m depot.demo images"),
         ("demo", ["DEMO_DIR=/srv/x y"], 'python -m depot.demo up --dir "/srv/x y"'),
     ],
 )
@@ -346,4 +347,19 @@ def test_a_failed_build_is_one_line_with_its_last_word(
     assert demo.main(["up", "--dir", str(tmp_path / "demo")]) == 1
     assert capsys.readouterr().err == (
         "make demo: `debootstrap --variant=minbase` failed: E: no such suite\n"
+    )
+
+
+def test_demo_images_builds_only_the_stand_ins_and_says_who_can_run_the_demo(
+    engine: list[EngineObject],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tags = {"postgres": "depot-standin-postgres:0123", "backup": "depot-tier-backup:4567"}
+    report = BuildReport({"depot-standin-debian": 95.4})
+    monkeypatch.setattr(demo, "ensure_standins", lambda: (tags, report))
+    assert demo.main(["images"]) == 0
+    assert capsys.readouterr().out == (
+        "stand-in images built: depot-standin-debian 95 s; `make demo` can now run as any user "
+        "of this engine.\n  depot-standin-postgres:0123\n  depot-tier-backup:4567\n"
     )
