@@ -82,11 +82,12 @@ def tier_config(
 ) -> RawConfig:
     """The shipped stack's config with the console's host paths moved into ``directory``.
 
-    The changes to the stack: its console build and sessions folders are paths on the deploy
-    host (``/srv/depot/…``, ``/data/sessions``), which the tier must not create; and its backups
-    stay on the host, as the shipped targets (prod's S3) are off this machine, where no test
-    sends traffic (tests/engine/test_backup.py gives a target of its own). A test that runs a
-    stack of its own adds its ``overrides`` ({"depot:key": value}) and secret config values.
+    The changes to the stack are ``standin_stack_config``'s (the demo's too): its console build
+    and sessions folders are paths on the deploy host (``/srv/depot/…``, ``/data/sessions``),
+    which the tier must not create; and its backups stay on the host, as the shipped targets
+    (prod's S3) are off this machine, where no test sends traffic (tests/engine/test_backup.py
+    gives a target of its own). A test that runs a stack of its own adds its ``overrides``
+    ({"depot:key": value}) and secret config values.
     """
     config = standin_stack_config(stack, directory)
     values = dict(config.values)
