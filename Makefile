@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK ?= dev
 DOCKERFILES := $(shell find . -path ./$(VENV) -prune -o \( -name 'Dockerfile' -o -name '*.Dockerfile' \) -print)
 
-.PHONY: setup test lint typecheck dockerfiles schema workflows pytest up check image-budget bench mutation lock clean
+.PHONY: setup test lint typecheck dockerfiles schema workflows pytest up demo demo-down demo-images check image-budget bench mutation lock clean
 
 setup: $(VENV)/.installed
 
@@ -59,6 +59,20 @@ pytest: setup
 ## The main job: `pulumi up` of $(STACK) against the local Docker daemon.
 up: setup
 	STACK=$(STACK) scripts/up.sh
+
+## A demo of the depot on this machine's Docker Engine, no Pulumi CLI: the dev stack's Compose
+## export on the engine tier's stand-in images, ports on 127.0.0.1 (docs/demo.md). The first run
+## builds the stand-ins (root and debootstrap, once). DEMO_DIR= for another folder than /var/tmp's.
+demo: setup
+	$(BIN)/python -m depot.demo up $(if $(DEMO_DIR),--dir "$(DEMO_DIR)")
+
+## Removes the demo's containers, networks and volumes (nothing else's), and its folder.
+demo-down: setup
+	$(BIN)/python -m depot.demo down $(if $(DEMO_DIR),--dir "$(DEMO_DIR)")
+
+## Only the stand-ins' build, the step that needs root and debootstrap: `sudo make demo-images`.
+demo-images: setup
+	$(BIN)/python -m depot.demo images
 
 ## The policy rules on a stack's offline plan (STACK=prod): exit 1 on a mandatory violation.
 check: setup

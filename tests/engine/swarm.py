@@ -36,8 +36,8 @@ from depot.config.stack_file import encode
 from depot.outputs.compose import dump
 from depot.outputs.secret_files import SECRETS_DIR, init_secret_files
 from depot.outputs.swarm_stack import STACK_NAME, stack_document
+from depot.standins import STANDIN_OF
 from tests.engine.harness import TIER_LABEL, depot_names_in_use, docker, tier_config
-from tests.engine.images import STANDIN_OF
 
 STACK = "cluster"
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")  # Debian's docker-registry

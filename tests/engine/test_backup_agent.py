@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from depot.standins import ensure_backup_image
 from tests.engine.conftest import FIGURES
 from tests.engine.harness import docker
-from tests.engine.images import ensure_backup_image
 
 pytestmark = pytest.mark.engine
 

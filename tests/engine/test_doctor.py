@@ -17,10 +17,10 @@ import pytest
 from depot.config import load_settings
 from depot.host.docker import DockerCli
 from depot.host.doctor import diagnose, report
+from depot.standins import StandinUnavailableError, ensure_standins
 from depot.tools.image_budget import engine_unavailable
 from tests.conftest import stack_config
 from tests.engine.harness import TIER_LABEL, docker
-from tests.engine.images import StandinUnavailableError, ensure_standins
 
 pytestmark = pytest.mark.engine
 

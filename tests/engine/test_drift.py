@@ -21,9 +21,9 @@ import pytest
 from depot.host.docker import DockerCli
 from depot.host.drift import Drift, Expected, expected_from_plan, find_drift
 from depot.review.plan import plan_config
+from depot.standins import STANDIN_OF, compose_cli
 from tests.engine.conftest import WAIT_TIMEOUT
-from tests.engine.harness import TIER_LABEL, TierDepot, compose_cli, docker, tier_config
-from tests.engine.images import STANDIN_OF
+from tests.engine.harness import TIER_LABEL, TierDepot, docker, tier_config
 
 pytestmark = pytest.mark.engine
 

@@ -15,15 +15,9 @@ from depot.catalog import SERVICES
 from depot.config import load_settings
 from depot.outputs.compose import compose_document
 from depot.paths import project_relative
+from depot.standins import OVERRIDABLE, STANDIN_OF, apt_source, override_document, override_yaml
 from tests.conftest import STACKS, stack_config
-from tests.engine.harness import (
-    OVERRIDABLE,
-    health_gated_floor,
-    override_document,
-    override_yaml,
-    tier_settings,
-)
-from tests.engine.images import STANDIN_OF, apt_source
+from tests.engine.harness import health_gated_floor, tier_settings
 
 IMAGES = {name: f"depot-standin-{name}:0123456789abcdef" for name in set(STANDIN_OF.values())}
 LAYOUT = Path("/tmp/depot-engine-layout")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from depot.outputs.swarm_stack import stack_document
-from tests.engine.images import STANDIN_OF
+from depot.standins import STANDIN_OF
 from tests.engine.swarm import override_changes, swarm_override, swarm_settings
 
 LAYOUT = Path("/tmp/depot-engine-swarm-layout")

