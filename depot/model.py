@@ -2,12 +2,18 @@
 
 ``deployments(settings)`` is pure data (no Pulumi): the Pulumi components and any other output
 (a Compose export, a plan) read this same model, so they cannot drift apart.
+
+This is the one place that resolves a service against the stack's settings (which services run,
+what each runs, where); the settings (``depot.config.settings``) are validated data and answer
+no question about a service. Their validators ask this module (``runs``), so it reads the
+settings' types for annotations only and never imports them at run time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from depot.catalog import (
     SCRATCH,
@@ -21,9 +27,11 @@ from depot.catalog import (
     ServiceSpec,
     TmpfsOptions,
 )
-from depot.config.settings import DepotSettings, RestartPolicy, ServiceLimits
 from depot.paths import DOCKERFILE, ProjectPath
 from depot.types import ServiceName
+
+if TYPE_CHECKING:
+    from depot.config.settings import DepotSettings, RestartPolicy, ServiceLimits
 
 
 @dataclass(frozen=True)
@@ -161,8 +169,16 @@ def deployments(
     settings: DepotSettings, services: Sequence[ServiceSpec] = SERVICES
 ) -> tuple[ServiceDeployment, ...]:
     """The enabled services of this stack, in dependency order."""
-    enabled = [spec for spec in services if settings.runs(spec)]
+    enabled = [spec for spec in services if runs(settings, spec)]
     return tuple(_deploy(spec, settings) for spec in enabled)
+
+
+def runs(settings: DepotSettings, spec: ServiceSpec) -> bool:
+    """True when ``spec`` is part of this stack: its profile, and its switch, are on."""
+    switched_on = spec.enabled_by is None or (
+        spec.enabled_by == "backup.enabled" and settings.backup.enabled
+    )
+    return switched_on and (spec.profile is None or spec.profile in settings.profiles)
 
 
 def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:

@@ -26,6 +26,7 @@ from depot.catalog import (
     ServiceSpec,
     service,
 )
+from depot.model import runs
 from depot.types import (
     MAX_BACKUP_TARGETS,
     MAX_REPLICAS,
@@ -624,7 +625,7 @@ class DepotSettings(SettingsModel):
         if self.runtime != "swarm":
             return self
         for spec in SERVICES:
-            if not self.runs(spec):
+            if not runs(self, spec):
                 continue
             image = spec.image
             if isinstance(image, ProjectImage) and not (self.registry or spec.name in self.images):
@@ -699,17 +700,6 @@ class DepotSettings(SettingsModel):
             and spec.name not in self.build.contexts
             and spec.name not in self.images  # run from a registry, not built here
         ]
-
-    def enabled(self, profile: Profile | None) -> bool:
-        """True when a service in ``profile`` (None: always-on) is part of this stack."""
-        return profile is None or profile in self.profiles
-
-    def runs(self, spec: ServiceSpec) -> bool:
-        """True when ``spec`` is part of this stack: its profile, and its switch, are on."""
-        switched_on = spec.enabled_by is None or (
-            spec.enabled_by == "backup.enabled" and self.backup.enabled
-        )
-        return switched_on and self.enabled(spec.profile)
 
     def image_of(self, name: ServiceName) -> str | None:
         """The image reference ``name`` runs: its ``depot:images`` pin, else the catalog's."""
