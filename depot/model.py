@@ -5,8 +5,8 @@
 
 This is the one place that resolves a service against the stack's settings (which services run,
 what each runs, where); the settings (``depot.config.settings``) are validated data and answer
-no question about a service. Their validators ask this module (``runs``), so it reads the
-settings' types for annotations only and never imports them at run time.
+no question about a service. Their validators ask this module (``runs``, ``unbuildable``), so
+it reads the settings' types for annotations only and never imports them at run time.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from depot.catalog import (
     TmpfsOptions,
 )
 from depot.paths import DOCKERFILE, ProjectPath
-from depot.types import ServiceName
+from depot.types import Profile, ServiceName
 
 if TYPE_CHECKING:
     from depot.config.settings import DepotSettings, RestartPolicy, ServiceLimits
@@ -179,6 +179,18 @@ def runs(settings: DepotSettings, spec: ServiceSpec) -> bool:
         spec.enabled_by == "backup.enabled" and settings.backup.enabled
     )
     return switched_on and (spec.profile is None or spec.profile in settings.profiles)
+
+
+def unbuildable(settings: DepotSettings, profile: Profile | None) -> list[ServiceName]:
+    """Built services of ``profile`` with neither a crate to build nor a digest to run."""
+    return [
+        spec.name
+        for spec in SERVICES
+        if spec.profile == profile
+        and isinstance(spec.image, BuiltImage)
+        and spec.name not in settings.build.contexts
+        and spec.name not in settings.images  # run from a registry, not built here
+    ]
 
 
 def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:

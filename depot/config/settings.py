@@ -26,7 +26,7 @@ from depot.catalog import (
     ServiceSpec,
     service,
 )
-from depot.model import runs
+from depot.model import runs, unbuildable
 from depot.types import (
     MAX_BACKUP_TARGETS,
     MAX_REPLICAS,
@@ -536,7 +536,7 @@ class DepotSettings(SettingsModel):
 
     @model_validator(mode="after")
     def _every_enabled_build_has_a_context(self) -> Self:
-        missing = [name for p in (None, *self.profiles) for name in self.unbuildable(p)]
+        missing = [name for p in (None, *self.profiles) for name in unbuildable(self, p)]
         if missing:
             raise PydanticCustomError(
                 "build_context",
@@ -689,17 +689,6 @@ class DepotSettings(SettingsModel):
             "console.sessionsPath": self.console.sessions_path,
         }
         return sources[setting]
-
-    def unbuildable(self, profile: Profile | None) -> list[ServiceName]:
-        """Built services of ``profile`` with neither a crate to build nor a digest to run."""
-        return [
-            spec.name
-            for spec in SERVICES
-            if spec.profile == profile
-            and isinstance(spec.image, BuiltImage)
-            and spec.name not in self.build.contexts
-            and spec.name not in self.images  # run from a registry, not built here
-        ]
 
     def image_of(self, name: ServiceName) -> str | None:
         """The image reference ``name`` runs: its ``depot:images`` pin, else the catalog's."""
