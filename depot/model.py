@@ -19,6 +19,7 @@ from depot.catalog import (
     SCRATCH,
     SECRETS,
     SERVICES,
+    BindSetting,
     BuiltImage,
     ProjectImage,
     SecretEnv,
@@ -273,9 +274,18 @@ def _published(spec: ServiceSpec, settings: DepotSettings) -> PublishedPort | No
 
 def _bind_mounts(spec: ServiceSpec, settings: DepotSettings) -> tuple[BindMount, ...]:
     return tuple(
-        BindMount(ProjectPath(settings.bind_source(bind.setting)), bind.target, bind.read_only)
+        BindMount(ProjectPath(bind_source(settings, bind.setting)), bind.target, bind.read_only)
         for bind in spec.binds
     )
+
+
+def bind_source(settings: DepotSettings, setting: BindSetting) -> str:
+    """The host path a catalog bind mount names by its setting (``console.distPath``)."""
+    sources: dict[BindSetting, str] = {
+        "console.distPath": settings.console.dist_path,
+        "console.sessionsPath": settings.console.sessions_path,
+    }
+    return sources[setting]
 
 
 def _build_context(spec: ServiceSpec, settings: DepotSettings) -> ProjectPath | None:

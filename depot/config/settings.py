@@ -19,7 +19,6 @@ from depot.catalog import (
     BACKUP_TARGETS_ENV,
     SECRETS,
     SERVICES,
-    BindSetting,
     BuiltImage,
     ProjectImage,
     PulledImage,
@@ -681,14 +680,6 @@ class DepotSettings(SettingsModel):
         """The value of a secret setting by its key (``databasePassword``), if the stack set it."""
         value = getattr(self, to_snake(setting))
         return value if isinstance(value, SecretStr) else None
-
-    def bind_source(self, setting: BindSetting) -> str:
-        """The host path a catalog bind mount names by its setting (``console.distPath``)."""
-        sources: dict[BindSetting, str] = {
-            "console.distPath": self.console.dist_path,
-            "console.sessionsPath": self.console.sessions_path,
-        }
-        return sources[setting]
 
     def image_of(self, name: ServiceName) -> str | None:
         """The image reference ``name`` runs: its ``depot:images`` pin, else the catalog's."""
