@@ -22,11 +22,13 @@ from depot.catalog import (
     BindSetting,
     BuiltImage,
     ProjectImage,
+    PulledImage,
     SecretEnv,
     SecretFile,
     SecretName,
     ServiceSpec,
     TmpfsOptions,
+    service,
 )
 from depot.paths import DOCKERFILE, ProjectPath
 from depot.types import Profile, ServiceName
@@ -206,7 +208,7 @@ def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
         publish_address=str(settings.publish.address),
         bind_mounts=_bind_mounts(spec, settings),
         tmpfs=tuple(TmpfsMount(path, SCRATCH) for path in spec.tmpfs),
-        image_reference=settings.image_for(spec),
+        image_reference=image_for(settings, spec),
         build_context=context,
         build_on_preview=settings.build.on_preview,
         secret_files=_secret_files(spec, settings),
@@ -261,8 +263,16 @@ def _build_args(spec: ServiceSpec, settings: DepotSettings) -> tuple[tuple[str, 
     if isinstance(image, ProjectImage):
         # The stack's own image of the base: a pin in depot:images (a digest in production)
         # is what the build starts FROM, exactly.
-        return ((image.base_arg, settings.image_of(image.base) or ""),)
+        return ((image.base_arg, image_for(settings, service(image.base)) or ""),)
     return ()
+
+
+def image_for(settings: DepotSettings, spec: ServiceSpec) -> str | None:
+    """The image reference ``spec`` runs, from the spec itself (a caller's catalog may hold
+    services the shipped one does not): its ``depot:images`` pin, else its pulled image."""
+    if spec.name in settings.images:
+        return settings.images[spec.name]
+    return spec.image.reference if isinstance(spec.image, PulledImage) else None
 
 
 def _published(spec: ServiceSpec, settings: DepotSettings) -> PublishedPort | None:

@@ -22,7 +22,6 @@ from depot.catalog import (
     BuiltImage,
     ProjectImage,
     PulledImage,
-    ServiceSpec,
     service,
 )
 from depot.model import runs, unbuildable
@@ -680,17 +679,6 @@ class DepotSettings(SettingsModel):
         """The value of a secret setting by its key (``databasePassword``), if the stack set it."""
         value = getattr(self, to_snake(setting))
         return value if isinstance(value, SecretStr) else None
-
-    def image_of(self, name: ServiceName) -> str | None:
-        """The image reference ``name`` runs: its ``depot:images`` pin, else the catalog's."""
-        return self.image_for(service(name))
-
-    def image_for(self, spec: ServiceSpec) -> str | None:
-        """The image reference ``spec`` runs, from the spec itself (a caller's catalog may hold
-        services the shipped one does not): its ``depot:images`` pin, else its pulled image."""
-        if spec.name in self.images:
-            return self.images[spec.name]
-        return spec.image.reference if isinstance(spec.image, PulledImage) else None
 
 
 SECRET_KEYS = (*(secret.setting for secret in SECRETS), "registryPassword")
