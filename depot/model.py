@@ -226,8 +226,16 @@ def _placement(spec: ServiceSpec, settings: DepotSettings) -> tuple[str, ...]:
     """Swarm constraints: a pinned service runs only on nodes labelled for it."""
     if settings.runtime != "swarm":  # before the label: one host pins nothing, by any name
         return ()
-    label = settings.swarm.node_label(spec.name)
+    label = node_label(settings, spec.name)
     return () if label is None else (f"node.labels.{label} == true",)
+
+
+def node_label(settings: DepotSettings, name: ServiceName) -> str | None:
+    """The label of the swarm nodes ``name`` runs on, if it is pinned to one."""
+    spec = service(name)
+    if spec.pinned_with is not None:
+        return node_label(settings, spec.pinned_with)
+    return settings.swarm.node_labels.get(name, spec.node_label)
 
 
 def _given(secret: SecretFile, settings: DepotSettings) -> bool:

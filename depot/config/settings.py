@@ -297,13 +297,6 @@ class SwarmSettings(SettingsModel):
                 )
         return self
 
-    def node_label(self, name: ServiceName) -> str | None:
-        """The label of the nodes ``name`` runs on, if it is pinned to one."""
-        spec = service(name)
-        if spec.pinned_with is not None:
-            return self.node_label(spec.pinned_with)
-        return self.node_labels.get(name, spec.node_label)
-
 
 MAX_RETAINED = 1000
 Retained = Annotated[int, Field(ge=0, le=MAX_RETAINED)]

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from depot.config.settings import DepotSettings
 from depot.host.docker import DockerCli, DockerError, last_line
-from depot.model import ServiceDeployment, deployments
+from depot.model import ServiceDeployment, deployments, node_label
 
 Status = Literal["ok", "problem", "unchecked"]
 GIB = 1024**3
@@ -189,7 +189,7 @@ def swarm_state(
         return
     yield Finding("swarm", "ok", f"{cli.host} is a manager of an active swarm")
     for deployment in running:
-        label = settings.swarm.node_label(deployment.spec.name)
+        label = node_label(settings, deployment.spec.name)
         if label is None:
             continue
         listed = cli.run(
