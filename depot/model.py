@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from depot.catalog import (
+    BACKUP_INTERVAL_ENV,
+    BACKUP_RECIPIENTS_ENV,
+    BACKUP_TARGETS_ENV,
     SCRATCH,
     SECRETS,
     SERVICES,
@@ -260,8 +263,25 @@ def _environment(spec: ServiceSpec, settings: DepotSettings) -> tuple[tuple[str,
         elif secret.unset_env is not None:
             env.append((secret.env, secret.unset_env))
     if spec.enabled_by == "backup.enabled":
-        env.extend(settings.backup.environment(settings.stack))
+        env.extend(_backup_environment(settings))
     return tuple(sorted(env))
+
+
+def _backup_environment(settings: DepotSettings) -> tuple[tuple[str, str], ...]:
+    """What the backup service is told, as plain variables (none of it is secret)."""
+    backup = settings.backup
+    keep = backup.retention
+    return (
+        ("DEPOT_BACKUP_STACK", settings.stack),
+        (BACKUP_INTERVAL_ENV, str(backup.schedule)),
+        ("DEPOT_BACKUP_KEEP_HOURLY", str(keep.hourly)),
+        ("DEPOT_BACKUP_KEEP_DAILY", str(keep.daily)),
+        ("DEPOT_BACKUP_KEEP_WEEKLY", str(keep.weekly)),
+        ("DEPOT_BACKUP_KEEP_MONTHLY", str(keep.monthly)),
+        ("DEPOT_BACKUP_KEEP_LOCAL", str(keep.local)),
+        (BACKUP_RECIPIENTS_ENV, " ".join(backup.recipients)),
+        (BACKUP_TARGETS_ENV, " ".join(backup.targets)),
+    )
 
 
 def _build_args(spec: ServiceSpec, settings: DepotSettings) -> tuple[tuple[str, str], ...]:

@@ -14,9 +14,6 @@ from pydantic.alias_generators import to_camel, to_snake
 from pydantic_core import PydanticCustomError
 
 from depot.catalog import (
-    BACKUP_INTERVAL_ENV,
-    BACKUP_RECIPIENTS_ENV,
-    BACKUP_TARGETS_ENV,
     SECRETS,
     SERVICES,
     BuiltImage,
@@ -378,21 +375,6 @@ class BackupSettings(SettingsModel):
                 {"key": "retention"},
             )
         return self
-
-    def environment(self, stack: str) -> tuple[tuple[str, str], ...]:
-        """What the backup service is told, as plain variables (none of it is secret)."""
-        keep = self.retention
-        return (
-            ("DEPOT_BACKUP_STACK", stack),
-            (BACKUP_INTERVAL_ENV, str(self.schedule)),
-            ("DEPOT_BACKUP_KEEP_HOURLY", str(keep.hourly)),
-            ("DEPOT_BACKUP_KEEP_DAILY", str(keep.daily)),
-            ("DEPOT_BACKUP_KEEP_WEEKLY", str(keep.weekly)),
-            ("DEPOT_BACKUP_KEEP_MONTHLY", str(keep.monthly)),
-            ("DEPOT_BACKUP_KEEP_LOCAL", str(keep.local)),
-            (BACKUP_RECIPIENTS_ENV, " ".join(self.recipients)),
-            (BACKUP_TARGETS_ENV, " ".join(self.targets)),
-        )
 
 
 _ENCRYPTED_RCLONE_CONFIG = "RCLONE_ENCRYPT_V0:"
