@@ -122,6 +122,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_backup_service.py",
         "tests/test_backup_config.py",
         "tests/test_config.py",
+        "tests/test_stacks.py",  # which services are scraped (the labels)
+        "tests/test_doctor.py",  # which built services have a crate
     ),
     "depot/review/diff.py": _REVIEW_TESTS,
     "depot/review/plan.py": (
