@@ -1,17 +1,13 @@
-"""The ``depot`` command: a thin layer over ``depot.review``.
+"""The ``depot`` command: a thin layer over the library.
 
-Exit status: ``plan`` and ``graph`` 0, or 2 on error; ``diff`` like ``git diff --exit-code``:
-0 no changes, 1 changes, 2 error; ``check`` 1 when a mandatory rule is violated; ``compose`` 0,
-or 2 on error; ``secrets init`` 1 when a file it keeps is out of date or unusable (empty, not
-UTF-8, a folder or symbolic link in its place), 2 when the folder cannot be used (not a folder,
-open to other users); ``doctor`` 0 ready, 1 not ready (a problem on the host), 2 error;
-``drift`` 0 none, 1 drift, 2 error (no engine answers); ``rotate`` 0 rotated, 1 the service
-refused it or it stopped half-way (the message says which password works), 2 error; ``backup``
-and ``restore`` 0 done, 1 the backup or restore failed (the backup container says why; a failed
-restore leaves the database as it was), 2 error (no backup container, an unusable identity
-file); ``backups`` 0, 1 when a place could not be listed (the others are) or a backup has
-waited longer than one schedule interval to leave the host, 2 error. Any error is one line on
-stderr, never a traceback.
+It reviews a stack without the Pulumi engine (``plan``, ``diff``, ``check``, ``graph``), exports
+it for Compose (``compose``, ``secrets init``) and does the day-two work on a live Docker host
+(``doctor``, ``drift``, ``rotate``, ``backup``, ``backups``, ``restore``).
+
+Every command exits with an ``ExitStatus`` (``depot.exit_status``): 0 done, 1 done and
+something needs you (what, per command: ``USAGE`` below), 2 error. ``depot --help`` prints that
+table, and each command's ``--help`` its own line of it, then an example. Any error is one line
+on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,18 +18,22 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 # Each command imports what it runs, inside its handler: `depot compose` needs no Pulumi SDK
 # and no provider, and a plan needs no policy. Process start is most of a command's time.
 from depot.config.loader import ConfigError
+from depot.exit_status import MEANINGS, ExitStatus
 from depot.host.backup import DEFAULT_TIMEOUT, BackupError
 from depot.host.docker import DockerError
 from depot.outputs.secret_files import SECRETS_DIR, SecretsFolderError
 from depot.paths import PROJECT_ROOT
+from depot.rotations import ROTATIONS
 from depot.types import PROFILES
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from depot.host.docker import DockerCli
     from depot.review.planned import Plan
 
-EXIT_ERROR = 2
 # How `depot diff` hands its secret-fingerprint key to the `depot plan` it runs at the base ref:
 # in that process's environment only, never on a command line (which `ps` shows to every user).
 FINGERPRINT_KEY_VARIABLE = "DEPOT_DIFF_FINGERPRINT_KEY"
@@ -51,9 +50,148 @@ class UsageError(Exception):
     """A problem with what was asked (unknown ref, missing program at a ref)."""
 
 
+@dataclass(frozen=True)
+class Usage:
+    """How a command's ``--help`` ends: what its exit status 1 says, then an example."""
+
+    example: str  # shell lines, as typed; a comment after `#` says what a line does
+    attention: str | None = None  # what exit status 1 says; None: it never exits 1
+
+
+USAGE = {
+    "plan": Usage("depot plan --stack prod --format markdown"),
+    "diff": Usage(
+        "depot diff --base origin/main --stack prod --format markdown",
+        attention="the plans differ (as `git diff --exit-code`)",
+    ),
+    "check": Usage("depot check --stack prod", attention="a mandatory policy rule is violated"),
+    "graph": Usage("depot graph --stack prod --format dot | dot -Tsvg -o depot.svg"),
+    "compose": Usage("depot compose --stack dev -o compose.yaml"),
+    "secrets": Usage("depot secrets init"),
+    "secrets init": Usage(
+        "depot secrets init  # then: docker compose up --detach --wait",
+        attention="a file it keeps is out of date or unusable (empty, not UTF-8, a folder "
+        "or symbolic link in its place)",
+    ),
+    "doctor": Usage(
+        "depot doctor --stack prod", attention="the host is not ready: a problem is listed"
+    ),
+    "drift": Usage(
+        "depot drift --stack prod", attention="the host's containers differ from the plan"
+    ),
+    "rotate": Usage(
+        "depot rotate database-password --stack dev",
+        attention="the service refused the new password, or the rotation stopped half-way "
+        "(the message says which password works)",
+    ),
+    "backup": Usage(
+        "depot backup --stack prod", attention="the backup failed (the backup container says why)"
+    ),
+    "backups": Usage(
+        "depot backups --stack prod",
+        attention="a place could not be listed (the others are), or a backup waited longer "
+        "than one schedule interval to leave the host",
+    ),
+    "restore": Usage(
+        "depot restore --stack prod --dry-run  # which backup, and what it would do\n"
+        "depot restore --stack prod --from latest --identity ~/.config/depot/backup.agekey",
+        attention="the restore failed; the database is as it was",
+    ),
+}
+"""Every command, as typed after ``depot``: a new command adds its line here (the parser
+refuses a command without one)."""
+HELP_WIDTH = 92  # the epilogs' lines, as wide as the description's
+
+DESCRIPTION = """\
+The depot's infrastructure without the Pulumi engine, and its day two on a Docker host.
+
+Review a stack offline (plan, diff, check, graph), export it as a Compose or Swarm stack file
+(compose, secrets init), and work on the live host it runs on (doctor, drift, rotate, backup,
+backups, restore). `pulumi up` deploys; see README.md."""
+
+EXAMPLES = """\
+examples:
+  depot plan --stack dev
+  depot diff --base origin/main --stack prod
+  depot compose --stack dev -o compose.yaml && depot secrets init
+  depot doctor --stack prod
+  depot <command> --help  # its options, exit statuses and an example"""
+
+
+def allowed_statuses(command: str) -> frozenset[ExitStatus]:
+    """The exit statuses ``command`` is documented to end with."""
+    usage = USAGE[command]
+    return frozenset(s for s in ExitStatus if s != ExitStatus.ATTENTION or usage.attention)
+
+
+def exit_status_table() -> str:
+    """Every status and what it says, 1 per command: the epilog of ``depot --help``."""
+    width = max(len(command) for command in USAGE)
+    lines = ["exit status:"]
+    for status in ExitStatus:
+        lines.append(_item(f"  {status.value}  ", MEANINGS[status]))
+        if status == ExitStatus.ATTENTION:
+            lines += [
+                _item(f"       {command:<{width}}  ", usage.attention)
+                for command, usage in USAGE.items()
+                if usage.attention
+            ]
+    return "\n".join(lines)
+
+
+def _epilog(command: str) -> str:
+    """A command's exit statuses, then its example: last, where a reader of --help looks."""
+    usage = USAGE[command]
+    statuses = [_item("  0  ", MEANINGS[ExitStatus.OK])]
+    if usage.attention:
+        statuses.append(_item("  1  ", usage.attention))
+    statuses.append(_item("  2  ", MEANINGS[ExitStatus.ERROR]))
+    example = "\n".join(f"  {line}" for line in usage.example.splitlines())
+    return "exit status:\n" + "\n".join(statuses) + "\n\nexample:\n" + example
+
+
+def _item(label: str, text: str) -> str:
+    """``label`` then ``text``, wrapped under itself (the raw epilog is not wrapped for us)."""
+    return textwrap.fill(
+        text, width=HELP_WIDTH, initial_indent=label, subsequent_indent=" " * len(label)
+    )
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], command: str, summary: str
+) -> argparse.ArgumentParser:
+    """The parser of ``command`` (as typed: ``secrets init``), its help ending with its example."""
+    if command not in USAGE:
+        raise KeyError(f"depot {command}: add its example to depot.cli.USAGE")
+    return commands.add_parser(
+        command.rsplit(maxsplit=1)[-1],
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}.",
+        epilog=_epilog(command),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print depot's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("depot-infra")
+        except PackageNotFoundError:  # a source tree run with PYTHONPATH, never installed
+            found = "(not installed: no version)"
+        print(f"depot {found}")
+        parser.exit()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``depot``; returns the exit status."""
-    args = _parser().parse_args(argv)
+    """Run ``depot``; returns the exit status (an ``ExitStatus``)."""
+    args = _parser().parse_args(argv)  # a usage error exits 2 (ERROR) here, as argparse does
     try:
         output, status = args.run(args)
         sys.stdout.write(output)
@@ -66,7 +204,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # (a violation) and `drift` give a meaning: a crash must say error, in one line. Its
         # message is left out: it may quote a value (a secret) that no line here may print.
         return _fail(args, _unexpected(error))
+    if status not in allowed_statuses(_command_of(args)):
+        # --help documents every status a command ends with: one it does not list is a bug.
+        return _fail(args, f"failed: exit status {status} is not documented (a bug in depot)")
     return int(status)
+
+
+def _command_of(args: argparse.Namespace) -> str:
+    """The command as typed after ``depot``: ``plan``, ``secrets init``."""
+    return " ".join(filter(None, (args.command, getattr(args, "action", None))))
 
 
 def _unexpected(error: BaseException) -> str:
@@ -80,9 +226,8 @@ def _unexpected(error: BaseException) -> str:
 
 
 def _fail(args: argparse.Namespace, message: str) -> int:
-    command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
-    print(f"depot {command}: {message}", file=sys.stderr)
-    return EXIT_ERROR
+    print(f"depot {_command_of(args)}: {message}", file=sys.stderr)
+    return ExitStatus.ERROR
 
 
 def _os_error(error: OSError) -> str:
@@ -93,17 +238,21 @@ def _os_error(error: OSError) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="depot", description="Review the depot's infrastructure without the Pulumi engine."
+        prog="depot",
+        description=DESCRIPTION,
+        epilog=f"{exit_status_table()}\n\n{EXAMPLES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action=_Version)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
 
-    plan = commands.add_parser("plan", help="every resource a stack registers")
+    plan = _command(commands, "plan", "every resource a stack registers")
     plan.add_argument("--stack", required=True)
     _profiles(plan)
     plan.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     plan.set_defaults(run=_plan)
 
-    diff = commands.add_parser("diff", help="what changes between two plans")
+    diff = _command(commands, "diff", "what changes between two plans")
     which = diff.add_mutually_exclusive_group(required=True)
     which.add_argument("--stacks", nargs=2, metavar=("A", "B"), help="compare stack A with B")
     which.add_argument("--base", metavar="REF", help="compare --stack at a git ref with now")
@@ -112,12 +261,12 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     diff.set_defaults(run=_diff)
 
-    check = commands.add_parser("check", help="the policy rules on a stack's plan")
+    check = _command(commands, "check", "the policy rules on a stack's plan")
     check.add_argument("--stack", required=True)
     _profiles(check)
     check.set_defaults(run=_check)
 
-    graph = commands.add_parser("graph", help="the dependency graph of a stack")
+    graph = _command(commands, "graph", "the dependency graph of a stack")
     graph.add_argument("--stack", required=True)
     _profiles(graph)
     graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
@@ -125,9 +274,13 @@ def _parser() -> argparse.ArgumentParser:
 
     _compose_command(commands)
 
-    secrets = commands.add_parser("secrets", help="the secret files the Compose file reads")
-    actions = secrets.add_subparsers(dest="action", required=True)
-    init = actions.add_parser("init", help="create missing ones (random, mode 0600); keep others")
+    secrets = _command(commands, "secrets", "the secret files the Compose file reads")
+    actions = secrets.add_subparsers(dest="action", required=True, metavar="<action>")
+    init = _command(
+        actions,
+        "secrets init",
+        "create the missing secret files (random, mode 0600); keep the others",
+    )
     init.add_argument(
         "--dir",
         type=Path,
@@ -136,20 +289,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     init.set_defaults(run=_secrets_init)
 
-    doctor = commands.add_parser("doctor", help="what the stack needs from its host, before up")
+    doctor = _command(commands, "doctor", "what the stack needs from its host, before up")
     doctor.add_argument("--stack", required=True)
     _profiles(doctor)
     doctor.set_defaults(run=_doctor)
 
-    drift = commands.add_parser("drift", help="the live Docker host against the stack's plan")
+    drift = _command(commands, "drift", "the live Docker host against the stack's plan")
     drift.add_argument("--stack", required=True)
     _profiles(drift)
     drift.set_defaults(run=_drift)
 
-    rotate = commands.add_parser(
-        "rotate", help="a new password, told to the running service first (Compose depot)"
+    rotate = _command(
+        commands, "rotate", "a new password, told to the running service first (Compose depot)"
     )
-    rotate.add_argument("secret", choices=["database-password", "grafana-admin-password"])
+    rotate.add_argument("secret", choices=list(ROTATIONS))
     rotate.add_argument("--stack", default="dev", help="whose Docker host (default dev)")
     rotate.add_argument(
         "--dir",
@@ -173,8 +326,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compose_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    compose = commands.add_parser(
-        "compose", help="a stack as a Compose file (a swarm stack: a stack file)"
+    compose = _command(
+        commands, "compose", "a stack as a Compose file (a swarm stack: a stack file)"
     )
     compose.add_argument("--stack", required=True)
     _profiles(compose)
@@ -190,17 +343,17 @@ def _compose_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def _backup_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    backup = commands.add_parser("backup", help="take a backup now, as the schedule does")
+    backup = _command(commands, "backup", "take a backup now, as the schedule does")
     _backup_target(backup)
     _backup_timeout(backup)
     backup.set_defaults(run=_backup)
 
-    backups = commands.add_parser("backups", help="the good backups, newest first, and where")
+    backups = _command(commands, "backups", "the good backups, newest first, and where")
     _backup_target(backups)
     backups.set_defaults(run=_backups)
 
-    restore = commands.add_parser(
-        "restore", help="a backup into a fresh database, checked, then swapped in"
+    restore = _command(
+        commands, "restore", "a backup into a fresh database, checked, then swapped in"
     )
     _backup_target(restore)
     restore.add_argument(
@@ -256,13 +409,13 @@ def _profiles(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _plan(args: argparse.Namespace) -> tuple[str, int]:
+def _plan(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.review.plan import plan_stack
     from depot.review.render import dumps, plan_markdown, plan_text
 
     plan = plan_stack(args.stack, args.profiles, fingerprint_key=_fingerprint_key_given())
     render = {"json": lambda p: dumps(p.to_json()), "markdown": plan_markdown, "text": plan_text}
-    return render[args.format](plan), 0
+    return render[args.format](plan), ExitStatus.OK
 
 
 def _fingerprint_key_given() -> bytes | None:
@@ -284,7 +437,7 @@ def _fingerprint_key_given() -> bytes | None:
     return key
 
 
-def _diff(args: argparse.Namespace) -> tuple[str, int]:
+def _diff(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.review.diff import diff_plans
     from depot.review.plan import new_fingerprint_key, plan_stack
     from depot.review.render import diff_markdown, diff_text, dumps
@@ -307,10 +460,10 @@ def _diff(args: argparse.Namespace) -> tuple[str, int]:
         output = diff_markdown(diff, head)
     else:
         output = diff_text(diff)
-    return output, 0 if diff.empty else 1
+    return output, ExitStatus.OK if diff.empty else ExitStatus.ATTENTION
 
 
-def _check(args: argparse.Namespace) -> tuple[str, int]:
+def _check(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.config.loader import load_settings
     from depot.config.stack_file import stack_config
     from depot.policy.check import check_plan, report
@@ -323,28 +476,28 @@ def _check(args: argparse.Namespace) -> tuple[str, int]:
     return report(violations, args.stack)
 
 
-def _graph(args: argparse.Namespace) -> tuple[str, int]:
+def _graph(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     # From the model, not the plan: the same graph (tests/test_graph.py holds them equal)
     # without the Pulumi SDK, whose imports would be most of the command's time.
     from depot.review.graph import to_dot, to_mermaid
     from depot.review.model_graph import model_graph
 
     graph = model_graph(_settings(args))
-    return (to_dot(graph) if args.format == "dot" else to_mermaid(graph)), 0
+    return (to_dot(graph) if args.format == "dot" else to_mermaid(graph)), ExitStatus.OK
 
 
-def _compose(args: argparse.Namespace) -> tuple[str, int]:
+def _compose(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.config.loader import load_settings
     from depot.config.stack_file import stack_config
     from depot.outputs.export import export_yaml
 
     text = export_yaml(load_settings(args.stack, stack_config(args.stack, args.profiles)))
     if args.output is None:
-        return text, 0
+        return text, ExitStatus.OK
     _write_export(args.output, text, force=args.force)
     where = args.output.resolve().parent
     note = "" if where == PROJECT_ROOT else f"; its relative paths start at {PROJECT_ROOT}"
-    return f"wrote {args.output} (stack {args.stack}){note}\n", 0
+    return f"wrote {args.output} (stack {args.stack}){note}\n", ExitStatus.OK
 
 
 def _write_export(output: Path, text: str, *, force: bool) -> None:
@@ -357,11 +510,11 @@ def _write_export(output: Path, text: str, *, force: bool) -> None:
         raise UsageError(f"-o {output}: {error}") from None
 
 
-def _secrets_init(args: argparse.Namespace) -> tuple[str, int]:
+def _secrets_init(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.outputs.compose import project_path
     from depot.outputs.secret_files import init_secret_files
 
-    lines, status = [], 0
+    lines, status = [], ExitStatus.OK
     for result in init_secret_files(args.dir):
         path = project_path(os.path.abspath(args.dir / result.name))
         if result.created:
@@ -373,7 +526,7 @@ def _secrets_init(args: argparse.Namespace) -> tuple[str, int]:
         else:
             line = f"kept    {path} (exists)"
         if result.problem:
-            status = 1
+            status = ExitStatus.ATTENTION
         lines.append(line if result.warning is None else f"{line}; warning: {result.warning}")
     return "".join(f"{line}\n" for line in lines), status
 
@@ -392,14 +545,14 @@ def _docker_cli(settings: DepotSettings, host: str | None = None) -> DockerCli:
     return DockerCli(host or settings.docker.host, ssh_options=settings.docker.ssh_opts)
 
 
-def _doctor(args: argparse.Namespace) -> tuple[str, int]:
+def _doctor(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.host.doctor import diagnose, report
 
     settings = _settings(args)
     return report(args.stack, diagnose(settings, _docker_cli(settings)))
 
 
-def _drift(args: argparse.Namespace) -> tuple[str, int]:
+def _drift(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.config.stack_file import stack_config
     from depot.host.drift import expected_from_plan, find_drift, report
     from depot.review.plan import plan_config
@@ -416,7 +569,7 @@ def _drift(args: argparse.Namespace) -> tuple[str, int]:
     return report(args.stack, find_drift(expected, _docker_cli(settings)), expected)
 
 
-def _rotate(args: argparse.Namespace) -> tuple[str, int]:
+def _rotate(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.host.rotate import ComposeProject, RotationError, rotate
     from depot.model import deployments
 
@@ -438,9 +591,9 @@ def _rotate(args: argparse.Namespace) -> tuple[str, int]:
         )
     except RotationError as error:
         print(f"depot rotate: {error}", file=sys.stderr)
-        return "", 1
+        return "", ExitStatus.ATTENTION
     lines.append(f"depot rotate: {args.secret} rotated")
-    return "".join(f"{line}\n" for line in lines), 0
+    return "".join(f"{line}\n" for line in lines), ExitStatus.OK
 
 
 def _backup_cli(args: argparse.Namespace) -> tuple[DockerCli, str]:
@@ -470,20 +623,20 @@ def _docker_host(value: str) -> str:
         raise UsageError(f"--docker-host {value!r}: {error.errors()[0]['msg']}") from None
 
 
-def _relay(command: str, stdout: str, stderr: str, status: int) -> tuple[str, int]:
+def _relay(command: str, stdout: str, stderr: str, status: ExitStatus) -> tuple[str, ExitStatus]:
     """What the backup container said, in its order: its report on stdout, its complaint on
     stderr, then whether it failed."""
     sys.stdout.write(stdout)
     sys.stdout.flush()
     if stderr.strip():
         sys.stderr.write(stderr if stderr.endswith("\n") else stderr + "\n")
-    if status != 0:
+    if status != ExitStatus.OK:
         why = " (see above)" if stderr.strip() else " without saying why"
         print(f"depot {command}: failed{why}", file=sys.stderr)
     return "", status
 
 
-def _backup(args: argparse.Namespace) -> tuple[str, int]:
+def _backup(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.host.backup import run_backup
 
     timeout = _timeout(args)
@@ -492,7 +645,7 @@ def _backup(args: argparse.Namespace) -> tuple[str, int]:
     return _relay("backup", outcome.stdout, outcome.stderr, outcome.status)
 
 
-def _backups(args: argparse.Namespace) -> tuple[str, int]:
+def _backups(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.host.backup import backups_table, list_backups, waiting_backups, waiting_report
 
     cli, container = _backup_cli(args)
@@ -524,10 +677,10 @@ def _backups(args: argparse.Namespace) -> tuple[str, int]:
         )
     for complaint in complaints:
         print(complaint, file=sys.stderr)
-    return "", 1 if listing.problem is not None or overdue else 0
+    return "", ExitStatus.ATTENTION if listing.problem is not None or overdue else ExitStatus.OK
 
 
-def _restore(args: argparse.Namespace) -> tuple[str, int]:
+def _restore(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.host.backup import check_backup_name, read_identity
     from depot.host.backup import restore as restore_backup
 

@@ -2,28 +2,42 @@
 
 ``deployments(settings)`` is pure data (no Pulumi): the Pulumi components and any other output
 (a Compose export, a plan) read this same model, so they cannot drift apart.
+
+This is the one place that resolves a service against the stack's settings (which services run,
+what each runs, where); the settings (``depot.config.settings``) are validated data and answer
+no question about a service. Their validators ask this module (``runs``, ``unbuildable``), so
+it reads the settings' types for annotations only and never imports them at run time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from depot.catalog import (
+    BACKUP_INTERVAL_ENV,
+    BACKUP_RECIPIENTS_ENV,
+    BACKUP_TARGETS_ENV,
     SCRATCH,
     SECRETS,
     SERVICES,
+    BindSetting,
     BuiltImage,
     ProjectImage,
+    PulledImage,
     SecretEnv,
     SecretFile,
     SecretName,
     ServiceSpec,
     TmpfsOptions,
+    service,
 )
-from depot.config.settings import DepotSettings, RestartPolicy, ServiceLimits
 from depot.paths import DOCKERFILE, ProjectPath
-from depot.types import ServiceName
+from depot.types import Profile, ServiceName
+
+if TYPE_CHECKING:
+    from depot.config.settings import DepotSettings, RestartPolicy, ServiceLimits
 
 
 @dataclass(frozen=True)
@@ -161,8 +175,28 @@ def deployments(
     settings: DepotSettings, services: Sequence[ServiceSpec] = SERVICES
 ) -> tuple[ServiceDeployment, ...]:
     """The enabled services of this stack, in dependency order."""
-    enabled = [spec for spec in services if settings.runs(spec)]
+    enabled = [spec for spec in services if runs(settings, spec)]
     return tuple(_deploy(spec, settings) for spec in enabled)
+
+
+def runs(settings: DepotSettings, spec: ServiceSpec) -> bool:
+    """True when ``spec`` is part of this stack: its profile, and its switch, are on."""
+    switched_on = spec.enabled_by is None or (
+        spec.enabled_by == "backup.enabled" and settings.backup.enabled
+    )
+    return switched_on and (spec.profile is None or spec.profile in settings.profiles)
+
+
+def unbuildable(settings: DepotSettings, profile: Profile | None) -> list[ServiceName]:
+    """Built services of ``profile`` with neither a crate to build nor a digest to run."""
+    return [
+        spec.name
+        for spec in SERVICES
+        if spec.profile == profile
+        and isinstance(spec.image, BuiltImage)
+        and spec.name not in settings.build.contexts
+        and spec.name not in settings.images  # run from a registry, not built here
+    ]
 
 
 def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
@@ -177,7 +211,7 @@ def _deploy(spec: ServiceSpec, settings: DepotSettings) -> ServiceDeployment:
         publish_address=str(settings.publish.address),
         bind_mounts=_bind_mounts(spec, settings),
         tmpfs=tuple(TmpfsMount(path, SCRATCH) for path in spec.tmpfs),
-        image_reference=settings.image_for(spec),
+        image_reference=image_for(settings, spec),
         build_context=context,
         build_on_preview=settings.build.on_preview,
         secret_files=_secret_files(spec, settings),
@@ -195,8 +229,16 @@ def _placement(spec: ServiceSpec, settings: DepotSettings) -> tuple[str, ...]:
     """Swarm constraints: a pinned service runs only on nodes labelled for it."""
     if settings.runtime != "swarm":  # before the label: one host pins nothing, by any name
         return ()
-    label = settings.swarm.node_label(spec.name)
+    label = node_label(settings, spec.name)
     return () if label is None else (f"node.labels.{label} == true",)
+
+
+def node_label(settings: DepotSettings, name: ServiceName) -> str | None:
+    """The label of the swarm nodes ``name`` runs on, if it is pinned to one."""
+    spec = service(name)
+    if spec.pinned_with is not None:
+        return node_label(settings, spec.pinned_with)
+    return settings.swarm.node_labels.get(name, spec.node_label)
 
 
 def _given(secret: SecretFile, settings: DepotSettings) -> bool:
@@ -221,8 +263,25 @@ def _environment(spec: ServiceSpec, settings: DepotSettings) -> tuple[tuple[str,
         elif secret.unset_env is not None:
             env.append((secret.env, secret.unset_env))
     if spec.enabled_by == "backup.enabled":
-        env.extend(settings.backup.environment(settings.stack))
+        env.extend(_backup_environment(settings))
     return tuple(sorted(env))
+
+
+def _backup_environment(settings: DepotSettings) -> tuple[tuple[str, str], ...]:
+    """What the backup service is told, as plain variables (none of it is secret)."""
+    backup = settings.backup
+    keep = backup.retention
+    return (
+        ("DEPOT_BACKUP_STACK", settings.stack),
+        (BACKUP_INTERVAL_ENV, str(backup.schedule)),
+        ("DEPOT_BACKUP_KEEP_HOURLY", str(keep.hourly)),
+        ("DEPOT_BACKUP_KEEP_DAILY", str(keep.daily)),
+        ("DEPOT_BACKUP_KEEP_WEEKLY", str(keep.weekly)),
+        ("DEPOT_BACKUP_KEEP_MONTHLY", str(keep.monthly)),
+        ("DEPOT_BACKUP_KEEP_LOCAL", str(keep.local)),
+        (BACKUP_RECIPIENTS_ENV, " ".join(backup.recipients)),
+        (BACKUP_TARGETS_ENV, " ".join(backup.targets)),
+    )
 
 
 def _build_args(spec: ServiceSpec, settings: DepotSettings) -> tuple[tuple[str, str], ...]:
@@ -232,8 +291,16 @@ def _build_args(spec: ServiceSpec, settings: DepotSettings) -> tuple[tuple[str, 
     if isinstance(image, ProjectImage):
         # The stack's own image of the base: a pin in depot:images (a digest in production)
         # is what the build starts FROM, exactly.
-        return ((image.base_arg, settings.image_of(image.base) or ""),)
+        return ((image.base_arg, image_for(settings, service(image.base)) or ""),)
     return ()
+
+
+def image_for(settings: DepotSettings, spec: ServiceSpec) -> str | None:
+    """The image reference ``spec`` runs, from the spec itself (a caller's catalog may hold
+    services the shipped one does not): its ``depot:images`` pin, else its pulled image."""
+    if spec.name in settings.images:
+        return settings.images[spec.name]
+    return spec.image.reference if isinstance(spec.image, PulledImage) else None
 
 
 def _published(spec: ServiceSpec, settings: DepotSettings) -> PublishedPort | None:
@@ -245,9 +312,18 @@ def _published(spec: ServiceSpec, settings: DepotSettings) -> PublishedPort | No
 
 def _bind_mounts(spec: ServiceSpec, settings: DepotSettings) -> tuple[BindMount, ...]:
     return tuple(
-        BindMount(ProjectPath(settings.bind_source(bind.setting)), bind.target, bind.read_only)
+        BindMount(ProjectPath(bind_source(settings, bind.setting)), bind.target, bind.read_only)
         for bind in spec.binds
     )
+
+
+def bind_source(settings: DepotSettings, setting: BindSetting) -> str:
+    """The host path a catalog bind mount names by its setting (``console.distPath``)."""
+    sources: dict[BindSetting, str] = {
+        "console.distPath": settings.console.dist_path,
+        "console.sessionsPath": settings.console.sessions_path,
+    }
+    return sources[setting]
 
 
 def _build_context(spec: ServiceSpec, settings: DepotSettings) -> ProjectPath | None:

@@ -19,8 +19,8 @@ from depot.components.swarm import SwarmService, SwarmWiring
 from depot.components.swarm_secrets import SwarmSecrets
 from depot.config import DepotSettings
 from depot.config.engine import load_stack_settings
-from depot.host.rotate import ROTATIONS
 from depot.model import ServiceDeployment, deployments
+from depot.rotations import ROTATIONS
 from depot.types import ServiceName
 
 

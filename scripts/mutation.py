@@ -113,6 +113,21 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_workload.py",
         "tests/test_docs_reference.py",
     ),
+    # Where a service is resolved (which run, their images, binds, node labels, the backup
+    # service's environment): moved here from the settings, whose validators ask it too.
+    "depot/model.py": (
+        "tests/test_services.py",
+        "tests/test_compose.py",
+        "tests/test_catalog.py",
+        "tests/test_settings_edges.py",
+        "tests/test_swarm.py",
+        "tests/test_secrets.py",
+        "tests/test_backup_service.py",
+        "tests/test_backup_config.py",
+        "tests/test_config.py",
+        "tests/test_stacks.py",  # which services are scraped (the labels)
+        "tests/test_doctor.py",  # which built services have a crate
+    ),
     "depot/review/diff.py": _REVIEW_TESTS,
     "depot/review/plan.py": (
         *_REVIEW_TESTS,

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from depot.catalog import BACKUP
 from depot.config import ConfigError, RawConfig, load_settings
 from depot.config.settings import UNDECRYPTED, BackupSettings, rclone_sections
 from depot.config.stack_file import parse_stack_file
+from depot.model import image_for
 from depot.program import deploy
 from depot.recording import Recording, record
 from depot.types import parse_rclone_target
@@ -343,7 +345,7 @@ def test_a_swarm_stack_pushes_the_backup_image_or_names_its_digest() -> None:
     digest = "registry.example.com/depot-backup@sha256:" + "e" * 64
     images = values["depot:images"].removesuffix("}") + f', "backup": "{digest}"}}'
     settings = load_settings("cluster", RawConfig({**values, "depot:images": images}))
-    assert settings.image_of("backup") == digest
+    assert image_for(settings, BACKUP) == digest
 
 
 def test_the_backup_service_is_pinned_with_postgres_never_by_itself() -> None:

@@ -15,6 +15,7 @@ import yaml
 from depot.catalog import BACKUP
 from depot.config import DepotSettings, RawConfig, load_settings
 from depot.config.stack_file import read_stack_file
+from depot.model import runs
 from depot.outputs.compose import compose_document, compose_yaml
 from depot.outputs.secret_files import init_secret_files
 from depot.outputs.swarm_stack import stack_document, stack_yaml
@@ -492,8 +493,8 @@ def test_the_catalog_switches_it_on_by_its_setting_not_a_profile() -> None:
     assert (BACKUP.container_name, BACKUP.profile) == ("depot-backup", None)
     assert BACKUP.enabled_by == "backup.enabled"
     settings = load_settings("dev", stack_config("dev", {"depot:backup": {"enabled": False}}))
-    assert not settings.runs(BACKUP)
-    assert load_settings("dev", stack_config("dev")).runs(BACKUP)
+    assert not runs(settings, BACKUP)
+    assert runs(load_settings("dev", stack_config("dev")), BACKUP)
 
 
 def test_the_graph_draws_the_backup_service_with_what_it_needs(

@@ -16,6 +16,7 @@ from depot.config import loader
 from depot.config.loader import RawConfig, load_settings
 from depot.config.settings import SECRET_KEYS, DepotSettings
 from depot.config.stack_file import stack_config
+from depot.model import bind_source
 from depot.paths import PROJECT_ROOT, ProjectPath
 from depot.types import ServiceName
 
@@ -59,8 +60,8 @@ def test_every_bind_a_service_declares_has_a_setting_for_its_host_path() -> None
     declared = {bind.setting for spec in SERVICES for bind in spec.binds}
     assert declared == set(get_args(BindSetting))
     settings = load_settings("prod", stack_config("prod"))
-    assert settings.bind_source("console.distPath") == "/srv/depot/console/dist"
-    assert settings.bind_source("console.sessionsPath") == "/data/sessions"
+    assert bind_source(settings, "console.distPath") == "/srv/depot/console/dist"
+    assert bind_source(settings, "console.sessionsPath") == "/data/sessions"
 
 
 def test_only_built_services_take_a_build_context() -> None:

@@ -1,13 +1,16 @@
-"""What the policy and review modules load: the rules and the pack never load the program.
+"""What each layer loads: the rules and the pack never load the program, and only the CLI loads
+the day-two modules.
 
 Each import runs in a fresh interpreter, so what another test imported first cannot hide one.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +136,65 @@ def test_the_backup_commands_load_no_pulumi(command: str) -> None:
     assert "depot.host.backup" in loaded
     assert "depot.config.settings" in loaded
     assert loaded.isdisjoint(PROGRAM), loaded & set(PROGRAM)
+
+
+def _imported_by(path: Path) -> set[str]:
+    """Every module ``path`` imports, at its top or inside a function (where commands import)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(path, node.module or "", node.level)
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _absolute(path: Path, module: str, level: int) -> str:
+    """``from ..host import x`` in depot/review/y.py is ``depot.host``."""
+    if level == 0:
+        return module
+    package = path.relative_to(PROJECT_DIR).with_suffix("").parts[:-level]
+    return ".".join([*package, module] if module else package)
+
+
+DAY_TWO = "depot.host"
+"""Day two on a live host (doctor, drift, rotate, backups): for the `depot` command alone."""
+DAY_TWO_USERS = ("depot/cli.py", "depot/host/")
+
+
+def _is_day_two(module: str) -> bool:
+    return module == DAY_TWO or module.startswith(f"{DAY_TWO}.")
+
+
+def test_the_imports_probe_sees_a_lazy_import() -> None:
+    assert _is_day_two("depot.host.backup")
+    assert not _is_day_two("depot.hostname")
+    assert {"depot.host.rotate", "depot.host.rotate.rotate"} <= _imported_by(
+        PROJECT_DIR / "depot" / "cli.py"
+    )
+
+
+def test_only_the_cli_imports_the_day_two_modules() -> None:
+    # The program, its components, the outputs, review and policy sit below the day-two
+    # commands: what both need (the rotation catalogue) lives in depot/rotations.py.
+    sources = sorted(
+        path
+        for folder in ("depot", "policy")
+        for path in (PROJECT_DIR / folder).rglob("*.py")
+        if not path.relative_to(PROJECT_DIR).as_posix().startswith(DAY_TWO_USERS)
+    )
+    assert len(sources) > 40  # the probe reads the tree
+    upward = {
+        path.relative_to(PROJECT_DIR).as_posix(): sorted(filter(_is_day_two, _imported_by(path)))
+        for path in sources
+    }
+    assert {path: found for path, found in upward.items() if found} == {}
+
+
+def test_the_program_loads_no_day_two_module() -> None:
+    loaded = _loaded_after("import depot.program, depot.review.model_graph, depot.outputs.export")
+    assert "depot.program" in loaded  # the probe itself works
+    assert not {name for name in loaded if _is_day_two(name)}

@@ -20,14 +20,9 @@ import pytest
 from depot.catalog import SERVICES, database_url
 from depot.cli import main
 from depot.host.docker import DockerCli
-from depot.host.rotate import (
-    ComposeProject,
-    RotationError,
-    alter_role_statement,
-    rotate,
-    scram_verifier,
-)
+from depot.host.rotate import ComposeProject, RotationError, rotate
 from depot.outputs.secret_files import init_secret_files
+from depot.rotations import alter_role_statement, scram_verifier
 from tests.scram import RFC7677_PASSWORD, RFC7677_SALT, Verifier
 
 

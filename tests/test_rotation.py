@@ -12,7 +12,6 @@ from pulumi.runtime.mocks import MockResourceArgs
 
 from depot.components.rotation import SALT_BYTES, exec_command, with_retries
 from depot.config import RawConfig
-from depot.host.rotate import alter_role_statement
 from depot.program import deploy
 from depot.recording import DepotMocks, Recording, Registration, Secret, record
 from depot.resource_types import COMMAND, CONTAINER, RANDOM_BYTES
@@ -20,6 +19,7 @@ from depot.review.diff import diff_plans
 from depot.review.graph import Edge, build_graph
 from depot.review.plan import new_fingerprint_key, plan_from
 from depot.review.render import diff_text, dumps, plan_markdown, plan_text
+from depot.rotations import alter_role_statement
 from tests.conftest import run_stack, stack_config, walk
 from tests.scram import Verifier
 

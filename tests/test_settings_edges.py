@@ -25,6 +25,7 @@ from depot.config.settings import (
     ServiceLimits,
     SwarmSettings,
 )
+from depot.model import node_label
 from tests.conftest import stack_config
 
 RECIPIENTS = [
@@ -144,9 +145,10 @@ def test_only_services_pinned_on_their_own_take_a_node_label(
 
 
 def test_a_service_pinned_with_another_runs_under_its_label() -> None:
-    swarm = SwarmSettings.model_validate({"nodeLabels": {"postgres": "depot.db"}})
-    assert swarm.node_label("backup") == swarm.node_label("postgres") == "depot.db"
-    assert swarm.node_label("grafana") is None
+    config = stack_config("cluster", {"depot:swarm": {"nodeLabels": {"postgres": "depot.db"}}})
+    settings = load_settings("cluster", config)
+    assert node_label(settings, "backup") == node_label(settings, "postgres") == "depot.db"
+    assert node_label(settings, "grafana") is None
 
 
 # --- backups ------------------------------------------------------------------------------------

@@ -235,6 +235,17 @@ def test_pinned_services_run_on_their_labelled_nodes(cluster: Recording) -> None
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_single_host_pins_and_reserves_nothing_whatever_the_catalogs_labels(stack: str) -> None:
+    # The catalog labels postgres, splat-worker and rtk-base for a swarm; one host has no nodes.
+    settings = load_settings(stack, stack_config(stack, {"depot:profiles": ["gpu", "rtk"]}))
+    resolved = deployments(settings)
+    assert {d.name for d in resolved} >= {"postgres", "splat-worker", "rtk-base"}
+    assert {(d.name, d.placement, d.generic_resources) for d in resolved} == {
+        (d.name, (), ()) for d in resolved
+    }
+
+
 def test_the_gpu_worker_reserves_a_generic_resource(cluster: Recording) -> None:
     reservation = services(cluster)["splat-worker"].inputs["taskSpec"]["resources"]["reservation"]
     assert reservation["genericResources"] == {"discreteResourcesSpecs": ["NVIDIA-GPU=1"]}

@@ -39,8 +39,8 @@ import pulumi_command as command
 import pulumi_random as random
 
 from depot.catalog import SecretName, ServiceSpec
-from depot.host.rotate import alter_role_statement
 from depot.resource_types import rotation_name
+from depot.rotations import alter_role_statement
 from depot.ssh_options import ssh_wrapper
 
 _PSQL = (

@@ -17,18 +17,14 @@ from pydantic.alias_generators import to_camel, to_snake
 from pydantic_core import PydanticCustomError
 
 from depot.catalog import (
-    BACKUP_INTERVAL_ENV,
-    BACKUP_RECIPIENTS_ENV,
-    BACKUP_TARGETS_ENV,
     SECRETS,
     SERVICES,
-    BindSetting,
     BuiltImage,
     ProjectImage,
     PulledImage,
-    ServiceSpec,
     service,
 )
+from depot.model import runs, unbuildable
 from depot.types import (
     MAX_BACKUP_TARGETS,
     MAX_REPLICAS,
@@ -361,13 +357,6 @@ class SwarmSettings(SettingsModel):
                 )
         return self
 
-    def node_label(self, name: ServiceName) -> str | None:
-        """The label of the nodes ``name`` runs on, if it is pinned to one."""
-        spec = service(name)
-        if spec.pinned_with is not None:
-            return self.node_label(spec.pinned_with)
-        return self.node_labels.get(name, spec.node_label)
-
 
 MAX_RETAINED = 1000
 Retained = Annotated[int, Field(ge=0, le=MAX_RETAINED)]
@@ -469,21 +458,6 @@ class BackupSettings(SettingsModel):
                 {"key": "retention"},
             )
         return self
-
-    def environment(self, stack: str) -> tuple[tuple[str, str], ...]:
-        """What the backup service is told, as plain variables (none of it is secret)."""
-        keep = self.retention
-        return (
-            ("DEPOT_BACKUP_STACK", stack),
-            (BACKUP_INTERVAL_ENV, str(self.schedule)),
-            ("DEPOT_BACKUP_KEEP_HOURLY", str(keep.hourly)),
-            ("DEPOT_BACKUP_KEEP_DAILY", str(keep.daily)),
-            ("DEPOT_BACKUP_KEEP_WEEKLY", str(keep.weekly)),
-            ("DEPOT_BACKUP_KEEP_MONTHLY", str(keep.monthly)),
-            ("DEPOT_BACKUP_KEEP_LOCAL", str(keep.local)),
-            (BACKUP_RECIPIENTS_ENV, " ".join(self.recipients)),
-            (BACKUP_TARGETS_ENV, " ".join(self.targets)),
-        )
 
 
 _ENCRYPTED_RCLONE_CONFIG = "RCLONE_ENCRYPT_V0:"
@@ -665,7 +639,7 @@ class DepotSettings(SettingsModel):
 
     @model_validator(mode="after")
     def _every_enabled_build_has_a_context(self) -> Self:
-        missing = [name for p in (None, *self.profiles) for name in self.unbuildable(p)]
+        missing = [name for p in (None, *self.profiles) for name in unbuildable(self, p)]
         if missing:
             raise PydanticCustomError(
                 "build_context",
@@ -754,7 +728,7 @@ class DepotSettings(SettingsModel):
         if self.runtime != "swarm":
             return self
         for spec in SERVICES:
-            if not self.runs(spec):
+            if not runs(self, spec):
                 continue
             image = spec.image
             if isinstance(image, ProjectImage) and not (self.registry or spec.name in self.images):
@@ -810,47 +784,6 @@ class DepotSettings(SettingsModel):
         """The value of a secret setting by its key (``databasePassword``), if the stack set it."""
         value = getattr(self, to_snake(setting))
         return value if isinstance(value, SecretStr) else None
-
-    def bind_source(self, setting: BindSetting) -> str:
-        """The host path a catalog bind mount names by its setting (``console.distPath``)."""
-        sources: dict[BindSetting, str] = {
-            "console.distPath": self.console.dist_path,
-            "console.sessionsPath": self.console.sessions_path,
-        }
-        return sources[setting]
-
-    def unbuildable(self, profile: Profile | None) -> list[ServiceName]:
-        """Built services of ``profile`` with neither a crate to build nor a digest to run."""
-        return [
-            spec.name
-            for spec in SERVICES
-            if spec.profile == profile
-            and isinstance(spec.image, BuiltImage)
-            and spec.name not in self.build.contexts
-            and spec.name not in self.images  # run from a registry, not built here
-        ]
-
-    def enabled(self, profile: Profile | None) -> bool:
-        """True when a service in ``profile`` (None: always-on) is part of this stack."""
-        return profile is None or profile in self.profiles
-
-    def runs(self, spec: ServiceSpec) -> bool:
-        """True when ``spec`` is part of this stack: its profile, and its switch, are on."""
-        switched_on = spec.enabled_by is None or (
-            spec.enabled_by == "backup.enabled" and self.backup.enabled
-        )
-        return switched_on and self.enabled(spec.profile)
-
-    def image_of(self, name: ServiceName) -> str | None:
-        """The image reference ``name`` runs: its ``depot:images`` pin, else the catalog's."""
-        return self.image_for(service(name))
-
-    def image_for(self, spec: ServiceSpec) -> str | None:
-        """The image reference ``spec`` runs, from the spec itself (a caller's catalog may hold
-        services the shipped one does not): its ``depot:images`` pin, else its pulled image."""
-        if spec.name in self.images:
-            return self.images[spec.name]
-        return spec.image.reference if isinstance(spec.image, PulledImage) else None
 
 
 SECRET_KEYS = (*(secret.setting for secret in SECRETS), "registryPassword")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from depot.catalog import BACKUP
+from depot.exit_status import ExitStatus
 from depot.host.docker import DockerCli, DockerError, last_line
 from depot.outputs.swarm_stack import STACK_NAME
 from depot.types import Runtime
@@ -62,7 +63,7 @@ class Outcome:
 
     stdout: str
     stderr: str
-    status: int  # 0: it did what was asked; 1: it refused or failed (stderr says why)
+    status: ExitStatus  # OK: it did what was asked; ATTENTION: it refused or failed (stderr: why)
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,8 @@ def _exec(
         raise BackupError(
             f"{container} has no {BACKUP_COMMAND} command: it is not the depot's backup image"
         )
-    return Outcome(result.stdout, result.stderr, 0 if result.returncode == 0 else 1)
+    status = ExitStatus.OK if result.returncode == 0 else ExitStatus.ATTENTION
+    return Outcome(result.stdout, result.stderr, status)
 
 
 def _mask(text: str, identity: str) -> str:

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from depot.config.settings import DepotSettings
+from depot.exit_status import ExitStatus
 from depot.host.docker import DockerCli, DockerError, last_line
-from depot.model import ServiceDeployment, deployments
+from depot.model import ServiceDeployment, deployments, node_label
 
 Status = Literal["ok", "problem", "unchecked"]
 GIB = 1024**3
@@ -85,7 +86,7 @@ def diagnose(settings: DepotSettings, cli: DockerCli) -> list[Finding]:
     return findings
 
 
-def report(stack: str, findings: list[Finding]) -> tuple[str, int]:
+def report(stack: str, findings: list[Finding]) -> tuple[str, ExitStatus]:
     """The findings, one line each, then the verdict; exit status 0 ready, 1 not ready."""
     problems = [f for f in findings if f.status == "problem"]
     unchecked = sum(f.status == "unchecked" for f in findings)
@@ -96,7 +97,9 @@ def report(stack: str, findings: list[Finding]) -> tuple[str, int]:
         lines.append(f"depot doctor: stack {stack} is not ready: {count}{aside}")
     else:
         lines.append(f"depot doctor: stack {stack} is ready{aside}")
-    return "".join(f"{line}\n" for line in lines), 1 if problems else 0
+    return "".join(f"{line}\n" for line in lines), (
+        ExitStatus.ATTENTION if problems else ExitStatus.OK
+    )
 
 
 # --- the engine ----------------------------------------------------------------------------
@@ -189,7 +192,7 @@ def swarm_state(
         return
     yield Finding("swarm", "ok", f"{cli.host} is a manager of an active swarm")
     for deployment in running:
-        label = settings.swarm.node_label(deployment.spec.name)
+        label = node_label(settings, deployment.spec.name)
         if label is None:
             continue
         listed = cli.run(

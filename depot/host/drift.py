@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from depot.config.settings import DepotSettings
+from depot.exit_status import ExitStatus
 from depot.host.docker import DockerCli
 from depot.model import deployments
 from depot.paths import ProjectPath
@@ -106,7 +107,7 @@ def find_drift(expected: Expected, cli: DockerCli) -> list[Drift]:
     return drifts
 
 
-def report(stack: str, drifts: Sequence[Drift], expected: Expected) -> tuple[str, int]:
+def report(stack: str, drifts: Sequence[Drift], expected: Expected) -> tuple[str, ExitStatus]:
     """One line per drift, then the verdict; exit status 0 none, 1 drift."""
     lines = [d.line() for d in drifts]
     if drifts:
@@ -118,7 +119,9 @@ def report(stack: str, drifts: Sequence[Drift], expected: Expected) -> tuple[str
             f"({len(expected.workloads)} containers, {len(expected.networks)} networks, "
             f"{len(expected.volumes)} volume{'s' if len(expected.volumes) != 1 else ''})"
         )
-    return "".join(f"{line}\n" for line in lines), 1 if drifts else 0
+    return "".join(f"{line}\n" for line in lines), (
+        ExitStatus.ATTENTION if drifts else ExitStatus.OK
+    )
 
 
 # --- one container -------------------------------------------------------------------------

@@ -23,9 +23,6 @@ has the new one while ``.next`` says so: running ``depot rotate`` again resumes 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import os
 import secrets
 import shutil
@@ -36,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from depot.catalog import SERVICES, SecretName, ServiceSpec, service
+from depot.catalog import SERVICES, ServiceSpec
 from depot.host.docker import DockerCli, DockerError, last_line
 from depot.outputs.secret_files import (
     create_secret_file,
@@ -46,27 +43,13 @@ from depot.outputs.secret_files import (
     secret_env_content,
     secret_file_name,
 )
+from depot.rotations import ROTATIONS, alter_role_statement
 
-SCRAM_ITERATIONS = 4096  # postgres' own default (scram_iterations)
 STAGED_SUFFIX = ".next"
 
 
 class RotationError(Exception):
     """Nothing was rotated (or a rotation stopped); the message says in which state."""
-
-
-@dataclass(frozen=True)
-class Rotation:
-    """One secret the depot can rotate: which service holds it and how it is told."""
-
-    secret: SecretName
-    holder: ServiceSpec
-
-
-ROTATIONS = {
-    "database-password": Rotation("database_password", service("postgres")),
-    "grafana-admin-password": Rotation("grafana_admin_password", service("grafana")),
-}
 
 
 @dataclass(frozen=True)
@@ -163,33 +146,6 @@ def _running(cli: DockerCli, spec: ServiceSpec) -> None:
             f"{spec.container_name} is not running at {cli.host}: the new password must be told "
             "to it first; start the depot, then rotate; nothing changed"
         )
-
-
-def scram_verifier(password: str, salt: bytes | None = None) -> str:
-    """What postgres stores for ``password``: SCRAM-SHA-256 (RFC 7677), as psql's \\password."""
-    salt = salt if salt is not None else secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, SCRAM_ITERATIONS)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode("ascii")
-
-    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
-
-
-def alter_role_statement(password: str, role: str = "postgres", salt: bytes | None = None) -> str:
-    """The SQL sent on psql's stdin: logging off for this session, then the verifier.
-
-    ``salt`` as in ``scram_verifier``: random unless given (the Pulumi program gives a stable one).
-    """
-    return (
-        "SET log_statement = 'none';\n"
-        "SET log_min_error_statement = 'panic';\n"
-        "SET log_min_duration_statement = -1;\n"
-        f"ALTER ROLE {role} PASSWORD '{scram_verifier(password, salt)}';\n"
-    )
 
 
 def _alter_postgres_role(cli: DockerCli, spec: ServiceSpec, password: str) -> None:

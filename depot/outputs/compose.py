@@ -36,7 +36,7 @@ from depot.catalog import (
     VolumeName,
 )
 from depot.config.settings import DepotSettings, RestartPolicy
-from depot.model import ServiceDeployment, deployments
+from depot.model import ServiceDeployment, deployments, unbuildable
 from depot.outputs.secret_files import SECRETS_DIR, env_file_name, secret_file_name
 from depot.paths import project_relative
 from depot.types import PROFILES
@@ -178,7 +178,7 @@ def _with_every_buildable_profile(settings: DepotSettings) -> DepotSettings:
     another profile is added only when the stack gives every built service in it a context, so
     the copy satisfies the same rule without being validated again.
     """
-    extra = [p for p in PROFILES if p not in settings.profiles and not settings.unbuildable(p)]
+    extra = [p for p in PROFILES if p not in settings.profiles and not unbuildable(settings, p)]
     return settings.model_copy(update={"profiles": [*settings.profiles, *extra]})
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from depot.exit_status import ExitStatus
 from depot.paths import PROJECT_ROOT
 from depot.policy.rules import RULES, Rule, Stack
 from depot.review.planned import Plan, PlannedResource
@@ -66,7 +67,7 @@ def check_plan(
     return found
 
 
-def report(violations: Sequence[Violation], stack: str) -> tuple[str, int]:
+def report(violations: Sequence[Violation], stack: str) -> tuple[str, ExitStatus]:
     """Lines to print, and the exit status: 1 when any violation is mandatory."""
     mandatory = sum(v.level == "mandatory" for v in violations)
     lines = [str(v) for v in violations]
@@ -74,4 +75,4 @@ def report(violations: Sequence[Violation], stack: str) -> tuple[str, int]:
         f"{stack}: {len(violations)} violation(s), {mandatory} mandatory, "
         f"{len(violations) - mandatory} advisory ({len(RULES)} rules)"
     )
-    return "\n".join(lines) + "\n", 1 if mandatory else 0
+    return "\n".join(lines) + "\n", ExitStatus.ATTENTION if mandatory else ExitStatus.OK

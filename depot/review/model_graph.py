@@ -28,7 +28,6 @@ from depot.catalog import (
     ServiceSpec,
 )
 from depot.config.settings import DepotSettings
-from depot.host.rotate import ROTATIONS
 from depot.model import ServiceDeployment, deployments
 from depot.resource_types import (
     BUILD,
@@ -43,6 +42,7 @@ from depot.resource_types import (
     rotation_name,
 )
 from depot.review.graph import Edge, Graph, Node, node
+from depot.rotations import ROTATIONS
 from depot.types import ServiceName
 
 SWARM_NAMING_KEY = "swarm-secrets-naming-key"

@@ -20,6 +20,7 @@ from typing import Any, get_args
 from depot.catalog import SERVICES, ServiceSpec, VolumeName
 from depot.config import DepotSettings, RawConfig, load_settings
 from depot.config.stack_file import encode
+from depot.model import runs
 from depot.outputs.compose import compose_document, compose_yaml
 from depot.outputs.secret_files import SECRETS_DIR, init_secret_files
 from depot.standins import compose_cli, override_yaml, standin_stack_config
@@ -160,7 +161,7 @@ class TierDepot:
     @property
     def services(self) -> list[ServiceSpec]:
         """The services ``up`` starts: every one without a profile that the stack runs."""
-        return [spec for spec in SERVICES if spec.profile is None and self.settings.runs(spec)]
+        return [spec for spec in SERVICES if spec.profile is None and runs(self.settings, spec)]
 
     def compose(
         self, *args: str, timeout: float = COMMAND_TIMEOUT, check: bool = True
