@@ -10,8 +10,10 @@ refused it or it stopped half-way (the message says which password works), 2 err
 and ``restore`` 0 done, 1 the backup or restore failed (the backup container says why; a failed
 restore leaves the database as it was), 2 error (no backup container, an unusable identity
 file); ``backups`` 0, 1 when a place could not be listed (the others are) or a backup has
-waited longer than one schedule interval to leave the host, 2 error. Any error is one line on
-stderr, never a traceback.
+waited longer than one schedule interval to leave the host, 2 error; ``migrate`` 0 moved (or
+only planned, with ``--dry-run``; gone back, with ``--rollback``), 1 the switch failed and went
+back (the message says how far), 2 nothing was changed (what is unsafe, and its fix). Any error
+is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -169,7 +171,49 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--project-name", help="its Compose project name, if not the file's")
     rotate.set_defaults(run=_rotate, profiles=[])
     _backup_commands(commands)
+    _migrate_command(commands)
     return parser
+
+
+def _migrate_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    migrate = commands.add_parser(
+        "migrate", help="from the running Compose depot to the stack, its data checked"
+    )
+    migrate.add_argument("--stack", required=True)
+    migrate.add_argument(
+        "--from-compose",
+        action="store_true",
+        help="from a Compose deployment (the only source there is; the default)",
+    )
+    migrate.add_argument(
+        "--project", help="its Compose project (default: the one running postgres)"
+    )
+    migrate.add_argument(
+        "--compose-file",
+        dest="compose_files",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="the new deployment's Compose file(s) (default: compose.yaml here, the export)",
+    )
+    migrate.add_argument(
+        "--dir",
+        type=Path,
+        default=PROJECT_ROOT / SECRETS_DIR,
+        help="the new deployment's secrets folder (default: secrets/ here)",
+    )
+    which = migrate.add_mutually_exclusive_group()
+    which.add_argument("--dry-run", action="store_true", help="print the steps; change nothing")
+    which.add_argument(
+        "--rollback", action="store_true", help="back to the Compose depot the record names"
+    )
+    which.add_argument(
+        "--set-pulumi-secret",
+        action="store_true",
+        help="only hand the Compose depot's password to `pulumi config set --secret` (stdin)",
+    )
+    migrate.set_defaults(run=_migrate, profiles=[])
 
 
 def _compose_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -441,6 +485,80 @@ def _rotate(args: argparse.Namespace) -> tuple[str, int]:
         return "", 1
     lines.append(f"depot rotate: {args.secret} rotated")
     return "".join(f"{line}\n" for line in lines), 0
+
+
+def _migrate(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.host import migrate
+
+    settings = _settings(args)
+    if settings.runtime == "swarm":
+        raise UsageError(
+            f"stack {args.stack} runs on a swarm; depot migrate moves a Compose depot to one "
+            "Docker host (a host stack)"
+        )
+    cli = _docker_cli(settings)
+    timeout = migrate.wait_timeout(settings)
+    try:
+        if args.rollback:
+            record = migrate.Record.load(args.dir)
+            said = migrate.go_back(cli, record, args.dir, wait_timeout=timeout)
+            return f"depot migrate: {said}\n", 0 if said.startswith("went back:") else 1
+        files = _migration_files(args, settings)
+        new = migrate.new_deployment(files, args.dir)
+        depot = migrate.find_compose_depot(cli, args.project, files)
+        password, problem = _read_password(depot.password_file)
+        if password is None:
+            raise migrate.MigrationError(
+                f"{depot.password_file}: {problem}: the password postgres was initialised with "
+                "cannot be read there; put it in that file (mode 0600), then migrate"
+            )
+        if args.set_pulumi_secret:
+            failed = migrate.set_pulumi_secret(args.stack, password)
+            if failed is not None:
+                raise UsageError(f"pulumi config set --secret failed: {failed}")
+            return f"depot migrate: depot:databasePassword of stack {args.stack} set\n", 0
+        plan = migrate.plan_migration(cli, settings, depot, new, password)
+        sys.stdout.write(plan.text())
+        sys.stdout.flush()
+        if args.dry_run:
+            return "depot migrate: dry run; nothing was changed\n", 0
+        try:
+            outcome = migrate.switch(cli, plan, password, wait_timeout=timeout)
+        except migrate.SwitchError as error:
+            print(f"depot migrate: {error}", file=sys.stderr)
+            return "", 1
+    except migrate.MigrationError as error:
+        raise UsageError(f"{error}; nothing was changed") from None
+    lines = [*outcome.lines, f"depot migrate: stack {args.stack} runs the depot now"]
+    return "".join(f"{line}\n" for line in lines), 0
+
+
+def _migration_files(args: argparse.Namespace, settings: DepotSettings) -> list[Path]:
+    """The new deployment's Compose files; the export written to compose.yaml when none is
+    given and it is not there yet (a generated file: `depot compose` writes the same)."""
+    from depot.outputs.export import export_yaml
+
+    files = list(args.compose_files)
+    for file in files:
+        if not file.is_file():
+            raise UsageError(f"--compose-file {file}: no such file")
+    if files:
+        return files
+    default = PROJECT_ROOT / "compose.yaml"
+    if not default.is_file():
+        _write_export(default, export_yaml(settings), force=False)
+    return [default]
+
+
+def _read_password(path: Path) -> tuple[str | None, str | None]:
+    from depot.outputs.secret_files import read_secret
+
+    if not os.path.lexists(path):
+        return None, "does not exist"
+    try:
+        return read_secret(path)
+    except OSError as error:
+        return None, _os_error(error)
 
 
 def _backup_cli(args: argparse.Namespace) -> tuple[DockerCli, str]:
