@@ -528,7 +528,7 @@ def _migrate(args: argparse.Namespace) -> tuple[str, int]:
             print(f"depot migrate: {error}", file=sys.stderr)
             return "", 1
     except migrate.MigrationError as error:
-        raise UsageError(f"{error}; nothing was changed") from None
+        raise UsageError(str(error)) from None
     lines = [*outcome.lines, f"depot migrate: stack {args.stack} runs the depot now"]
     return "".join(f"{line}\n" for line in lines), 0
 

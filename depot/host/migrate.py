@@ -70,7 +70,7 @@ _VERSION = re.compile(r"\(PostgreSQL\) (?P<major>\d+)")
 
 
 class MigrationError(Exception):
-    """Nothing was changed: what is unsafe or missing, in one line with its fix."""
+    """Nothing was stopped or moved: what is unsafe or missing, in one line with its fix."""
 
 
 class SwitchError(Exception):
@@ -464,7 +464,7 @@ def plan_migration(
             "backup first: set depot:backup.enabled: true, export again, then migrate"
         )
     missing = [
-        image for image in dict.fromkeys(new.images.values()) if not cli.inspect("image", image)
+        image for image in dict.fromkeys(new.images.values()) if not exists(cli, "image", image)
     ]
     if missing:
         raise MigrationError(
@@ -472,8 +472,7 @@ def plan_migration(
             f"(docker compose {' '.join(f'-f {f}' for f in new.files)} build, then pull), so "
             "the downtime is not spent on them"
         )
-    existing = cli.inspect("volume", POSTGRES_DATA_VOLUME)
-    if existing:
+    if exists(cli, "volume", POSTGRES_DATA_VOLUME):
         raise MigrationError(
             f"the volume {POSTGRES_DATA_VOLUME} exists already at {cli.host}: it may hold a "
             "database; move it aside (or remove it, if you know it is empty), then migrate"
@@ -481,7 +480,7 @@ def plan_migration(
     in_the_way = [
         name
         for name in new.containers.values()
-        if name not in {c.name for c in depot.containers} and cli.inspect("container", name)
+        if name not in {c.name for c in depot.containers} and exists(cli, "container", name)
     ]
     if in_the_way:
         raise MigrationError(
@@ -618,9 +617,12 @@ class Outcome:
 
     lines: list[str] = field(default_factory=list)
     downtime: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    began: float | None = None  # the first stop: each later line says how long after it
 
     def say(self, line: str) -> None:
-        self.lines.append(line)
+        at = "" if self.began is None else f" (+{self.clock() - self.began:.1f} s)"
+        self.lines.append(f"{line}{at}")
 
 
 def prepare_secrets(new: NewDeployment, password: str) -> list[str]:
@@ -654,7 +656,7 @@ def switch(
 ) -> Outcome:
     """Move the depot as ``plan`` says; on a failure after the first stop, go back."""
     depot, new = plan.depot, plan.new
-    outcome = Outcome()
+    outcome = Outcome(clock=clock)
     for line in prepare_secrets(new, password):
         outcome.say(line)
     secret = new.secrets_dir / secret_file_name(PASSWORD_SECRET)
@@ -662,7 +664,7 @@ def switch(
         raise MigrationError(
             f"{secret}: postgres (uid 70) cannot read it through Compose's bind mount; on "
             f'Linux run `chmod 0644 {new.secrets_dir}/*.txt` (README "Compose export"), then '
-            "migrate again"
+            "migrate again (the secret files are written; nothing else was changed)"
         )
     stamp = time.strftime(STAMP_FORMAT, time.gmtime())
     record = Record(
@@ -676,7 +678,7 @@ def switch(
         stamp=stamp,
     )
     record.save(new.secrets_dir)
-    started = clock()
+    started = outcome.began = clock()
     try:
         before = _stop_and_keep(cli, plan, password, record, outcome)
         _copy_volume(cli, depot)
@@ -694,7 +696,7 @@ def switch(
         back = go_back(cli, record, new.secrets_dir, wait_timeout=wait_timeout)
         raise SwitchError(f"{said}; {back}") from None
     for container in depot.containers:
-        if cli.inspect("container", container.id):  # Compose replaced those of its own project
+        if exists(cli, "container", container.id):  # Compose replaced those of its project
             _docker(cli, "container", "rm", "--", container.id)  # never --volumes
     record.state = "done"
     record.save(new.secrets_dir)
@@ -858,6 +860,17 @@ def go_back(cli: DockerCli, record: Record, secrets_dir: Path, *, wait_timeout: 
         f"went back: the Compose depot {record.project} runs again on {record.volume} "
         f"(removed the new containers {', '.join(removed) or '(none)'}; volumes kept)"
     )
+
+
+def exists(cli: DockerCli, kind: str, name: str) -> bool:
+    """True when the host has the ``kind`` (container, image, volume) called ``name``."""
+    result = cli.run(kind, "inspect", "--format", "{{.Id}}" if kind != "volume" else "{{.Name}}",
+                     "--", name, timeout=COMMAND_TIMEOUT)  # fmt: skip
+    if result.returncode == 0:
+        return True
+    if "no such" in result.stderr.lower():
+        return False
+    raise DockerError(f"docker {kind} inspect at {cli.host}: {last_line(result.stderr)}")
 
 
 def _docker(cli: DockerCli, *args: str, timeout: float = COMMAND_TIMEOUT) -> str:

@@ -75,7 +75,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     …) stay up until every test ran; the swarm test and the backup drill (a stack of its own,
     with the same fixed names), which need those names free, run before.
     """
-    first = ("test_swarm.py", "test_backup.py")
+    first = ("test_swarm.py", "test_backup.py", "test_migrate.py")
     ahead = [item for name in first for item in items if item.path.name == name]
     items[:] = ahead + [item for item in items if item.path.name not in first]
 
