@@ -109,6 +109,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_swarm_policy.py",
         "tests/test_backup_policy.py",
         "tests/test_workload.py",
+        "tests/test_migrate.py",
     ),
     "depot/review/diff.py": _REVIEW_TESTS,
     "depot/review/plan.py": (
