@@ -513,6 +513,12 @@ def _migrate(args: argparse.Namespace) -> tuple[str, int]:
                 "cannot be read there; put it in that file (mode 0600), then migrate"
             )
         if args.set_pulumi_secret:
+            why = migrate.password_opens(cli, depot.postgres.id, depot.database, password)
+            if why is not None:
+                raise migrate.MigrationError(
+                    f"the password in {depot.password_file} does not open {depot.database} "
+                    f"({why}): put the one the Compose depot runs with there"
+                )
             failed = migrate.set_pulumi_secret(args.stack, password)
             if failed is not None:
                 raise UsageError(f"pulumi config set --secret failed: {failed}")
