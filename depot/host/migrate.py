@@ -858,7 +858,9 @@ def go_back(cli: DockerCli, record: Record, secrets_dir: Path, *, wait_timeout: 
     record.save(secrets_dir)
     return (
         f"went back: the Compose depot {record.project} runs again on {record.volume} "
-        f"(removed the new containers {', '.join(removed) or '(none)'}; volumes kept)"
+        f"(removed the new containers {', '.join(removed) or '(none)'}; volumes kept: "
+        f"{POSTGRES_DATA_VOLUME}, the copy, may hold what the new depot wrote; move it aside "
+        "before migrating again)"
     )
 
 
