@@ -39,6 +39,7 @@ from depot.outputs.compose import compose_document, compose_yaml
 from depot.outputs.secret_files import SECRETS_DIR, new_password
 from tests.engine.conftest import FIGURES
 from tests.engine.harness import compose_cli, docker, override_yaml, tier_settings
+from tests.engine.test_backup import ProcessWatch
 
 pytestmark = pytest.mark.engine
 
@@ -329,10 +330,15 @@ def test_the_compose_depot_moves_to_the_stack_with_every_row(setup: Setup) -> No
     docker("volume", "rm", POSTGRES_DATA_VOLUME)
 
     began = time.monotonic()
-    moved = setup.migrate()
+    with ProcessWatch([setup.password]) as watch:
+        moved = setup.migrate()
     took = time.monotonic() - began
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert setup.password not in moved.stdout + moved.stderr
+    # On no command line on the host or in a container (one kernel), while it ran: only in the
+    # environment of the processes that take it so (libpq's clients, dispatch's DATABASE_URL).
+    assert watch.samples > 20, "the process list was read too rarely to mean anything"
+    assert not [program for program, part in watch.found if part == "cmdline"], watch.found
     assert "checked: 2 tables, the same row counts and checksums" in moved.stdout, moved.stdout
     (downtime,) = (float(found) for found in DOWNTIME.findall(moved.stdout))
 
