@@ -25,7 +25,8 @@ from depot.resource_types import VOLUME
 from tests.conftest import containers, env_of, run_depot, run_stack, stack_config, walk
 
 CANARY = "canary-Mg8!old/compose:pw@x"
-OLD_FILES = "/srv/depot/docker-compose.yml"
+# The old Compose file must exist (the way back starts the depot from it): this file stands in.
+OLD_FILES = str(Path(__file__).resolve())
 POSTGRES_ID = "p" * 64
 
 
@@ -239,6 +240,23 @@ def test_the_password_reaches_the_host_on_stdin_only(
         (
             FakeHost([old_postgres(Config={"Labels": {migrate.SERVICE_LABEL: "postgres"}})]),
             "has no Compose working folder or file in its labels",
+        ),
+        (
+            FakeHost(
+                [
+                    old_postgres(
+                        Config={
+                            "Labels": {
+                                migrate.SERVICE_LABEL: "postgres",
+                                migrate.WORKING_DIR_LABEL: "/srv/depot",
+                                migrate.CONFIG_FILES_LABEL: "/srv/depot/gone.yml",
+                            },
+                            "Env": ["POSTGRES_PASSWORD_FILE=/run/secrets/database_password"],
+                        }
+                    )
+                ]
+            ),
+            "/srv/depot/gone.yml: the Compose file depot was started from is gone",
         ),
     ],
 )

@@ -198,6 +198,13 @@ def _describe(cli: DockerCli, project: str, inspected: list[dict[str, Any]]) -> 
             f"{postgres.name} has no Compose working folder or file in its labels: it was not "
             "started by docker compose v2, whose file the way back starts it from"
         )
+    check_path(working_dir, "the Compose working folder")
+    for file in files:
+        if not Path(check_path(file, "a Compose file")).is_file() and not cli.remote:
+            raise MigrationError(
+                f"{file}: the Compose file {project} was started from is gone, and the way back "
+                "starts the depot from it; put it back, then migrate"
+            )
     networks = list(details.get("NetworkSettings", {}).get("Networks", {}))
     return ComposeDepot(
         project=project,
@@ -259,6 +266,14 @@ def _labels(item: dict[str, Any]) -> dict[str, str]:
 def _environment(item: dict[str, Any]) -> dict[str, str]:
     pairs = (entry.partition("=") for entry in item.get("Config", {}).get("Env") or [])
     return {name: value for name, _, value in pairs}
+
+
+def check_path(path: str, what: str) -> str:
+    """``path`` if it is an absolute host path Compose wrote (no control characters, no comma:
+    Compose joins its file list with commas); refused otherwise (it goes back to Compose)."""
+    if not path.startswith("/") or "," in path or not path.isprintable():
+        raise MigrationError(f"{what} {path!r} is not an absolute path Compose writes; refused")
+    return path
 
 
 def check_name(name: str, what: str) -> str:
@@ -606,6 +621,9 @@ class Record:
         except (ValueError, TypeError):
             raise MigrationError(f"{path}: not a migration record this depot reads") from None
         check_name(record.project, "the recorded project")
+        check_path(record.working_dir, "the recorded working folder")
+        for file in record.config_files:
+            check_path(file, "a recorded Compose file")
         for container in record.containers:
             check_name(container["name"], "a recorded container")
         return record
