@@ -187,6 +187,11 @@ def test_the_plan_names_the_old_volume_and_numbers_every_step(
     assert "remove the old containers (depot_postgres-data stays)" in steps[9]
     assert "note: dispatch: published 0.0.0.0:4890->4890 there, 127.0.0.1:4890->4890" in text
     assert "depot:data.postgresMajor says 17, the data is 15" in text
+    assert (
+        "with pulumi up instead of Compose, step 8 is: tr -d '\\n' < "
+        "/srv/depot/secrets/database_password.txt | pulumi config set --secret --stack dev "
+        "depot:databasePassword; " in text
+    )
     assert CANARY not in text
 
 

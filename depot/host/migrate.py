@@ -431,6 +431,8 @@ class Plan:
         ]
         lines += [f"note: {note}" for note in self.notes]
         lines += [f"{number}. {step}" for number, step in enumerate(self.steps, 1)]
+        pulumi = pulumi_steps(self.settings.stack, depot.password_file)
+        lines.append(f"with pulumi up instead of Compose, step 8 is: {'; '.join(pulumi)}")
         lines.append(
             f"if a step after 2 fails, the way back runs by itself; later: depot migrate "
             f"--rollback --stack {self.settings.stack} --dir {self.new.secrets_dir}"
