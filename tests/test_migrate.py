@@ -474,3 +474,66 @@ def test_the_cli_refuses_a_swarm_stack() -> None:
     ran = run_depot("migrate", "--stack", "cluster", "--dry-run")
     assert ran.returncode == 2
     assert "stack cluster runs on a swarm" in ran.stderr
+
+
+class SwitchingHost(FakeHost):
+    """A host on which every step of the switch works, up to the new deployment's ``up``."""
+
+    def _answer(self, args: tuple[str, ...], stdin: str | None) -> tuple[str, str, int]:
+        if args[0] == "exec" and "--field-separator" in args:
+            return "public.jobs\t5000\t0123abcd\n", "", 0
+        if args[:2] in {
+            ("container", "stop"),
+            ("container", "commit"),
+            ("container", "rename"),
+            ("container", "rm"),
+            ("volume", "create"),
+        } or (args[0] == "run" and "--version" not in args):
+            return "", "", 0
+        return super()._answer(args, stdin)
+
+    def inspect(self, kind: str, *names: str) -> list[dict[str, Any]]:
+        return [
+            {**c, "Image": "sha256:old"}
+            for c in self.containers
+            if c["Id"] in names or c["Name"].lstrip("/") in names
+        ]
+
+
+def test_a_failed_up_goes_back_to_the_compose_depot_and_deletes_no_volume(
+    settings: DepotSettings, new: migrate.NewDeployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = SwitchingHost([old_postgres(), old_dispatch()])
+    ready = plan(host, settings, new)
+    new.secrets_dir.mkdir(mode=0o700)
+    (new.secrets_dir / "database_password.txt").write_text(CANARY + "\n")
+    (new.secrets_dir / "database_password.txt").chmod(0o644)  # README's Compose workaround
+    composed: list[list[str]] = []
+
+    def compose(cli: DockerCli, command: list[str], *, timeout: float) -> str | None:
+        composed.append(command)
+        return "container depot-postgres is unhealthy" if len(composed) == 1 else None
+
+    monkeypatch.setattr(migrate, "compose_run", compose)
+    with pytest.raises(migrate.SwitchError) as failed:
+        migrate.switch(host, ready, CANARY, wait_timeout=30)
+    assert str(failed.value).startswith(
+        "up failed (container depot-postgres is unhealthy); went back: the Compose depot depot "
+        "runs again on depot_postgres-data"
+    )
+    new_up, old_up = composed
+    assert new_up[-8:] == [
+        "up", "--detach", "--wait", "--wait-timeout", "30", "--no-build", "--pull", "never",
+    ]  # fmt: skip
+    assert new_up[new_up.index("--file") + 1] == str(new.files[0])
+    assert old_up[old_up.index("--project-name") + 1] == "depot"
+    assert old_up[old_up.index("--file") + 1] == OLD_FILES
+    assert old_up[old_up.index("--project-directory") + 1] == "/srv/depot"
+    order = [args[:2] for args, _ in host.calls if args[0] in ("container", "exec", "run")]
+    assert order.index(("container", "stop")) < order.index(("container", "commit"))
+    calls = [args for args, _ in host.calls]
+    stops = [args for args in calls if args[:2] == ("container", "stop")]
+    assert [args[-1] for args in stops] == ["d" * 64, POSTGRES_ID]  # the writers, then postgres
+    assert not [args for args in calls if args[:2] == ("volume", "rm") or "--volumes" in args]
+    assert not [args for args in calls if any(CANARY in arg for arg in args)]
+    assert migrate.Record.load(new.secrets_dir).state == "rolled back"
