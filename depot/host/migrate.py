@@ -776,6 +776,8 @@ def _backup(cli: DockerCli, plan: Plan, password: str) -> None:
     options = [option for variable in variables for option in ("--env", variable)]
     result = cli.run(
         "run", "--rm", "--interactive", "--network", plan.depot.database_network,
+        # As the backup service runs: uid 70 (the image's user), nothing more.
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
         "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m",  # noqa: S108 - the container's own tmpfs
         "--volume", f"{POSTGRES_BACKUPS_VOLUME}:/backups", *options,
         "--entrypoint", "sh", "--", plan.new.images["backup"], "-c", script,
