@@ -2,7 +2,7 @@
 
 It reviews a stack without the Pulumi engine (``plan``, ``diff``, ``check``, ``graph``), exports
 it for Compose (``compose``, ``secrets init``) and does the day-two work on a live Docker host
-(``doctor``, ``drift``, ``rotate``, ``backup``, ``backups``, ``restore``).
+(``doctor``, ``drift``, ``rotate``, ``backup``, ``backups``, ``restore``, ``migrate``).
 
 Every command exits with an ``ExitStatus`` (``depot.exit_status``): 0 done, 1 done and
 something needs you (what, per command: ``USAGE`` below), 2 error. ``depot --help`` prints that
@@ -97,6 +97,12 @@ USAGE = {
         "depot restore --stack prod --from latest --identity ~/.config/depot/backup.agekey",
         attention="the restore failed; the database is as it was",
     ),
+    "migrate": Usage(
+        "depot migrate --stack dev --dry-run  # what it found, and the steps\n"
+        "depot migrate --stack dev",
+        attention="the switch failed and went back to the Compose depot (the message says how "
+        "far it got); with --rollback: the way back did not finish",
+    ),
 }
 """Every command, as typed after ``depot``: a new command adds its line here (the parser
 refuses a command without one)."""
@@ -107,7 +113,7 @@ The depot's infrastructure without the Pulumi engine, and its day two on a Docke
 
 Review a stack offline (plan, diff, check, graph), export it as a Compose or Swarm stack file
 (compose, secrets init), and work on the live host it runs on (doctor, drift, rotate, backup,
-backups, restore). `pulumi up` deploys; see README.md."""
+backups, restore, migrate). `pulumi up` deploys; see README.md."""
 
 EXAMPLES = """\
 examples:
@@ -322,7 +328,49 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--project-name", help="its Compose project name, if not the file's")
     rotate.set_defaults(run=_rotate, profiles=[])
     _backup_commands(commands)
+    _migrate_command(commands)
     return parser
+
+
+def _migrate_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    migrate = _command(
+        commands, "migrate", "from the running Compose depot to the stack, its data checked"
+    )
+    migrate.add_argument("--stack", required=True)
+    migrate.add_argument(
+        "--from-compose",
+        action="store_true",
+        help="from a Compose deployment (the only source there is; the default)",
+    )
+    migrate.add_argument(
+        "--project", help="its Compose project (default: the one running postgres)"
+    )
+    migrate.add_argument(
+        "--compose-file",
+        dest="compose_files",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="the new deployment's Compose file(s) (default: compose.yaml here, the export)",
+    )
+    migrate.add_argument(
+        "--dir",
+        type=Path,
+        default=PROJECT_ROOT / SECRETS_DIR,
+        help="the new deployment's secrets folder (default: secrets/ here)",
+    )
+    which = migrate.add_mutually_exclusive_group()
+    which.add_argument("--dry-run", action="store_true", help="print the steps; change nothing")
+    which.add_argument(
+        "--rollback", action="store_true", help="back to the Compose depot the record names"
+    )
+    which.add_argument(
+        "--set-pulumi-secret",
+        action="store_true",
+        help="only hand the Compose depot's password to `pulumi config set --secret` (stdin)",
+    )
+    migrate.set_defaults(run=_migrate, profiles=[])
 
 
 def _compose_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -594,6 +642,90 @@ def _rotate(args: argparse.Namespace) -> tuple[str, ExitStatus]:
         return "", ExitStatus.ATTENTION
     lines.append(f"depot rotate: {args.secret} rotated")
     return "".join(f"{line}\n" for line in lines), ExitStatus.OK
+
+
+def _migrate(args: argparse.Namespace) -> tuple[str, int]:
+    from depot.host import migrate
+
+    settings = _settings(args)
+    if settings.runtime == "swarm":
+        raise UsageError(
+            f"stack {args.stack} runs on a swarm; depot migrate moves a Compose depot to one "
+            "Docker host (a host stack)"
+        )
+    cli = _docker_cli(settings)
+    timeout = migrate.wait_timeout(settings)
+    try:
+        if args.rollback:
+            record = migrate.Record.load(args.dir)
+            said = migrate.go_back(cli, record, args.dir, wait_timeout=timeout)
+            went_back = said.startswith("went back:")
+            return f"depot migrate: {said}\n", ExitStatus.OK if went_back else ExitStatus.ATTENTION
+        files = _migration_files(args, settings)
+        new = migrate.new_deployment(files, args.dir)
+        depot = migrate.find_compose_depot(cli, args.project, files)
+        password, problem = _read_password(depot.password_file)
+        if password is None:
+            raise migrate.MigrationError(
+                f"{depot.password_file}: {problem}: the password postgres was initialised with "
+                "cannot be read there; put it in that file (mode 0600), then migrate"
+            )
+        if args.set_pulumi_secret:
+            why = migrate.password_opens(cli, depot.postgres.id, depot.database, password)
+            if why is not None:
+                raise migrate.MigrationError(
+                    f"the password in {depot.password_file} does not open {depot.database} "
+                    f"({why}): put the one the Compose depot runs with there"
+                )
+            failed = migrate.set_pulumi_secret(args.stack, password)
+            if failed is not None:
+                raise UsageError(f"pulumi config set --secret failed: {failed}")
+            return (
+                f"depot migrate: depot:databasePassword of stack {args.stack} set\n",
+                ExitStatus.OK,
+            )
+        plan = migrate.plan_migration(cli, settings, depot, new, password)
+        sys.stdout.write(plan.text())
+        sys.stdout.flush()
+        if args.dry_run:
+            return "depot migrate: dry run; nothing was changed\n", ExitStatus.OK
+        try:
+            outcome = migrate.switch(cli, plan, password, wait_timeout=timeout)
+        except migrate.SwitchError as error:
+            print(f"depot migrate: {error}", file=sys.stderr)
+            return "", ExitStatus.ATTENTION
+    except migrate.MigrationError as error:
+        raise UsageError(str(error)) from None
+    lines = [*outcome.lines, f"depot migrate: stack {args.stack} runs the depot now"]
+    return "".join(f"{line}\n" for line in lines), ExitStatus.OK
+
+
+def _migration_files(args: argparse.Namespace, settings: DepotSettings) -> list[Path]:
+    """The new deployment's Compose files; the export written to compose.yaml when none is
+    given and it is not there yet (a generated file: `depot compose` writes the same)."""
+    from depot.outputs.export import export_yaml
+
+    files = list(args.compose_files)
+    for file in files:
+        if not file.is_file():
+            raise UsageError(f"--compose-file {file}: no such file")
+    if files:
+        return files
+    default = PROJECT_ROOT / "compose.yaml"
+    if not default.is_file():
+        _write_export(default, export_yaml(settings), force=False)
+    return [default]
+
+
+def _read_password(path: Path) -> tuple[str | None, str | None]:
+    from depot.outputs.secret_files import read_secret
+
+    if not os.path.lexists(path):
+        return None, "does not exist"
+    try:
+        return read_secret(path)
+    except OSError as error:
+        return None, _os_error(error)
 
 
 def _backup_cli(args: argparse.Namespace) -> tuple[DockerCli, str]:

@@ -263,11 +263,11 @@ def _environment(spec: ServiceSpec, settings: DepotSettings) -> tuple[tuple[str,
         elif secret.unset_env is not None:
             env.append((secret.env, secret.unset_env))
     if spec.enabled_by == "backup.enabled":
-        env.extend(_backup_environment(settings))
+        env.extend(backup_environment(settings))
     return tuple(sorted(env))
 
 
-def _backup_environment(settings: DepotSettings) -> tuple[tuple[str, str], ...]:
+def backup_environment(settings: DepotSettings) -> tuple[tuple[str, str], ...]:
     """What the backup service is told, as plain variables (none of it is secret)."""
     backup = settings.backup
     keep = backup.retention

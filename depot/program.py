@@ -120,6 +120,7 @@ def build_depot(settings: DepotSettings, catalog: Sequence[ServiceSpec] = SERVIC
         data = DepotData(
             "data",
             protect=settings.data.protect,
+            adopt=settings.data.adopt_volume,
             used=[mount.volume for d in planned for mount in d.spec.volumes],
             opts=on_docker,
         )

@@ -71,6 +71,7 @@ class Registration:
     property_dependencies: dict[str, tuple[str, ...]]
     additional_secret_outputs: tuple[str, ...]
     replace_on_changes: tuple[str, ...] = ()
+    import_id: str = ""  # the ID of an existing resource the engine would import, not create
 
 
 @dataclass
@@ -189,6 +190,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 },
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 replace_on_changes=tuple(request.replaceOnChanges),
+                import_id=request.importId,
             )
         )
         _ensure_event_loop()  # type: ignore[no-untyped-call]  # as upstream: refs need a loop

@@ -112,6 +112,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_backup_policy.py",
         "tests/test_workload.py",
         "tests/test_docs_reference.py",
+        "tests/test_migrate.py",
     ),
     # Where a service is resolved (which run, their images, binds, node labels, the backup
     # service's environment): moved here from the settings, whose validators ask it too.

@@ -169,8 +169,8 @@ def test_the_top_level_help_ends_with_examples_after_the_exit_statuses(
 
 def test_a_new_command_without_an_example_is_refused_when_the_parser_is_built() -> None:
     commands = argparse.ArgumentParser().add_subparsers()
-    with pytest.raises(KeyError, match=r"depot migrate: add its example to depot\.cli\.USAGE"):
-        cli._command(commands, "migrate", "adopt an existing volume")
+    with pytest.raises(KeyError, match=r"depot upgrade: add its example to depot\.cli\.USAGE"):
+        cli._command(commands, "upgrade", "a command nobody wrote an example for")
 
 
 def test_a_new_commands_example_is_one_line_in_the_usage_table(
@@ -178,7 +178,7 @@ def test_a_new_commands_example_is_one_line_in_the_usage_table(
 ) -> None:
     monkeypatch.setitem(USAGE, "migrate", Usage("depot migrate --stack prod"))
     commands = argparse.ArgumentParser(prog="depot").add_subparsers()
-    parser = cli._command(commands, "migrate", "adopt an existing volume")
+    parser = cli._command(commands, "upgrade", "a command nobody wrote an example for")
     assert parser.format_help().endswith("example:\n  depot migrate --stack prod\n")
 
 

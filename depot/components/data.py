@@ -17,6 +17,7 @@ class DepotData(pulumi.ComponentResource):
 
     ``postgres-data`` always; ``postgres-backups`` when the stack runs backups (the recent
     dumps on the host are data too: on the day they are needed, they are all there is).
+    ``adopt``: ``postgres-data`` exists already (``depot:data.adoptVolume``) and is imported.
     """
 
     volumes: dict[VolumeName, docker.Volume]
@@ -26,6 +27,7 @@ class DepotData(pulumi.ComponentResource):
         name: str,
         *,
         protect: bool,
+        adopt: bool = False,
         used: Iterable[VolumeName] = (POSTGRES_DATA_VOLUME,),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -41,6 +43,9 @@ class DepotData(pulumi.ComponentResource):
                     # retain: if it is ever deleted from the stack, Docker keeps the volume.
                     retain_on_delete=True,
                     delete_before_replace=True,
+                    # A volume `depot migrate` made and filled: taken over, never created (an
+                    # import of a volume that is not there fails instead of starting empty).
+                    import_=volume if adopt and volume == POSTGRES_DATA_VOLUME else None,
                 ),
             )
             for volume in dict.fromkeys(used)

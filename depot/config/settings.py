@@ -262,6 +262,12 @@ class DataSettings(SettingsModel):
     """The postgres major version ``postgres-data`` was initialised with. An image of another
     major could not open it: ``depot diff`` marks one as data at risk, and the production rule
     ``postgres-major`` refuses it (and requires this set). See "Upgrading postgres"."""
+    adopt_volume: bool = False
+    """postgres-data is on the Docker host already, filled by ``depot migrate`` from a Compose
+    deployment: the first ``pulumi up`` imports it instead of creating it (protected and retained
+    from that ``up`` on) and the Compose export marks it ``external`` (Compose neither creates it
+    nor deletes it with ``down -v``). On a host without it, ``up`` fails rather than start an
+    empty database. Only ``true`` or ``false``: the volume's name stays ``postgres-data``."""
 
 
 class RegistrySettings(SettingsModel):
@@ -765,6 +771,17 @@ class DepotSettings(SettingsModel):
                         "key": f"images.{spec.name}",
                     },
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _adopted_volume_on_a_host(self) -> Self:
+        if self.runtime == "swarm" and self.data.adopt_volume:
+            raise PydanticCustomError(
+                "adopt_volume_swarm",
+                "is read only by a host stack: a swarm keeps postgres-data on its data node, "
+                "which depot migrate does not fill; remove data.adoptVolume",
+                {"key": "data.adoptVolume"},
+            )
         return self
 
     @model_validator(mode="after")

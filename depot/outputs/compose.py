@@ -28,6 +28,7 @@ import yaml
 from depot.catalog import (
     DATABASE_NETWORK,
     LOG_OPTIONS,
+    POSTGRES_DATA_VOLUME,
     SECRETS,
     SERVICES,
     Healthcheck,
@@ -63,7 +64,12 @@ def compose_document(settings: DepotSettings) -> dict[str, Any]:
             if any(network in spec.networks for spec in specs)
         },
     }
-    return {**document, **volumes_and_secrets(exported)}
+    sections = volumes_and_secrets(exported)
+    if settings.data.adopt_volume:
+        # Made by `depot migrate` before the first `up`: Compose must neither create it nor
+        # delete it (`down -v` leaves external volumes alone).
+        sections["volumes"][POSTGRES_DATA_VOLUME] = {"name": POSTGRES_DATA_VOLUME, "external": True}
+    return {**document, **sections}
 
 
 def volumes_and_secrets(exported: Sequence[ServiceDeployment]) -> dict[str, Any]:

@@ -68,14 +68,15 @@ def depot(request: pytest.FixtureRequest, standin_images: dict[str, str]) -> Ite
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The swarm test, the backup drill and the demo first: the Compose depots hold the stack's
-    fixed names until the session ends.
+    """The swarm test, the backup drill, the migration and the demo first: the Compose depots hold
+    the stack's fixed names until the session ends.
 
     ``depot`` is session-scoped, so the last stack's containers and networks (``depot-network``
-    …) stay up until every test ran; the swarm test, the backup drill and `make demo` (each a
-    stack of its own, with the same fixed names), which need those names free, run before.
+    …) stay up until every test ran; the swarm test, the backup drill, the migration and `make
+    demo` (each a stack of its own, with the same fixed names), which need those names free, run
+    before.
     """
-    first = ("test_swarm.py", "test_backup.py", "test_demo.py")
+    first = ("test_swarm.py", "test_backup.py", "test_migrate.py", "test_demo.py")
     ahead = [item for name in first for item in items if item.path.name == name]
     items[:] = ahead + [item for item in items if item.path.name not in first]
 
