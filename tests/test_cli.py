@@ -176,10 +176,10 @@ def test_a_new_command_without_an_example_is_refused_when_the_parser_is_built() 
 def test_a_new_commands_example_is_one_line_in_the_usage_table(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(USAGE, "migrate", Usage("depot migrate --stack prod"))
+    monkeypatch.setitem(USAGE, "upgrade", Usage("depot upgrade --stack prod"))
     commands = argparse.ArgumentParser(prog="depot").add_subparsers()
-    parser = cli._command(commands, "upgrade", "a command nobody wrote an example for")
-    assert parser.format_help().endswith("example:\n  depot migrate --stack prod\n")
+    parser = cli._command(commands, "upgrade", "postgres to its next major")
+    assert parser.format_help().endswith("example:\n  depot upgrade --stack prod\n")
 
 
 # --- exit statuses: one table, kept ------------------------------------------------------
