@@ -7,7 +7,7 @@ start order). What differs between stacks (restart, limits, profiles, ports, log
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
@@ -124,6 +124,23 @@ class Healthcheck:
         slow but healthy start would fail the deployment.
         """
         return self.worst_case_seconds + self.interval
+
+
+def longest_chain(
+    services: Sequence[ServiceSpec], seconds: Callable[[ServiceSpec], int]
+) -> tuple[int, list[str]]:
+    """The chain of ``waits_for`` among ``services`` with the largest sum of ``seconds``, and
+    that sum (a service waited for but not among them ends the chain)."""
+    by_name = {spec.name: spec for spec in services}
+
+    def chain(spec: ServiceSpec) -> tuple[int, list[str]]:
+        longest: tuple[int, list[str]] = (0, [])
+        for name in spec.waits_for:
+            if name in by_name:
+                longest = max(longest, chain(by_name[name]))
+        return longest[0] + seconds(spec), [*longest[1], spec.name]
+
+    return max((chain(spec) for spec in services), default=(0, []))
 
 
 def database_url(password: str) -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from depot.catalog import SERVICES
+from depot.catalog import SERVICES, longest_chain
 from tests.conftest import STACKS
-from tests.engine.harness import TierDepot, longest_chain, tier_unavailable
+from tests.engine.harness import TierDepot, tier_unavailable
 from tests.engine.images import BuildReport, StandinUnavailableError, ensure_standins
 
 # `up --wait` may take the worst case of every health-gated chain (each probe's wait_timeout).

@@ -14,14 +14,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
 import yaml
 
-from depot.catalog import SERVICES, ServiceSpec, VolumeName
+from depot.catalog import SERVICES, ServiceSpec, VolumeName, longest_chain
 from depot.config import DepotSettings, RawConfig, load_settings
 from depot.config.stack_file import encode
 from depot.outputs.compose import compose_document, compose_yaml
@@ -345,21 +345,6 @@ def health_gated_floor(services: Sequence[ServiceSpec] = SERVICES) -> tuple[int,
     add up. The longest chain is the floor (postgres → dispatch → console: 5 + 10 + 10 s).
     """
     return longest_chain(services, lambda spec: spec.healthcheck.interval)
-
-
-def longest_chain(
-    services: Sequence[ServiceSpec], seconds: Callable[[ServiceSpec], int]
-) -> tuple[int, list[str]]:
-    """The chain of ``waits_for`` with the largest sum of ``seconds``, and that sum."""
-    by_name = {spec.name: spec for spec in services}
-
-    def chain(spec: ServiceSpec) -> tuple[int, list[str]]:
-        longest: tuple[int, list[str]] = (0, [])
-        for name in spec.waits_for:
-            longest = max(longest, chain(by_name[name]))
-        return longest[0] + seconds(spec), [*longest[1], spec.name]
-
-    return max(chain(spec) for spec in services)
 
 
 def engine_time() -> float:
