@@ -59,7 +59,10 @@ def test_no_bookworm_source_gives_no_mirror(tmp_path: Path) -> None:
 
 def test_the_script_takes_docker_io_alone_from_trixie_without_recommends() -> None:
     text = SCRIPT.read_text()
-    assert "apt-get install -y -qq --no-install-recommends docker.io/trixie shellcheck" in text
+    assert (
+        "apt-get install -y -qq --no-install-recommends docker.io/trixie docker-cli/trixie "
+        "shellcheck" in text
+    )
     assert "Pin: release n=trixie\nPin-Priority: 100" in text
     assert "Signed-By: $KEYRING" in text
     # no mirror host is written into the project: it is read from the machine's sources
