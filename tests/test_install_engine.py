@@ -45,10 +45,18 @@ def test_the_mirror_is_the_deb822_sources_bookworm_uri_not_security(tmp_path: Pa
     assert mirror_of(tmp_path, deb822=sources) == "http://mirror.example/debian"
 
 
+def test_a_deb822_stanza_may_name_its_suites_before_its_uri(tmp_path: Path) -> None:
+    sources = (
+        "Types: deb\nSuites: bookworm-security\nURIs: http://security.example/debian-security\n\n"
+        "Types: deb\nSuites: bookworm\nURIs: http://mirror.example/debian\nComponents: main\n"
+    )
+    assert mirror_of(tmp_path, deb822=sources) == "http://mirror.example/debian"
+
+
 def test_the_mirror_is_the_one_line_sources_bookworm_uri(tmp_path: Path) -> None:
     sources = (
         "deb http://security.example/debian-security bookworm-security main\n"
-        "deb http://mirror.example/debian bookworm main\n"
+        "deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main\n"
     )
     assert mirror_of(tmp_path, one_line=sources) == "http://mirror.example/debian"
 

@@ -18,6 +18,7 @@ from depot.paths import project_relative
 from tests.conftest import STACKS, stack_config
 from tests.engine.harness import (
     OVERRIDABLE,
+    floor_without_start_interval,
     health_gated_floor,
     override_document,
     override_yaml,
@@ -78,7 +79,11 @@ def test_the_tier_changes_only_the_consoles_host_paths_and_backup_targets(stack:
 
 def test_the_floor_is_the_postgres_dispatch_console_chain() -> None:
     base = [spec for spec in SERVICES if spec.profile is None]
-    assert health_gated_floor(base) == (5 + 10 + 10, ["postgres", "dispatch", "console"])
+    assert health_gated_floor(base) == (1 + 1 + 1, ["postgres", "dispatch", "console"])
+    assert floor_without_start_interval(base) == (
+        5 + 10 + 10,
+        ["postgres", "dispatch", "console"],
+    )
 
 
 def test_the_debian_source_is_read_from_apt_sources(tmp_path: Path) -> None:
