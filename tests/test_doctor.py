@@ -220,7 +220,9 @@ def test_an_engine_below_api_1_44_is_a_warning_not_a_problem(host: Path) -> None
         "ignores the healthchecks' start_interval, so each first probe waits a whole interval "
         "and the start order (postgres → dispatch → console) takes at least 25 s to turn "
         "healthy, as does every health-gated replace; the depot deploys as before (every wait "
-        "covers a healthcheck's worst case). Upgrade to Engine 25 or newer for starts in seconds"
+        "covers a healthcheck's worst case; older Compose v2 CLIs refuse the export's "
+        "start_interval on it, the one `make setup` installs does not). Upgrade to Engine 25 or "
+        "newer for starts in seconds"
     ]
     output, status = report("dev", findings)
     assert status == 0

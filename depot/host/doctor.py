@@ -207,7 +207,9 @@ def api_finding(server: dict[str, Any], running: tuple[ServiceDeployment, ...]) 
         "the healthchecks' start_interval, so each first probe waits a whole interval and the "
         f"start order ({' → '.join(chain)}) takes at least {floor} s to turn healthy, as does "
         "every health-gated replace; the depot deploys as before (every wait covers a "
-        "healthcheck's worst case). Upgrade to Engine 25 or newer for starts in seconds",
+        "healthcheck's worst case; older Compose v2 CLIs refuse the export's start_interval on "
+        "it, the one `make setup` installs does not). Upgrade to Engine 25 or newer for starts "
+        "in seconds",
     )
 
 
