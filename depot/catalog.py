@@ -7,7 +7,7 @@ start order). What differs between stacks (restart, limits, profiles, ports, log
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
@@ -83,15 +83,28 @@ def worst_case_seconds(*, interval: int, timeout: int, retries: int, start_perio
     return start_period + retries * (interval + timeout)
 
 
+# How often a container is probed during its start period (Engine 25+, API 1.44): its first
+# probe no longer waits one ``interval``, so a health-gated chain (postgres → dispatch →
+# console) is healthy in seconds, not in the sum of its intervals. An older engine ignores it
+# (README "depot doctor"). The probe ends the start period as soon as it passes.
+START_INTERVAL = 1
+
+
 @dataclass(frozen=True)
 class Healthcheck:
-    """A Docker healthcheck; durations in seconds."""
+    """A Docker healthcheck; durations in seconds.
+
+    ``start_interval`` applies only within ``start_period`` (Compose refuses it without one),
+    so every check has a start period covering its service's start. It does not enter the
+    worst case: a probe failing during the start period does not count.
+    """
 
     test: tuple[str, ...]
     interval: int
     timeout: int
     retries: int
-    start_period: int = 0
+    start_period: int
+    start_interval: int = START_INTERVAL
 
     @property
     def worst_case_seconds(self) -> int:
@@ -111,6 +124,23 @@ class Healthcheck:
         slow but healthy start would fail the deployment.
         """
         return self.worst_case_seconds + self.interval
+
+
+def longest_chain(
+    services: Sequence[ServiceSpec], seconds: Callable[[ServiceSpec], int]
+) -> tuple[int, list[str]]:
+    """The chain of ``waits_for`` among ``services`` with the largest sum of ``seconds``, and
+    that sum (a service waited for but not among them ends the chain)."""
+    by_name = {spec.name: spec for spec in services}
+
+    def chain(spec: ServiceSpec) -> tuple[int, list[str]]:
+        longest: tuple[int, list[str]] = (0, [])
+        for name in spec.waits_for:
+            if name in by_name:
+                longest = max(longest, chain(by_name[name]))
+        return longest[0] + seconds(spec), [*longest[1], spec.name]
+
+    return max((chain(spec) for spec in services), default=(0, []))
 
 
 def database_url(password: str) -> str:
@@ -289,7 +319,12 @@ POSTGRES = ServiceSpec(
     name="postgres",
     image=PulledImage(reference="postgres:17.2-alpine"),
     healthcheck=Healthcheck(
-        test=("CMD", "pg_isready", "-U", "postgres"), interval=5, timeout=3, retries=5
+        test=("CMD", "pg_isready", "-U", "postgres"),
+        interval=5,
+        timeout=3,
+        retries=5,
+        # the first start's initdb, or a recovery after a crash, is not yet a failure
+        start_period=30,
     ),
     networks=(DATABASE_NETWORK,),
     port=5432,

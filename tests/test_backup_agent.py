@@ -228,7 +228,7 @@ peek() {
 # With FAKE_SAVE it first saves into its configuration, as rclone's sftp backend does with what it
 # detects (a read-only file: the save fails, and rclone retries it ten times). With FAKE_DOWN, a
 # target that is down (until a file "up" appears in FAKE_DIR): every call naming a path under it
-# fails. Each copyto is recorded.
+# fails (each such call recorded as "rclone-down <its arguments>"). Each copyto is recorded.
 FAKE_RCLONE = (
     r"""#!/bin/sh
 real=$REAL_RCLONE
@@ -242,6 +242,7 @@ if [ -n "${FAKE_DOWN:-}" ] && [ ! -e "$FAKE_DIR/up" ]; then
 		case $arg in "$FAKE_DOWN"*)
 			case " $* " in *" copyto "*) printf 'rclone-copyto-failed %s\n' "$last" >>"$FAKE_LOG" ;;
 			esac
+			printf 'rclone-down %s\n' "$*" >>"$FAKE_LOG"
 			echo 'rclone: dial tcp: connection refused' >&2
 			exit 1 ;;
 		esac
@@ -680,6 +681,32 @@ def test_a_target_down_for_three_weeks_loses_nothing_and_the_rules_apply_once_it
     assert good(box.offsite) == sorted(gfs(days, rules))
     assert good(box.backups) == days[-2:]
     assert box.run("waiting", "--now", stamp(days[-1]), DEPOT_BACKUP_TARGETS=target).stdout == ""
+
+
+# The script's own rclone flags (the retries a copy spends), as it states them.
+RCLONE_FLAGS = re.findall(r'^RCLONE_FLAGS="([^"]*)"$', SCRIPT.read_text(), re.M)[0].split()
+
+
+def test_a_target_down_costs_a_run_one_copy_with_retries_and_nothing_more(box: Box) -> None:
+    """The copy spends rclone's retries; its cleanup tries once, and pruning does not list the
+    target again (each would wait as long on a vanished host: tests/engine/test_backup_agent.py
+    times that). The target's pruning counts as failed, as when its list cannot be read."""
+    target = str(box.offsite)
+    first = box.run("run", "--now", "20250301T000000Z", DEPOT_BACKUP_TARGETS=target)
+    assert first.returncode == 0, first.stderr
+    ran = box.run("run", "--now", "20250302T000000Z", DEPOT_BACKUP_TARGETS=target, FAKE_DOWN=target)
+    assert ran.returncode == 1
+    down = [line.split()[1:] for line in box.calls("rclone-down")]
+    commands = [next(word for word in call if not word.startswith("-") and not word[0].isdigit())
+                for call in down]  # fmt: skip
+    assert commands == ["copyto", "deletefile"]
+    copy, cleanup = down
+    assert copy[: copy.index("copyto")] == RCLONE_FLAGS
+    assert cleanup[: cleanup.index("deletefile")] == [
+        *RCLONE_FLAGS, "--retries", "1", "--low-level-retries", "1"
+    ]  # fmt: skip
+    assert f"pruning failed on: {target}" in ran.stderr
+    assert good(box.backups) == [at("20250301T000000Z"), at("20250302T000000Z")]
 
 
 def test_prune_never_removes_a_backup_no_target_holds_a_verified_copy_of(box: Box) -> None:

@@ -180,6 +180,8 @@ def test_its_healthcheck_turns_unhealthy_when_the_newest_backup_is_too_old(
         "timeout": "5s",
         "retries": 3,
         "startPeriod": "300s",
+        # probed every second while its first backup runs: healthy as soon as it is good
+        "startInterval": "1s",
     }
     # up waits for the first backup: the start period, then every probe failing, and one more.
     assert (inputs["wait"], inputs["waitTimeout"]) == (True, 300 + 3 * (10 + 5) + 10)

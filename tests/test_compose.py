@@ -21,6 +21,7 @@ import pytest
 import yaml
 from jsonschema.validators import validator_for
 
+from depot.catalog import SERVICES, START_INTERVAL
 from depot.cli import _parser, main
 from depot.config import ConfigError, DepotSettings, RawConfig, load_settings
 from depot.config.stack_file import read_stack_file
@@ -212,7 +213,20 @@ def test_healthchecks_agree(parity: Parity) -> None:
             "timeout": check["timeout"],
             "retries": check["retries"],
             "start_period": check["startPeriod"],
+            "start_interval": check["startInterval"],
         }, name
+
+
+def test_every_healthcheck_probes_its_start_as_the_catalog_says(parity: Parity) -> None:
+    # start_interval is what makes a fresh `up` healthy in seconds (README "Engine tier"): each
+    # container and each exported service carries the catalog's figure, inside a start period
+    # (Docker applies it only there; Compose refuses it without one).
+    for name, service, container in parity.services():
+        check = next(spec for spec in SERVICES if spec.name == name).healthcheck
+        assert check.start_interval == START_INTERVAL, name
+        assert check.start_period > 0, name
+        assert container.inputs["healthcheck"]["startInterval"] == f"{START_INTERVAL}s", name
+        assert service["healthcheck"]["start_interval"] == f"{START_INTERVAL}s", name
 
 
 def test_networks_agree(parity: Parity) -> None:
@@ -448,6 +462,7 @@ def test_dev_discovery_carries_the_references_settings(dev_export: dict[str, Any
         "timeout": "3s",
         "retries": 3,
         "start_period": "30s",
+        "start_interval": "1s",
     }
     assert [entry.split(":")[0] for entry in discovery["tmpfs"]] == ["/tmp", "/var/run"]
     assert discovery["labels"] == {

@@ -23,6 +23,8 @@ from depot.host.doctor import Finding, diagnose, report
 from tests.conftest import stack_config
 
 INFO = {"ServerVersion": "24.0.7", "Runtimes": {"runc": {}}, "DockerRootDir": "/var/lib/docker"}
+# `docker version`'s server part, as Engine 26.1.5 (Debian trixie's) writes it.
+SERVER = {"Version": "26.1.5+dfsg1", "ApiVersion": "1.45", "MinAPIVersion": "1.24", "Os": "linux"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class FakeEngine(DockerCli):
 
     info: Mapping[str, Any] | None = field(default_factory=lambda: dict(INFO))
     publishers: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    server: Mapping[str, Any] | None = field(default_factory=lambda: dict(SERVER))
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
     def run(
@@ -42,6 +45,10 @@ class FakeEngine(DockerCli):
                 error = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
                 return subprocess.CompletedProcess(args, 1, "", error)
             return subprocess.CompletedProcess(args, 0, json.dumps(self.info), "")
+        if args[0] == "version":
+            if self.server is None:
+                return subprocess.CompletedProcess(args, 1, "", "Cannot connect")
+            return subprocess.CompletedProcess(args, 0, json.dumps(self.server), "")
         if args[0] == "ps":
             port = int(args[args.index("--filter") + 1].removeprefix("publish="))
             return subprocess.CompletedProcess(
@@ -176,6 +183,63 @@ def test_an_engine_older_than_the_stack_needs(host: Path) -> None:
         "NET_BIND_SERVICE, which needs Engine 20.10's net.ipv4.ip_unprivileged_port_start=0 in "
         "containers; upgrade it"
     ]
+
+
+def warnings(findings: list[Finding]) -> list[str]:
+    return [f"{f.check}: {f.message}" for f in findings if f.status == "warning"]
+
+
+def test_the_engines_api_version_is_reported(host: Path) -> None:
+    engine = FakeEngine()
+    findings = diagnose(settings_on(host), engine)
+    assert ("version", "--format", "{{json .Server}}") in engine.calls
+    [api] = [f for f in findings if f.check == "api"]
+    assert (api.status, api.message) == (
+        "ok",
+        "Docker Engine 26.1.5+dfsg1 speaks API 1.45 (1.44+): healthchecks probe every second "
+        "while a service starts (start_interval)",
+    )
+    assert warnings(findings) == []
+
+
+@pytest.mark.parametrize(("version", "api"), [("25.0.0", "1.44"), ("28.2.2", "1.50")])
+def test_engine_25_and_newer_carry_start_interval(host: Path, version: str, api: str) -> None:
+    engine = FakeEngine(server={"Version": version, "ApiVersion": api})
+    [api_finding] = [f for f in diagnose(settings_on(host), engine) if f.check == "api"]
+    assert api_finding.status == "ok"
+    assert f"API {api} (1.44+)" in api_finding.message
+
+
+def test_an_engine_below_api_1_44_is_a_warning_not_a_problem(host: Path) -> None:
+    # Engine 20.10 (API 1.41) ignores start_interval (proven on 20.10.24, issue 21): the
+    # depot deploys, only more slowly; the doctor says so and the host stays ready.
+    engine = FakeEngine(server={"Version": "20.10.24+dfsg1", "ApiVersion": "1.41"})
+    findings = diagnose(settings_on(host), engine)
+    assert warnings(findings) == [
+        "api: Docker Engine 20.10.24+dfsg1 speaks API 1.41, older than 1.44 (Engine 25): it "
+        "ignores the healthchecks' start_interval, so each first probe waits a whole interval "
+        "and the start order (postgres → dispatch → console) takes at least 25 s to turn "
+        "healthy, as does every health-gated replace; the depot deploys as before (every wait "
+        "covers a healthcheck's worst case; older Compose v2 CLIs refuse the export's "
+        "start_interval on it, the one `make setup` installs does not). Upgrade to Engine 25 or "
+        "newer for starts in seconds"
+    ]
+    output, status = report("dev", findings)
+    assert status == 0
+    assert "\nWARNING   api: Docker Engine 20.10.24+dfsg1 speaks API 1.41" in output
+    assert output.endswith("depot doctor: stack dev is ready\n")
+    one_below = FakeEngine(server={"Version": "24.0.7", "ApiVersion": "1.43"})
+    assert [f.status for f in diagnose(settings_on(host), one_below) if f.check == "api"] == [
+        "warning"
+    ]
+
+
+@pytest.mark.parametrize("server", [None, {"Version": "x"}, {"ApiVersion": "1.4x"}, []])
+def test_an_api_version_it_cannot_read_is_unchecked(host: Path, server: Any) -> None:
+    findings = diagnose(settings_on(host), FakeEngine(server=server))
+    [api] = [f for f in findings if f.check == "api"]
+    assert api.status == "unchecked"
+    assert report("dev", findings)[1] == 0
 
 
 def test_the_gpu_profile_needs_the_nvidia_runtime(host: Path) -> None:

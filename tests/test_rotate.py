@@ -109,9 +109,11 @@ def test_the_readers_are_recreated_together_in_one_compose_call(
     # dispatch and backup depend on postgres only: one after the other, backup would wait for
     # nothing but dispatch's health check.
     calls: list[list[str]] = []
+    timeouts: list[float] = []
 
-    def compose_run(_cli: DockerCli, command: list[str]) -> str | None:
+    def compose_run(_cli: DockerCli, command: list[str], timeout: float) -> str | None:
         calls.append(command)
+        timeouts.append(timeout)
         return "container depot-backup is unhealthy" if fails else None
 
     monkeypatch.setattr("depot.host.rotate._compose_run", compose_run)
@@ -134,6 +136,10 @@ def test_the_readers_are_recreated_together_in_one_compose_call(
     assert command[-7:] == [
         "up", "--detach", "--no-deps", "--force-recreate", "--wait", "dispatch", "backup",
     ]  # fmt: skip
+    # `--wait` is bounded by the slower healthcheck's worst case (the backup's), not a minute.
+    worst = max(spec.healthcheck.worst_case_seconds for spec in SERVICES if spec.name in command)
+    (timeout,) = timeouts
+    assert timeout > worst
 
 
 def test_a_stack_without_backups_recreates_only_what_it_runs(folder: Path) -> None:

@@ -415,7 +415,7 @@ def test_doctor_names_the_ssh_command_the_cli_runs(
 
 def test_compose_is_run_with_the_options_too(ssh_log: Path) -> None:
     cli = DockerCli(HOST, ssh_options=tuple(NORMALISED))
-    assert _compose_run(cli, ["docker", "compose", "up", "--detach", "dispatch"]) is not None
+    assert _compose_run(cli, ["docker", "compose", "up", "--detach", "dispatch"], 60) is not None
     assert _ssh_runs(ssh_log) == [[*NORMALISED, *DOCKERS_OWN]]
 
 

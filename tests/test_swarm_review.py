@@ -11,7 +11,14 @@ from depot.cli import main
 from depot.resource_types import DOCKER_SECRET, SERVICE
 from depot.review.diff import DATABASE_PASSWORD_NOTE, diff_plans
 from depot.review.plan import Plan, new_fingerprint_key, plan_from
-from depot.review.render import diff_markdown, diff_text
+from depot.review.render import (
+    diff_markdown,
+    diff_text,
+    plan_markdown,
+    plan_notes,
+    plan_text,
+    probed_late,
+)
 from depot.review.replacements import replaces_on_change
 from tests.conftest import as_read, run_stack
 
@@ -138,3 +145,24 @@ def test_one_start_first_task_rolls_too() -> None:
     diff = diff_plans(_plan(one), _plan({**one, "depot:logLevel": "debug"}), base_label="a",
                       head_label="b")  # fmt: skip
     assert "~ docker:index/service:Service discovery-service [rolling]" in diff_text(diff)
+
+
+def test_the_plan_says_swarm_services_start_without_start_interval(base: Plan) -> None:
+    # The provider's docker.Service has no start_interval: the plan says so for every service
+    # rather than dropping it silently; the stack file carries it (test_swarm_stack_file.py).
+    services = [r for r in base.resources if r.type == SERVICE]
+    assert services
+    for service in services:
+        assert "startInterval" not in service.inputs["taskSpec"]["containerSpec"]["healthcheck"]
+    expected = sorted(f"depot-{r.name.removesuffix('-service')}" for r in services)
+    assert probed_late(base) == expected
+    [note] = plan_notes(base)
+    assert "no healthcheck start_interval on " + ", ".join(expected) in note
+    assert note in plan_text(base).splitlines()
+    assert "start&#95;interval" in plan_markdown(base)
+
+
+def test_a_host_stack_plan_has_no_start_interval_note() -> None:
+    prod = plan_from(run_stack("prod"))
+    assert probed_late(prod) == []
+    assert plan_notes(prod) == []

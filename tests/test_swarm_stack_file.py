@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 import yaml
 
+from depot.catalog import SERVICES, START_INTERVAL
 from depot.cli import main
 from depot.outputs.secret_files import init_secret_files
 from depot.recording import Recording
 from depot.resource_types import SERVICE
 from depot.review.workload import duration_seconds
+from depot.swarm import go_duration
 from tests.conftest import run_stack
 from tests.test_compose_clients import DOCKER, client_env, needs_docker
 
@@ -56,6 +58,25 @@ def test_the_stack_file_keeps_no_key_the_swarm_loader_ignores(stack_file: Path) 
         ignored = {"container_name", "depends_on", "restart", "security_opt", "profiles", "build"}
         assert not ignored & service.keys(), name
     assert "name" not in document
+
+
+def test_the_stack_file_has_no_version_key_so_it_may_carry_start_interval(
+    stack_file: Path,
+) -> None:
+    # `docker stack config` (CLI 28) refuses start_interval under `version: "3.9"` ("Additional
+    # property start_interval is not allowed") and takes it without a version key.
+    document = yaml.safe_load(stack_file.read_text())
+    assert "version" not in document
+    for name, service in document["services"].items():
+        spec = next(spec for spec in SERVICES if spec.name == name)
+        assert service["healthcheck"]["start_interval"] == go_duration(START_INTERVAL), name
+        assert spec.healthcheck.start_interval == START_INTERVAL, name
+
+
+@needs_docker
+def test_docker_stack_config_keeps_every_start_interval(swarm_read: dict[str, Any]) -> None:
+    for name, service in swarm_read["services"].items():
+        assert duration_seconds(service["healthcheck"]["start_interval"]) == START_INTERVAL, name
 
 
 @needs_docker

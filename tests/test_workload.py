@@ -64,7 +64,8 @@ def test_postgres_container_as_a_workload(prod: Plan) -> None:
     )
     assert postgres.healthcheck is not None
     assert (postgres.healthcheck.interval, postgres.healthcheck.retries) == (5, 5)
-    assert (postgres.healthcheck_worst_case, postgres.wait_timeout) == (40, 45)
+    assert (postgres.healthcheck.start_period, postgres.healthcheck.start_interval) == (30, 1)
+    assert (postgres.healthcheck_worst_case, postgres.wait_timeout) == (70, 75)
     assert (postgres.limits.memory_mib, postgres.limits.cpus) == (1024, 1.0)
     assert (postgres.restart, postgres.stop_grace_seconds) == ("always", 30)
     assert postgres.networks == (NetworkAttachment("database-network", ("postgres",)),)

@@ -182,6 +182,7 @@ def _healthcheck(check: Healthcheck) -> docker.ContainerHealthcheckArgs:
         timeout=f"{check.timeout}s",
         retries=check.retries,
         start_period=f"{check.start_period}s",
+        start_interval=f"{check.start_interval}s",
     )
 
 

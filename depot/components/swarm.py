@@ -185,6 +185,9 @@ def to_service_args(
 
 
 def _healthcheck(check: Healthcheck) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
+    # No start_interval: pulumi_docker 5.2.0's service healthcheck has no such field, so a
+    # task's first probe waits one interval (`depot plan` and README "Docker Swarm" say so; the
+    # stack file carries it).
     return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
         tests=list(check.test),
         interval=go_duration(check.interval),

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from depot.catalog import longest_chain
 from depot.config.settings import DepotSettings
 from depot.exit_status import ExitStatus
 from depot.host.docker import DockerCli, DockerError, last_line
 from depot.model import ServiceDeployment, deployments, node_label
 
-Status = Literal["ok", "problem", "unchecked"]
+Status = Literal["ok", "problem", "warning", "unchecked"]
 GIB = 1024**3
 
 # The oldest engine that runs every service as the catalogue describes it, and why.
@@ -36,6 +37,10 @@ MINIMUM_ENGINE_REASON = (
     "the console binds port 80 without NET_BIND_SERVICE, which needs Engine 20.10's "
     "net.ipv4.ip_unprivileged_port_start=0 in containers"
 )
+# The API that carries a healthcheck's start_interval (Engine 25). An older engine ignores it
+# (on 20.10, API 1.41, a container created with it runs without it, as through Compose): the
+# depot deploys as before, but each first probe waits a whole interval.
+START_INTERVAL_API = (1, 44)
 # Free space the engine's data root needs: the pulled images, and the built ones with their
 # build cache when this stack builds on that engine.
 PULLED_IMAGES_GIB = 2
@@ -47,12 +52,14 @@ NVIDIA_HOOK = "nvidia-container-runtime-hook"
 class Finding:
     """One line of the doctor's report."""
 
-    check: str  # docker, engine, gpu, crate, console, port, disk
+    check: str  # docker, engine, api, gpu, crate, console, port, disk
     status: Status
     message: str
 
     def line(self) -> str:
-        label = {"ok": "ok", "problem": "PROBLEM", "unchecked": "unchecked"}[self.status]
+        label = {"ok": "ok", "problem": "PROBLEM", "warning": "WARNING", "unchecked": "unchecked"}[
+            self.status
+        ]
         return f"{label:<9} {self.check}: {self.message}"
 
 
@@ -66,6 +73,7 @@ def diagnose(settings: DepotSettings, cli: DockerCli) -> list[Finding]:
         findings.append(Finding("engine", "unchecked", why))
     else:
         findings.append(engine_version(info))
+        findings.append(engine_api(cli, running))
         if settings.runtime == "swarm":
             findings.extend(swarm_state(settings, running, info, cli))
         findings.extend(gpu_runtime(settings, info, cli))
@@ -163,6 +171,49 @@ def engine_version(info: dict[str, Any]) -> Finding:
             f"Docker Engine {version} is older than {least}: {MINIMUM_ENGINE_REASON}; upgrade it",
         )
     return Finding("engine", "ok", f"{version} is {least} or newer, as the stack needs")
+
+
+def engine_api(cli: DockerCli, running: tuple[ServiceDeployment, ...]) -> Finding:
+    """The engine's API version (``docker version``), and what an engine below 1.44 loses."""
+    try:
+        result = cli.run("version", "--format", "{{json .Server}}")
+    except DockerError as error:
+        return Finding("api", "unchecked", f"{error}")
+    try:
+        server = json.loads(result.stdout) if result.returncode == 0 else None
+    except ValueError:
+        server = None
+    if not isinstance(server, dict):
+        return Finding("api", "unchecked", "`docker version` gave no server version")
+    return api_finding(server, running)
+
+
+def api_finding(server: dict[str, Any], running: tuple[ServiceDeployment, ...]) -> Finding:
+    """``docker version``'s server part against ``START_INTERVAL_API``: a warning below it."""
+    version, api = str(server.get("Version", "")), str(server.get("ApiVersion", ""))
+    found = re.fullmatch(r"(\d+)\.(\d+)", api)
+    least = ".".join(map(str, START_INTERVAL_API))
+    if found is None:
+        return Finding("api", "unchecked", f"cannot read the engine's API version {api!r}")
+    if (int(found[1]), int(found[2])) >= START_INTERVAL_API:
+        return Finding(
+            "api",
+            "ok",
+            f"Docker Engine {version} speaks API {api} ({least}+): healthchecks probe every "
+            "second while a service starts (start_interval)",
+        )
+    floor, chain = longest_chain([d.spec for d in running], lambda spec: spec.healthcheck.interval)
+    return Finding(
+        "api",
+        "warning",
+        f"Docker Engine {version} speaks API {api}, older than {least} (Engine 25): it ignores "
+        "the healthchecks' start_interval, so each first probe waits a whole interval and the "
+        f"start order ({' → '.join(chain)}) takes at least {floor} s to turn healthy, as does "
+        "every health-gated replace; the depot deploys as before (every wait covers a "
+        "healthcheck's worst case; older Compose v2 CLIs refuse the export's start_interval on "
+        "it, the one `make setup` installs does not). Upgrade to Engine 25 or newer for starts "
+        "in seconds",
+    )
 
 
 def swarm_state(

@@ -46,6 +46,7 @@ from depot.outputs.secret_files import (
 from depot.rotations import ROTATIONS, alter_role_statement
 
 STAGED_SUFFIX = ".next"
+RECREATE_SECONDS = 60  # stopping the old container (its grace period) and creating the new one
 
 
 class RotationError(Exception):
@@ -219,7 +220,10 @@ def _recreate(
     if compose is None:
         return [f"{name}: recreate it to read the new value: {manual} {name}" for name in names]
     command = [*compose.command(cli), "up", "--detach", "--no-deps", "--force-recreate", "--wait"]
-    result = _compose_run(cli, [*command, *names])
+    # Each may take its healthcheck's worst case (the backup's start period covers its first
+    # backup: 5 min), plus a minute to stop the old container and create the new one.
+    waits = max(spec.healthcheck.wait_timeout for spec in specs) + RECREATE_SECONDS
+    result = _compose_run(cli, [*command, *names], timeout=waits)
     if result is not None:
         raise RotationError(
             f"{', '.join(names)}: not all recreated healthy ({result}); the password is rotated "
@@ -228,12 +232,12 @@ def _recreate(
     return [f"recreated {name}: healthy, with the new value" for name in names]
 
 
-def _compose_run(cli: DockerCli, command: Sequence[str]) -> str | None:
+def _compose_run(cli: DockerCli, command: Sequence[str], timeout: float) -> str | None:
     """Run a Compose command against ``cli``'s host; None when it succeeded, else why not."""
     try:
         with cli.environment() as env:  # the stack's host, and its ssh options
             result = subprocess.run(  # noqa: S603 - fixed subcommand; files and names as values
-                list(command), capture_output=True, text=True, check=False, env=env, timeout=300
+                list(command), capture_output=True, text=True, check=False, env=env, timeout=timeout
             )
     except (OSError, subprocess.TimeoutExpired, DockerError) as error:
         return str(error)

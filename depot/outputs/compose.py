@@ -237,6 +237,9 @@ def compose_healthcheck(
         "timeout": duration(check.timeout),
         "retries": check.retries,
         "start_period": duration(check.start_period),
+        # Compose and the stack file carry it; an engine older than 25 ignores it (README
+        # "depot doctor"). Swarm services through Pulumi cannot: swarm.py says why.
+        "start_interval": duration(check.start_interval),
     }
 
 

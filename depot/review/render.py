@@ -87,12 +87,39 @@ def _flags(resource: PlannedResource) -> str:
     return f"  [{' '.join(flags)}]" if flags else ""
 
 
+def probed_late(plan: Plan) -> list[str]:
+    """The workloads whose healthcheck has no start interval: their first probe waits one
+    ``interval`` after every start (Swarm services: the provider has no such field)."""
+    around = plan.by_key()
+    late = []
+    for resource in plan.resources:
+        if is_workload(resource):
+            seen = workload(resource, around)
+            if seen.healthcheck is not None and not seen.healthcheck.start_interval:
+                late.append(seen.name)
+    return late
+
+
+def plan_notes(plan: Plan) -> list[str]:
+    """What the plan cannot carry that the catalog asks for, said instead of dropped."""
+    late = probed_late(plan)
+    if not late:
+        return []
+    return [
+        f"note: no healthcheck start_interval on {', '.join(late)} (pulumi_docker 5.2.0's "
+        "docker.Service has no such field): a task's first probe waits one interval after "
+        "each start and update; the stack file of `depot compose` carries it "
+        '(README "Docker Swarm")'
+    ]
+
+
 def plan_text(plan: Plan) -> str:
     lines = [f"stack {plan.stack}: {len(plan.resources)} resources"]
     for resource in plan.resources:
         parent = f" (in {resource.parent})" if resource.parent else ""
         lines.append(f"{resource.type} {resource.name}{parent}{_flags(resource)}")
         lines += [f"    {key}: {_value(value)}" for key, value in resource.inputs.items()]
+    lines += plan_notes(plan)
     return "\n".join(lines) + "\n"
 
 
@@ -105,6 +132,9 @@ def plan_markdown(plan: Plan) -> str:
     ]
     for r in plan.resources:
         lines.append(table_row(code(r.type), code(r.name), r.parent or "", _flags(r).strip()))
+    notes = plan_notes(plan)
+    if notes:
+        lines += ["", *(md(note) for note in notes)]
     return "\n".join(lines) + "\n"
 
 

@@ -247,6 +247,7 @@ def _healthcheck(value: object) -> Healthcheck | None:
         timeout=duration_seconds(check.get("timeout")),
         retries=_int(check.get("retries")),
         start_period=duration_seconds(check.get("startPeriod")),
+        start_interval=duration_seconds(check.get("startInterval")),
     )
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from depot.catalog import SERVICES
+from depot.catalog import SERVICES, longest_chain
 from depot.standins import BuildReport, StandinUnavailableError, ensure_standins
 from tests.conftest import STACKS
-from tests.engine.harness import TierDepot, longest_chain, tier_unavailable
+from tests.engine.harness import TierDepot, tier_unavailable
 
 # `up --wait` may take the worst case of every health-gated chain (each probe's wait_timeout).
 WAIT_TIMEOUT, _ = longest_chain(

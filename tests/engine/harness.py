@@ -9,15 +9,17 @@ state a failed test left. Every command has a timeout; nothing is printed that a
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
-from depot.catalog import SERVICES, ServiceSpec, VolumeName
+from depot.catalog import SERVICES, ServiceSpec, VolumeName, longest_chain
 from depot.config import DepotSettings, RawConfig, load_settings
 from depot.config.stack_file import encode
 from depot.model import runs
@@ -284,26 +286,57 @@ class TierDepot:
 def health_gated_floor(services: Sequence[ServiceSpec] = SERVICES) -> tuple[int, list[str]]:
     """The least time to all-healthy the healthchecks allow, and the chain that imposes it.
 
-    Docker runs a container's first probe one ``interval`` after it starts, and Compose starts a
-    service only once what it waits for is healthy: along a chain of ``waits_for`` the intervals
-    add up. The longest chain is the floor (postgres → dispatch → console: 5 + 10 + 10 s).
+    Within its start period Docker (Engine 25+) runs a container's first probe one
+    ``start_interval`` after it starts, and Compose starts a service only once what it waits for
+    is healthy: along a chain of ``waits_for`` the start intervals add up (postgres → dispatch →
+    console: 1 + 1 + 1 s).
     """
+    return longest_chain(services, lambda spec: spec.healthcheck.start_interval)
+
+
+def floor_without_start_interval(
+    services: Sequence[ServiceSpec] = SERVICES,
+) -> tuple[int, list[str]]:
+    """The same floor where the engine ignores ``start_interval`` (API < 1.44): each first probe
+    waits a whole ``interval`` (5 + 10 + 10 s). The tier's bounds stay below it, so losing
+    ``start_interval`` fails them."""
     return longest_chain(services, lambda spec: spec.healthcheck.interval)
 
 
-def longest_chain(
-    services: Sequence[ServiceSpec], seconds: Callable[[ServiceSpec], int]
-) -> tuple[int, list[str]]:
-    """The chain of ``waits_for`` with the largest sum of ``seconds``, and that sum."""
-    by_name = {spec.name: spec for spec in services}
+def first_probe_delay(events: Sequence[Event], container: str) -> float:
+    """Seconds from ``container``'s last start to its first probe after it, from the engine's
+    events (each probe is an ``exec_start`` of the healthcheck's command).
 
-    def chain(spec: ServiceSpec) -> tuple[int, list[str]]:
-        longest: tuple[int, list[str]] = (0, [])
-        for name in spec.waits_for:
-            longest = max(longest, chain(by_name[name]))
-        return longest[0] + seconds(spec), [*longest[1], spec.name]
+    One start_interval (not a whole interval) means the engine applied it.
+    """
+    starts = [e.seconds for e in events if e.container == container and e.action == "start"]
+    assert starts, f"the engine reported no start of {container}"
+    started = max(starts)
+    probes = [
+        e.seconds
+        for e in events
+        if e.container == container and e.action.startswith("exec_start") and e.seconds >= started
+    ]
+    assert probes, f"the engine reported no probe of {container} after its start"
+    return min(probes) - started
 
-    return max(chain(spec) for spec in services)
+
+def logged_first_probe_delay(inspected: Mapping[str, Any]) -> float:
+    """Seconds from a container's start to the earliest probe in its health log (the last five
+    probes: read it right after the container turned healthy)."""
+    started = parse_engine_time(inspected["State"]["StartedAt"])
+    probes = inspected["State"]["Health"]["Log"]
+    assert probes, "no probe in the health log"
+    return min(parse_engine_time(probe["Start"]) for probe in probes) - started
+
+
+def parse_engine_time(text: str) -> float:
+    """The engine's RFC 3339 time (nanoseconds, ``Z`` or an offset) in seconds since the epoch."""
+    found = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text.strip())
+    assert found, f"not an engine time: {text!r}"
+    zone = "+00:00" if found[3] == "Z" else found[3]
+    whole = datetime.fromisoformat(found[1] + zone).timestamp()
+    return whole + float(f"0.{found[2] or 0}")
 
 
 def engine_time() -> float:

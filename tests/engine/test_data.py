@@ -78,9 +78,10 @@ def test_a_row_survives_a_recreated_container(depot: TierDepot) -> None:
 
 
 def test_the_row_survives_a_down_and_up(depot: TierDepot) -> None:
-    # A whole `down` and `up` costs the health-gated chain again (about 27 s). Dev's postgres
-    # and volumes differ from prod's only in limits, restart policy and the image's digest
-    # (tests/engine/test_data_stacks.py fails the day they differ in more): proven on prod.
+    # A whole `down` and `up` costs the health-gated chain again (seconds, each start probed at
+    # start_interval). Dev's postgres and volumes differ from prod's only in limits, restart
+    # policy and the image's digest (tests/engine/test_data_stacks.py fails the day they differ
+    # in more): proven on prod.
     if depot.stack != DOWN_AND_UP_STACK:
         pytest.skip(
             f"down and up proven on {DOWN_AND_UP_STACK} (see tests/engine/test_data_stacks.py)"

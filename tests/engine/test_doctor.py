@@ -93,7 +93,7 @@ def test_a_taken_port_a_missing_console_folder_and_a_missing_crate_are_each_repo
         "console on another port (depot:publish.ports.console)",
     ]
     ready = {f.check for f in findings if f.status == "ok"}
-    assert ready == {"docker", "engine", "crate", "console", "port", "disk"}
+    assert ready == {"docker", "engine", "api", "crate", "console", "port", "disk"}
     assert report("dev", findings)[1] == 1
 
 

@@ -17,7 +17,7 @@ from depot.outputs.compose import compose_document
 from depot.paths import project_relative
 from depot.standins import OVERRIDABLE, STANDIN_OF, apt_source, override_document, override_yaml
 from tests.conftest import STACKS, stack_config
-from tests.engine.harness import health_gated_floor, tier_settings
+from tests.engine.harness import floor_without_start_interval, health_gated_floor, tier_settings
 
 IMAGES = {name: f"depot-standin-{name}:0123456789abcdef" for name in set(STANDIN_OF.values())}
 LAYOUT = Path("/tmp/depot-engine-layout")
@@ -72,7 +72,11 @@ def test_the_tier_changes_only_the_consoles_host_paths_and_backup_targets(stack:
 
 def test_the_floor_is_the_postgres_dispatch_console_chain() -> None:
     base = [spec for spec in SERVICES if spec.profile is None]
-    assert health_gated_floor(base) == (5 + 10 + 10, ["postgres", "dispatch", "console"])
+    assert health_gated_floor(base) == (1 + 1 + 1, ["postgres", "dispatch", "console"])
+    assert floor_without_start_interval(base) == (
+        5 + 10 + 10,
+        ["postgres", "dispatch", "console"],
+    )
 
 
 def test_the_debian_source_is_read_from_apt_sources(tmp_path: Path) -> None:
