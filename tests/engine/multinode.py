@@ -279,7 +279,7 @@ class Cluster:
             "--cgroup-parent", node.cgroup_parent,
             "--log-level", "warn",
         )  # fmt: skip
-        node.process = subprocess.Popen(command, stdout=log, stderr=log)  # noqa: S603
+        node.process = subprocess.Popen(command, stdout=log, stderr=log)
         log.close()
 
     def stop_daemon(self, node: Node) -> None:
@@ -356,7 +356,9 @@ class Cluster:
             )  # fmt: skip
         for node in self.nodes:
             node.node_id = node.docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
-            labels = [arg for k, v in node.role.labels.items() for arg in ("--label-add", f"{k}={v}")]
+            labels = [
+                arg for k, v in node.role.labels.items() for arg in ("--label-add", f"{k}={v}")
+            ]
             if labels:
                 lead.docker("node", "update", *labels, node.node_id)
 
@@ -466,9 +468,7 @@ def _mounts_under(root: Path) -> list[str]:
 
 def leftovers(cluster: Cluster) -> list[str]:
     """What of the cluster is still on the machine: namespaces, mounts, cgroups, folders."""
-    left = [
-        name for name in _listed_netns() if name.startswith(f"depotmn-{cluster.token}-")
-    ]
+    left = [name for name in _listed_netns() if name.startswith(f"depotmn-{cluster.token}-")]
     for node in cluster.nodes:
         left += _mounts_under(node.data_root) + _mounts_under(node.exec_root)
         left += [str(folder) for folder in _cgroup_folders(node.cgroup_parent)]
