@@ -501,3 +501,72 @@ def inspect(node: Node, kind: str, *names: str) -> list[dict[str, Any]]:
         return []
     found: list[dict[str, Any]] = json.loads(node.docker(kind, "inspect", *names).stdout)
     return found
+
+
+# --- probes ----------------------------------------------------------------------------------
+
+# A client on depot-network asking discovery's /health: each round resolves tasks.discovery
+# and tries its addresses in turn, as a client of a dnsrr service does (the next address when
+# one does not answer within 1 s); a round fails only when none answers. First tries that
+# failed are counted too. Bounded in rounds and seconds; /tmp/stop ends it early.
+DISCOVERY_PROBE = r"""
+i=0; ok=0; failed=0; first=0; end=$(( $(date +%s) + {seconds} ))
+while [ "$i" -lt {limit} ] && [ "$(date +%s)" -lt "$end" ] && [ ! -e /tmp/stop ]; do
+  i=$((i + 1)); answered=0; try=0
+  set -- $(nslookup tasks.discovery 2>/dev/null | sed -n 's/^Address: *//p' | grep -v ':53$')
+  n=$#
+  while [ "$n" -gt 0 ] && [ "$try" -lt "$n" ]; do
+    eval "address=\${{$(( (i + try) % n + 1 ))}}"
+    if printf 'GET /health HTTP/1.0\r\n\r\n' | nc -w 1 "$address" 4860 | grep -q '200 OK'; then
+      answered=1; break
+    fi
+    [ "$try" -eq 0 ] && first=$((first + 1))
+    try=$((try + 1))
+  done
+  if [ "$answered" -eq 1 ]; then ok=$((ok + 1)); else failed=$((failed + 1)); fi
+  sleep 0.1
+done
+echo "requests $i ok $ok failed $failed first-try-failed $first"
+"""
+
+# The console through the nodes' addresses, as a load balancer in front of them would: its port
+# is host-mode (no IPVS here), bound on the node that runs its task; a request fails when no
+# node answers. Run in the hub namespace, outside the swarm.
+CONSOLE_PROBE = r"""
+import socket, sys, time, os
+addresses, port, limit, seconds, stop = sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+def get(address):
+    try:
+        with socket.create_connection((address, port), timeout=1) as s:
+            s.settimeout(1)
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+i = ok = failed = first = 0
+end = time.monotonic() + seconds
+while i < limit and time.monotonic() < end and not os.path.exists(stop):
+    i += 1
+    answers = [get(a) for a in addresses[i % len(addresses):] + addresses[:i % len(addresses)]]
+    ok += any(answers); failed += not any(answers)
+    time.sleep(0.1)
+print(f"requests {i} ok {ok} failed {failed} first-try-failed {first}", flush=True)
+"""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    requests: int
+    failed: int
+    first_try_failed: int
+
+    @classmethod
+    def parse(cls, text: str) -> ProbeResult:
+        import re
+
+        found = re.search(r"requests (\d+) ok \d+ failed (\d+) first-try-failed (\d+)", text)
+        assert found, f"the probe said nothing useful: {text[-800:]}"
+        return cls(int(found[1]), int(found[2]), int(found[3]))
+
+    def __str__(self) -> str:
+        return f"{self.requests} requests, {self.failed} failed"
