@@ -138,11 +138,13 @@ def _parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="what the stack needs from its host, before up")
     doctor.add_argument("--stack", required=True)
+    _engine_host(doctor)
     _profiles(doctor)
     doctor.set_defaults(run=_doctor)
 
     drift = commands.add_parser("drift", help="the live Docker host against the stack's plan")
     drift.add_argument("--stack", required=True)
+    _engine_host(drift)
     _profiles(drift)
     drift.set_defaults(run=_drift)
 
@@ -232,6 +234,14 @@ def _backup_target(command: argparse.ArgumentParser) -> None:
         "on a swarm, the data node)",
     )
     command.set_defaults(profiles=[])
+
+
+def _engine_host(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--docker-host",
+        metavar="HOST",
+        help="the engine to ask (default: the stack's depot:docker.host; on a swarm, a manager)",
+    )
 
 
 def _backup_timeout(command: argparse.ArgumentParser) -> None:
@@ -396,7 +406,28 @@ def _doctor(args: argparse.Namespace) -> tuple[str, int]:
     from depot.host.doctor import diagnose, report
 
     settings = _settings(args)
-    return report(args.stack, diagnose(settings, _docker_cli(settings)))
+    cli = _docker_cli(settings, _given_host(args))
+    if settings.runtime == "swarm":
+        _require_leader(cli)
+    return report(args.stack, diagnose(settings, cli))
+
+
+def _given_host(args: argparse.Namespace) -> str | None:
+    return None if args.docker_host is None else _docker_host(args.docker_host)
+
+
+def _require_leader(cli: DockerCli) -> None:
+    """A swarm without a leader is said in one line within a bound, before anything hangs
+    (``docker info`` itself waits 20 s on such a swarm). An engine that is no manager, or in no
+    swarm, is left for the command to report."""
+    from depot.host.cluster import NoLeaderError, require_leader
+
+    try:
+        require_leader(cli)
+    except NoLeaderError:
+        raise
+    except DockerError:
+        return
 
 
 def _drift(args: argparse.Namespace) -> tuple[str, int]:

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -534,7 +535,8 @@ echo "requests $i ok $ok failed $failed first-try-failed $first"
 # node answers. Run in the hub namespace, outside the swarm.
 CONSOLE_PROBE = r"""
 import socket, sys, time, os
-addresses, port, limit, seconds, stop = sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+addresses, port, stop = sys.argv[1].split(","), int(sys.argv[2]), sys.argv[5]
+limit, seconds = int(sys.argv[3]), float(sys.argv[4])
 def get(address):
     try:
         with socket.create_connection((address, port), timeout=1) as s:
@@ -562,8 +564,6 @@ class ProbeResult:
 
     @classmethod
     def parse(cls, text: str) -> ProbeResult:
-        import re
-
         found = re.search(r"requests (\d+) ok \d+ failed (\d+) first-try-failed (\d+)", text)
         assert found, f"the probe said nothing useful: {text[-800:]}"
         return cls(int(found[1]), int(found[2]), int(found[3]))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -98,11 +97,7 @@ class Depot:
 
     @property
     def stateless(self) -> dict[str, int]:
-        return {
-            name: n
-            for name, n in self.replicas.items()
-            if name not in ("postgres", "backup")
-        }
+        return {name: n for name, n in self.replicas.items() if name not in ("postgres", "backup")}
 
 
 def _standin_tags() -> dict[str, str]:
@@ -249,9 +244,7 @@ def _deploy(cluster: Cluster, directory: Path, tags: dict[str, str]) -> Depot:
         lambda: _whole(cluster.node(DATA), depot.replicas),
         CONVERGE_SECONDS,
     )
-    FIGURES["multinode: stack converged healthy on 3 nodes"] = (
-        f"{time.monotonic() - started:.0f} s"
-    )
+    FIGURES["multinode: stack converged healthy on 3 nodes"] = f"{time.monotonic() - started:.0f} s"
     del seconds
     return depot
 
@@ -370,7 +363,8 @@ def test_stateless_replicas_spread_across_the_zones(depot: Depot) -> None:
     for service in ("discovery", "dispatch"):
         placed = _placed(manager, service)
         assert len(placed) == 2, (service, placed)
-        assert DATA in placed and set(placed) & {GPU, RTK}, (service, placed)
+        assert DATA in placed, (service, placed)
+        assert set(placed) & {GPU, RTK}, (service, placed)
 
 
 def test_overlay_traffic_crosses_nodes_and_postgres_stays_unreachable(depot: Depot) -> None:
