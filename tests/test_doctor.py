@@ -233,7 +233,7 @@ class FakeSwarm(FakeEngine):
     def run(
         self, *args: str, stdin: str | None = None, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
-        listing = {
+        listing: dict[tuple[str, ...], list[str]] = {
             ("node", "ls"): [str(n["ID"]) for n in self.nodes],
             ("node", "inspect"): [json.dumps(n) for n in self.nodes],
             ("service", "ls"): [str(s["ID"]) for s in self.services],
