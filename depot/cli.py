@@ -432,19 +432,18 @@ def _require_leader(cli: DockerCli) -> None:
 
 def _drift(args: argparse.Namespace) -> tuple[str, int]:
     from depot.config.stack_file import stack_config
-    from depot.host.drift import expected_from_plan, find_drift, report
+    from depot.host.drift import expected_from_plan, find_drift, find_swarm_drift, report
     from depot.review.plan import plan_config
 
     config = stack_config(args.stack, args.profiles)
     settings = _settings(args)
+    cli = _docker_cli(settings, _given_host(args))
     if settings.runtime == "swarm":
-        raise UsageError(
-            f"stack {args.stack} runs Swarm services, which depot drift does not compare yet "
-            "(it reads one host's containers); the drift workflow's `pulumi preview --refresh` "
-            "covers it"
-        )
+        _require_leader(cli)
     expected = expected_from_plan(plan_config(args.stack, config, settings=settings), settings)
-    return report(args.stack, find_drift(expected, _docker_cli(settings)), expected)
+    if settings.runtime == "swarm":
+        return report(args.stack, find_swarm_drift(expected, cli), expected)
+    return report(args.stack, find_drift(expected, cli), expected)
 
 
 def _rotate(args: argparse.Namespace) -> tuple[str, int]:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +29,9 @@ import pytest
 
 from depot.config import DepotSettings, RawConfig, load_settings
 from depot.config.stack_file import encode
+from depot.host.docker import DockerCli
+from depot.host.doctor import diagnose
+from depot.model import deployments
 from depot.outputs.compose import dump
 from depot.outputs.secret_files import SECRETS_DIR, init_secret_files, secret_file_name
 from depot.outputs.swarm_stack import STACK_NAME, stack_document
@@ -98,6 +103,13 @@ class Depot:
     @property
     def stateless(self) -> dict[str, int]:
         return {name: n for name, n in self.replicas.items() if name not in ("postgres", "backup")}
+
+    @property
+    def without_postgres(self) -> dict[str, int]:
+        """The stateless services that can be healthy while postgres is away: not dispatch,
+        which waits for the database before it serves (its DATABASE_URL)."""
+        needs = {d.name for d in deployments(self.settings) if d.secret_env}
+        return {name: n for name, n in self.stateless.items() if name not in needs}
 
 
 def _standin_tags() -> dict[str, str]:
@@ -426,3 +438,300 @@ def test_only_the_console_publishes_a_port_and_only_where_it_runs(depot: Depot) 
             capture_output=True, text=True, check=True, timeout=10,
         ).stdout  # fmt: skip
         assert bool(bound.strip()) == (node.name == console_node), (node.name, bound)
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+
+def _running_on(manager: Node, services: dict[str, int], excluded: set[str]) -> dict[str, int]:
+    """Running tasks by service, on nodes other than ``excluded`` (one bounded call)."""
+    listed = manager.docker(
+        "service", "ps", "--filter", "desired-state=running",
+        "--format", "{{.Name}} {{.Node}} {{.CurrentState}}",
+        *(f"{STACK_NAME}_{name}" for name in services), timeout=10, check=False,
+    )  # fmt: skip
+    counts = dict.fromkeys(services, 0)
+    for line in listed.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] == "Running" and fields[1] not in excluded:
+            counts[fields[0].removeprefix(f"{STACK_NAME}_").rsplit(".", 1)[0]] += 1
+    return counts
+
+
+def _whole_without(manager: Node, services: dict[str, int], excluded: set[str]) -> bool:
+    counts = _running_on(manager, services, excluded)
+    return all(counts[name] >= wanted for name, wanted in services.items())
+
+
+def _node_state(manager: Node, node: Node) -> str:
+    found = manager.docker(
+        "node", "inspect", "--format", "{{.Status.State}}", node.name, timeout=5, check=False
+    )
+    return found.stdout.strip()
+
+
+class Watch:
+    """Counts, every 0.3 s, each service's containers on every node's own engine: the most of
+    each seen at once (a cut-off node's included: its engine still answers here)."""
+
+    def __init__(self, cluster: Cluster, services: tuple[str, ...]) -> None:
+        self.cluster, self.services = cluster, services
+        self.most = dict.fromkeys(services, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for service in self.services:
+                count = sum(len(_task_containers(n, service)) for n in self.cluster.nodes)
+                self.most[service] = max(self.most[service], count)
+            self._stop.wait(0.3)
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        return self.most
+
+
+def _stateless_on(node: Node) -> int:
+    return sum(len(_task_containers(node, s)) for s in ("discovery", "dispatch", "console"))
+
+
+def test_a_node_without_data_lost_and_back(depot: Depot) -> None:
+    cluster = depot.cluster
+    manager = cluster.node(DATA)
+    others = [cluster.node(GPU), cluster.node(RTK)]
+    victim = max(others, key=_stateless_on)  # the one with the most to move
+    survivor = next(node for node in others if node is not victim)
+    probes = _start_probes(depot, survivor, "kill")
+    lost = time.monotonic()
+    cluster.kill_node(victim)
+    wait_until(f"{victim.name} down", lambda: _node_state(manager, victim) == "down", 60)
+    down = time.monotonic() - lost
+    wait_until(
+        "the stateless services whole on the other nodes",
+        lambda: _whole_without(manager, depot.stateless, {victim.name}),
+        FAULT_SECONDS,
+    )
+    whole = time.monotonic() - lost
+    time.sleep(2)
+    discovery, console = probes.finish()
+    FIGURES[f"multinode: a node without data lost ({victim.name}, kill -9 of the whole node)"] = (
+        f"down after {down:.1f} s, stateless services whole after {whole:.1f} s; discovery "
+        f"probe {discovery} ({discovery.first_try_failed} first tries failed), console probe "
+        f"{console}"
+    )
+    assert discovery.requests >= 20, discovery
+    assert discovery.failed == 0, f"discovery (2 replicas) failed requests: {discovery}"
+    started = time.monotonic()
+    cluster.restart_node(victim)
+    wait_until(f"{victim.name} ready again", lambda: _node_state(manager, victim) == "ready", 60)
+    # The restarted engine ends its orphaned tasks; nothing moves back by itself.
+    wait_until(f"{victim.name}'s orphaned tasks ended", lambda: _stateless_on(victim) == 0, 30)
+    FIGURES[f"multinode: {victim.name} rejoined"] = (
+        f"ready {time.monotonic() - started:.1f} s after its engine restarted; its orphaned "
+        "tasks ended, none moved back"
+    )
+    counts = _running_on(manager, depot.replicas, set())
+    assert counts == depot.replicas, counts
+
+
+def _leader_name(node: Node) -> str:
+    """The leader's hostname as ``node`` sees it; "" without an answer within 3 s."""
+    listed = node.docker(
+        "node", "ls", "--format", "{{.Hostname}} {{.ManagerStatus}}", timeout=3, check=False
+    )
+    leaders = [line.split()[0] for line in listed.stdout.splitlines() if line.endswith("Leader")]
+    return leaders[0] if listed.returncode == 0 and leaders else ""
+
+
+def _leader_via(node: Node) -> bool:
+    listed = node.docker("node", "ls", "--format", "{{.ManagerStatus}}", timeout=3, check=False)
+    return listed.returncode == 0 and "Leader" in listed.stdout.split()
+
+
+def test_the_data_node_cut_off_and_healed_never_runs_two_postgres(depot: Depot) -> None:
+    cluster = depot.cluster
+    data, manager, client = cluster.node(DATA), cluster.node(GPU), cluster.node(RTK)
+    watch = Watch(cluster, ("postgres", "discovery"))
+    probes = _start_probes(depot, client, "partition")
+    try:
+        cut = time.monotonic()
+        cluster.partition(data)
+        wait_until(
+            "a leader among the connected managers",
+            lambda: _leader_name(manager) not in ("", DATA),
+            60,
+        )
+        leader_after = time.monotonic() - cut
+        wait_until(
+            "the services that need no database whole without the data node",
+            lambda: _whole_without(manager, depot.without_postgres, {DATA}),
+            FAULT_SECONDS,
+        )
+        whole = time.monotonic() - cut
+        healed = time.monotonic()
+        cluster.heal(data)
+        leaderless = 0.0
+        seen_leader_in_a_row = 0
+        deadline = healed + 90
+        while seen_leader_in_a_row < 3 and time.monotonic() < deadline:
+            began = time.monotonic()
+            if _leader_via(manager):
+                seen_leader_in_a_row += 1
+            else:
+                seen_leader_in_a_row = 0
+                leaderless += max(time.monotonic() - began, 0.5)
+            time.sleep(0.5)
+        assert seen_leader_in_a_row >= 3, "no stable leader within 90 s of healing"
+        stable = time.monotonic() - healed
+        wait_until(
+            "every service whole after healing",
+            lambda: _whole(manager, depot.replicas),
+            FAULT_SECONDS,
+        )
+        back = time.monotonic() - healed
+        time.sleep(1)
+    finally:
+        discovery, console = probes.finish()
+        most = watch.stop()
+    FIGURES["multinode: the data node cut off"] = (
+        f"a leader among the others after {leader_after:.1f} s, discovery, console and grafana "
+        f"whole after {whole:.1f} s (dispatch waits for postgres); at most "
+        f"{most['postgres']} postgres and {most['discovery']} discovery "
+        f"containers at once"
+    )
+    FIGURES["multinode: the data node's link healed"] = (
+        f"no leader for {leaderless:.1f} s (a stable one after {stable:.1f} s), every service "
+        f"whole after {back:.1f} s; discovery probe {discovery} "
+        f"({discovery.first_try_failed} first tries failed), console probe {console}"
+    )
+    assert most["postgres"] == 1, f"{most['postgres']} postgres containers ran at once"
+    assert discovery.failed <= discovery.requests // 20, discovery
+    assert _placed(manager, "postgres") == [DATA]
+
+
+def _depot(*args: str, host: Node, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``depot ARGS --stack cluster --docker-host <host>``, as the operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "depot", *args, "--stack", STACK, "--docker-host", host.socket],
+        capture_output=True, text=True, check=False, timeout=timeout,
+    )  # fmt: skip
+
+
+ROWS = 10_000
+DRILL_TABLE = (
+    "CREATE TABLE drill (id bigint PRIMARY KEY, note text NOT NULL);"  # noqa: S608 - constants
+    f"INSERT INTO drill SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g;"
+)
+FINGERPRINT = "SELECT count(*) || ' ' || md5(string_agg(note, ',' ORDER BY id)) FROM drill"
+
+
+def _psql(node: Node, statement: str) -> str:
+    (container,) = _task_containers(node, "postgres")
+    return node.docker("exec", "--user", "postgres", container, *PSQL, statement).stdout.strip()
+
+
+def test_the_data_node_lost_for_good_and_postgres_restored_elsewhere(depot: Depot) -> None:
+    """The runbook of docs/several-hosts.md: RTO and RPO measured, the rows checked."""
+    cluster = depot.cluster
+    data, new_home = cluster.node(DATA), cluster.node(GPU)
+    _psql(data, DRILL_TABLE)
+    written = _psql(data, FINGERPRINT)
+    backed_up = _depot("backup", host=data)
+    assert backed_up.returncode == 0, backed_up.stderr[-1000:]
+    (name,) = re.findall(r"backup (cluster-\d{8}T\d{6}Z\.dump\.age) is good", backed_up.stdout)
+    assert (depot.target / "depot" / STACK / name).is_file(), "the backup never left the node"
+    taken = time.mktime(time.strptime(name[len("cluster-") :][:16], "%Y%m%dT%H%M%SZ"))
+    taken -= time.timezone  # the name's stamp is UTC
+    _psql(data, "INSERT INTO drill VALUES (0, 'written after the newest backup')")
+    time.sleep(1)
+    lost_at, lost = time.time(), time.monotonic()
+    cluster.kill_node(data)
+    depot.lost.add(DATA)
+
+    # The depot says so: the doctor, through a surviving manager.
+    cli = DockerCli(new_home.socket)
+
+    def said() -> list[str]:
+        lines = [f.line() for f in diagnose(depot.settings, cli) if f.status == "problem"]
+        return [line for line in lines if "postgres" in line]
+
+    wait_until("the doctor naming postgres' lost node", lambda: bool(said()), 60)
+    told = said()
+    detected = time.monotonic() - lost
+    assert any("depot.postgres-data=true is only on data, which is not up" in t for t in told), told
+    assert any(t.startswith("PROBLEM   services: postgres: 0/1 running") for t in told), told
+
+    # The runbook: the lost manager out, the label moved, the stack redeployed, the restore.
+    new_home.docker("node", "demote", DATA)
+    new_home.docker("node", "rm", "--force", DATA)
+    new_home.docker("node", "update", "--label-add", "depot.postgres-data=true", GPU)
+    _stack_deploy(new_home, depot)
+    wait_until(
+        "postgres and the backup service healthy on their new node",
+        lambda: (
+            _running_on(new_home, {"postgres": 1, "backup": 1}, set())
+            == {"postgres": 1, "backup": 1}
+        ),
+        FAULT_SECONDS,
+    )
+    assert _placed(new_home, "postgres") == [GPU]
+    restored = _depot(
+        "restore", "--from", "latest", "--identity", str(depot.identity), host=new_home
+    )
+    assert restored.returncode == 0, restored.stderr[-1500:]
+    assert name in restored.stdout + restored.stderr, "the restore did not take the newest backup"
+    recovered = time.monotonic() - lost
+    assert _psql(new_home, FINGERPRINT) == written.replace(f"{ROWS} ", f"{ROWS} ", 1)
+    assert _psql(new_home, "SELECT count(*) FROM drill WHERE id = 0") == "0"
+    wait_until(
+        "every service whole on the two remaining nodes",
+        lambda: _whole(new_home, depot.replicas),
+        FAULT_SECONDS,
+    )
+    FIGURES["multinode: the data node lost for good, postgres restored on another node"] = (
+        f"the doctor said so after {detected:.1f} s; RTO {recovered:.0f} s (loss to restored "
+        f"rows, runbook by the test), RPO {lost_at - taken:.0f} s (the newest off-host backup's "
+        f"age at the loss): {ROWS:,} rows back, the row written after it gone"
+    )
+
+
+def test_quorum_lost_services_keep_serving_and_depot_says_no_leader(depot: Depot) -> None:
+    cluster = depot.cluster
+    gpu, rtk = cluster.node(GPU), cluster.node(RTK)
+    # The survivor runs a discovery task, so the probe has something to reach on it.
+    survivor = gpu if len(_task_containers(gpu, "discovery")) else rtk
+    other = rtk if survivor is gpu else gpu
+    probes = _start_probes(depot, survivor, "quorum")
+    try:
+        lost = time.monotonic()
+        cluster.kill_node(other)
+        depot.lost.add(other.name)
+        wait_until("the last manager without a leader", lambda: not _leader_via(survivor), 60)
+        leaderless = time.monotonic() - lost
+        failed_update = survivor.docker(
+            "service", "update", "--detach", "--env-add", "X=1", f"{STACK_NAME}_discovery",
+            timeout=30, check=False,
+        )  # fmt: skip
+        assert failed_update.returncode != 0
+        timings = {}
+        for command in ("doctor", "drift"):
+            began = time.monotonic()
+            ran = _depot(command, host=survivor, timeout=60)
+            timings[command] = time.monotonic() - began
+            lines = ran.stderr.strip().splitlines()
+            assert ran.returncode == 2, (command, ran.stdout[-500:], ran.stderr[-500:])
+            assert len(lines) == 1, (command, lines)
+            assert "the swarm has no leader" in lines[0], (command, lines)
+            assert timings[command] < 20, (command, timings[command])
+        time.sleep(2)
+    finally:
+        discovery, console = probes.finish()
+    FIGURES["multinode: quorum lost (1 of 2 managers left)"] = (
+        f"no leader after {leaderless:.1f} s; depot doctor {timings['doctor']:.1f} s, depot "
+        f"drift {timings['drift']:.1f} s, each one line 'the swarm has no leader'; discovery "
+        f"probe {discovery} on {survivor.name}, console probe {console}"
+    )
+    assert discovery.failed <= discovery.requests // 20, discovery
