@@ -193,6 +193,7 @@ class Cluster:
     """Three managers on one machine; ``close`` removes every trace of them."""
 
     roles: Sequence[NodeRole]
+    lead: int = 0  # the node that initialises the swarm: its first leader
     token: str = field(default_factory=lambda: secrets.token_hex(3))
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="depot-multinode-")))
     nodes: list[Node] = field(default_factory=list)
@@ -339,7 +340,8 @@ class Cluster:
     # --- the swarm -----------------------------------------------------------------------
 
     def _form_swarm(self) -> None:
-        lead, *others = self.nodes
+        lead = self.nodes[self.lead]
+        others = [node for node in self.nodes if node is not lead]
         lead.docker(
             "swarm", "init",
             "--advertise-addr", lead.address,
@@ -487,9 +489,9 @@ def _listed_netns() -> list[str]:
 
 
 @contextlib.contextmanager
-def cluster_of(roles: Sequence[NodeRole]) -> Iterator[Cluster]:
-    """A started cluster; removed afterwards whatever happened."""
-    cluster = Cluster(roles)
+def cluster_of(roles: Sequence[NodeRole], lead: int = 0) -> Iterator[Cluster]:
+    """A started cluster, initialised by ``roles[lead]``; removed afterwards whatever happened."""
+    cluster = Cluster(roles, lead)
     try:
         cluster.start()
         yield cluster
