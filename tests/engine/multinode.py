@@ -181,8 +181,8 @@ class Node:
         return result
 
     def answers(self) -> bool:
-        return self.docker("version", "--format", "{{.Server.Version}}", timeout=5, check=False)\
-            .returncode == 0  # fmt: skip
+        answered = self.docker("version", "--format", "{{.Server.Version}}", timeout=5, check=False)
+        return answered.returncode == 0
 
     def in_netns(self, *command: str) -> list[str]:
         return ["nsenter", f"--net={NETNS_DIR / self.netns}", *command]

@@ -670,8 +670,8 @@ def test_the_data_node_cut_off_and_healed_never_runs_two_postgres(depot: Depot) 
         assert seen_leader_in_a_row >= 3, "no stable leader within 90 s of healing"
         stable = time.monotonic() - healed
         wait_until(
-            "every service whole after healing",
-            lambda: _whole(manager, depot.replicas),
+            "every service whole after healing, postgres healthy on the data node again",
+            lambda: _settled(depot, manager),
             FAULT_SECONDS,
         )
         back = time.monotonic() - healed
@@ -703,6 +703,21 @@ def test_the_data_node_cut_off_and_healed_never_runs_two_postgres(depot: Depot) 
     assert most["postgres"] == 1
 
 
+def _settled(depot: Depot, manager: Node) -> bool:
+    """Every service runs its replicas and postgres runs, healthy, on the data node's engine
+    (the managers' view of a node that was away lags behind it)."""
+    data = depot.cluster.node(DATA)
+    containers = _task_containers(data, "postgres")
+    healthy = (
+        len(containers) == 1
+        and "healthy"
+        in data.docker(
+            "inspect", "--format", "{{.State.Health.Status}}", containers[0], check=False
+        ).stdout.split()
+    )
+    return healthy and _whole(manager, depot.replicas)
+
+
 def _depot(*args: str, host: Node, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``depot ARGS --stack cluster --docker-host <host>``, as the operator runs it."""
     return subprocess.run(
@@ -728,6 +743,7 @@ def test_the_data_node_lost_for_good_and_postgres_restored_elsewhere(depot: Depo
     """The runbook of docs/several-hosts.md: RTO and RPO measured, the rows checked."""
     cluster = depot.cluster
     data, new_home = cluster.node(DATA), cluster.node(GPU)
+    wait_until("postgres healthy on the data node", lambda: _settled(depot, new_home), 60)
     _psql(data, DRILL_TABLE)
     written = _psql(data, FINGERPRINT)
     backed_up = _depot("backup", host=data)
@@ -749,7 +765,11 @@ def test_the_data_node_lost_for_good_and_postgres_restored_elsewhere(depot: Depo
         lines = [f.line() for f in diagnose(depot.settings, cli) if f.status == "problem"]
         return [line for line in lines if "postgres" in line]
 
-    wait_until("the doctor naming postgres' lost node", lambda: bool(said()), 60)
+    wait_until(
+        "the doctor naming postgres' lost node",
+        lambda: any("which is not up" in line for line in said()),
+        60,
+    )
     told = said()
     detected = time.monotonic() - lost
     assert any("depot.postgres-data=true is only on data, which is not up" in t for t in told), told
