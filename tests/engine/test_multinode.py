@@ -718,7 +718,11 @@ def test_the_data_node_cut_off_and_healed_never_runs_two_postgres(depot: Depot) 
         f"({discovery.first_try_failed} first tries failed), console probe {console}"
     )
     assert discovery.failed <= discovery.requests // 20, discovery
-    assert _placed(manager, "postgres") == [DATA]
+    wait_until(
+        "the managers seeing postgres on the data node",
+        lambda: _placed(manager, "postgres") == [DATA],
+        30,
+    )
     if most["postgres"] > 1:
         # Found here: while the node was cut off, the others gave postgres a new task, pending
         # (only the data node has its label); when the link came back, that task started on
