@@ -7,6 +7,10 @@ no-new-privileges, privileged, restart, memory, CPUs, tmpfs, mounts, environment
 values), networks and published ports. Then the networks (there, internal or not, and any
 container attached that the plan does not have) and the data volume.
 
+A swarm stack's services are read through a manager (``docker service inspect``, every call
+bounded: ``depot.host.cluster``) and compared in the same terms, with what Swarm adds: replicas,
+placement constraints and update order (``find_swarm_drift``).
+
 Either runtime that deployed the depot is read the same way: the Pulumi program runs an image by
 ID (``sha256:…``), the Compose export by reference; both are compared with what the plan's
 reference names on the host now, which also catches a tag moved under a running container.
