@@ -266,13 +266,12 @@ def _deploy(cluster: Cluster, directory: Path, tags: dict[str, str]) -> Depot:
     (directory / "sessions").mkdir(mode=0o755)
     started = time.monotonic()
     _stack_deploy(cluster.node(DATA), depot)
-    seconds = wait_until(
+    wait_until(
         "every service of the stack running its replicas, healthy",
         lambda: _whole(cluster.node(DATA), depot.replicas),
         CONVERGE_SECONDS,
     )
     FIGURES["multinode: stack converged healthy on 3 nodes"] = f"{time.monotonic() - started:.0f} s"
-    del seconds
     return depot
 
 
