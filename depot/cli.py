@@ -77,7 +77,8 @@ USAGE = {
         "depot doctor --stack prod", attention="the host is not ready: a problem is listed"
     ),
     "drift": Usage(
-        "depot drift --stack prod", attention="the host's containers differ from the plan"
+        "depot drift --stack prod",
+        attention="the host's containers (a swarm's services) differ from the plan",
     ),
     "rotate": Usage(
         "depot rotate database-password --stack dev",
@@ -297,11 +298,13 @@ def _parser() -> argparse.ArgumentParser:
 
     doctor = _command(commands, "doctor", "what the stack needs from its host, before up")
     doctor.add_argument("--stack", required=True)
+    _engine_host(doctor)
     _profiles(doctor)
     doctor.set_defaults(run=_doctor)
 
     drift = _command(commands, "drift", "the live Docker host against the stack's plan")
     drift.add_argument("--stack", required=True)
+    _engine_host(drift)
     _profiles(drift)
     drift.set_defaults(run=_drift)
 
@@ -433,6 +436,14 @@ def _backup_target(command: argparse.ArgumentParser) -> None:
         "on a swarm, the data node)",
     )
     command.set_defaults(profiles=[])
+
+
+def _engine_host(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--docker-host",
+        metavar="HOST",
+        help="the engine to ask (default: the stack's depot:docker.host; on a swarm, a manager)",
+    )
 
 
 def _backup_timeout(command: argparse.ArgumentParser) -> None:
@@ -597,24 +608,44 @@ def _doctor(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.host.doctor import diagnose, report
 
     settings = _settings(args)
-    return report(args.stack, diagnose(settings, _docker_cli(settings)))
+    cli = _docker_cli(settings, _given_host(args))
+    if settings.runtime == "swarm":
+        _require_leader(cli)
+    return report(args.stack, diagnose(settings, cli))
+
+
+def _given_host(args: argparse.Namespace) -> str | None:
+    return None if args.docker_host is None else _docker_host(args.docker_host)
+
+
+def _require_leader(cli: DockerCli) -> None:
+    """A swarm without a leader is said in one line within a bound, before anything hangs
+    (``docker info`` itself waits 20 s on such a swarm). An engine that is no manager, or in no
+    swarm, is left for the command to report."""
+    from depot.host.cluster import NoLeaderError, require_leader
+
+    try:
+        require_leader(cli)
+    except NoLeaderError:
+        raise
+    except DockerError:
+        return
 
 
 def _drift(args: argparse.Namespace) -> tuple[str, ExitStatus]:
     from depot.config.stack_file import stack_config
-    from depot.host.drift import expected_from_plan, find_drift, report
+    from depot.host.drift import expected_from_plan, find_drift, find_swarm_drift, report
     from depot.review.plan import plan_config
 
     config = stack_config(args.stack, args.profiles)
     settings = _settings(args)
+    cli = _docker_cli(settings, _given_host(args))
     if settings.runtime == "swarm":
-        raise UsageError(
-            f"stack {args.stack} runs Swarm services, which depot drift does not compare yet "
-            "(it reads one host's containers); the drift workflow's `pulumi preview --refresh` "
-            "covers it"
-        )
+        _require_leader(cli)
     expected = expected_from_plan(plan_config(args.stack, config, settings=settings), settings)
-    return report(args.stack, find_drift(expected, _docker_cli(settings)), expected)
+    if settings.runtime == "swarm":
+        return report(args.stack, find_swarm_drift(expected, cli), expected)
+    return report(args.stack, find_drift(expected, cli), expected)
 
 
 def _rotate(args: argparse.Namespace) -> tuple[str, ExitStatus]:

@@ -17,6 +17,12 @@ from depot.model import ServiceDeployment
 UpdateOrder = Literal["start-first", "stop-first"]
 RestartCondition = Literal["none", "on-failure", "any"]
 
+SPREAD_LABEL = "depot.zone"
+"""The node label whose values are failure domains (a rack, a room, a site): the stateless
+services spread their replicas across them (``docker node update --label-add depot.zone=…``).
+Nodes without it form one domain of their own; with no node labelled, Swarm's own spreading
+across nodes is all there is."""
+
 PULL_ALLOWANCE_SECONDS = 60
 """Time a node may spend pulling an image before its task starts (counted once per service)."""
 
@@ -102,3 +108,13 @@ def converge_seconds(deployment: ServiceDeployment) -> int:
     check = deployment.spec.healthcheck
     per_task = check.worst_case_seconds + update_policy(deployment).monitor_seconds
     return deployment.replicas * per_task + check.interval + PULL_ALLOWANCE_SECONDS
+
+
+def spread_preferences(deployment: ServiceDeployment) -> tuple[str, ...]:
+    """The node labels a service spreads its tasks across, highest precedence first.
+
+    A service pinned by a constraint (postgres beside its volume, a GPU or GNSS node) has
+    nowhere to spread; every other one spreads over the zones (``SPREAD_LABEL``), so that losing
+    one rack or room leaves a replica of it running in another.
+    """
+    return () if deployment.placement else (f"node.labels.{SPREAD_LABEL}",)

@@ -138,6 +138,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_swarm_policy.py",
         "tests/test_catalog.py",
         "tests/test_drift.py",
+        "tests/test_drift_swarm.py",
         "tests/test_graph.py",
         "tests/test_workload.py",
     ),

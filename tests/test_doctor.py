@@ -288,10 +288,25 @@ class FakeSwarm(FakeEngine):
     """A swarm manager whose nodes carry ``labels`` (``docker node ls --filter node.label=``)."""
 
     labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The cluster as its manager describes it: `docker node inspect`, `service inspect` and
+    # `service ps` records (tests/test_doctor_cluster.py).
+    nodes: tuple[Mapping[str, Any], ...] = ()
+    services: tuple[Mapping[str, Any], ...] = ()
+    tasks: tuple[Mapping[str, Any], ...] = ()
 
     def run(
         self, *args: str, stdin: str | None = None, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
+        listing: dict[tuple[str, ...], list[str]] = {
+            ("node", "ls"): [str(n["ID"]) for n in self.nodes],
+            ("node", "inspect"): [json.dumps(n) for n in self.nodes],
+            ("service", "ls"): [str(s["ID"]) for s in self.services],
+            ("service", "ps"): [json.dumps(t) for t in self.tasks],
+        }
+        if args[:2] == ("service", "inspect"):
+            return subprocess.CompletedProcess(args, 0, json.dumps(list(self.services)), "")
+        if args[:2] in listing and "--filter" not in args:
+            return subprocess.CompletedProcess(args, 0, "\n".join(listing[args[:2]]), "")
         if args[:2] == ("node", "ls"):
             label = (
                 args[args.index("--filter") + 1].removeprefix("node.label=").removesuffix("=true")

@@ -248,10 +248,3 @@ def test_the_command_exits_2_when_no_engine_answers(
         "depot drift: docker container inspect at unix:///var/run/docker.sock: Cannot connect "
         "to the Docker daemon at x.\n"
     )
-
-
-def test_a_swarm_stack_is_refused_with_what_covers_it(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["drift", "--stack", "cluster"]) == 2
-    error = capsys.readouterr().err
-    assert error.startswith("depot drift: stack cluster runs Swarm services, which depot drift")
-    assert error.count("\n") == 1

@@ -231,7 +231,11 @@ def test_pinned_services_run_on_their_labelled_nodes(cluster: Recording) -> None
         "rtk-base": {"constraints": ["node.labels.depot.gnss == true"]},
         # Its postgres-backups is a local volume too: kept on the data node, beside postgres.
         "backup": {"constraints": ["node.labels.depot.postgres-data == true"]},
-        "discovery": None, "dispatch": None, "console": None, "grafana": None,
+        # The rest spread across the zones (depot.zone): one rack lost leaves a replica.
+        **{
+            name: {"prefs": ["spread=node.labels.depot.zone"]}
+            for name in ("discovery", "dispatch", "console", "grafana")
+        },
     }  # fmt: skip
 
 

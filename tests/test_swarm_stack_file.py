@@ -111,6 +111,10 @@ def test_the_swarm_loader_reads_what_the_program_registers(
         assert deploy.get("placement", {}).get("constraints") == task.get("placement", {}).get(
             "constraints"
         ), name
+        spread = [
+            f"spread={p['spread']}" for p in deploy.get("placement", {}).get("preferences", [])
+        ]
+        assert spread == task.get("placement", {}).get("prefs", []), name
         limits = task["resources"]["limits"]
         assert int(deploy["resources"]["limits"]["memory"]) == limits["memoryBytes"], name
         assert float(deploy["resources"]["limits"]["cpus"]) * 1e9 == limits["nanoCpus"], name

@@ -23,7 +23,13 @@ from depot.catalog import (
 )
 from depot.components.images import ServiceImage
 from depot.model import ServiceDeployment
-from depot.swarm import converge_seconds, go_duration, swarm_restart, update_policy
+from depot.swarm import (
+    converge_seconds,
+    go_duration,
+    spread_preferences,
+    swarm_restart,
+    update_policy,
+)
 
 MIB = 1024 * 1024
 NANO_CPUS = 1_000_000_000
@@ -130,11 +136,7 @@ def to_service_args(
             restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
                 condition=restart.condition, max_attempts=restart.max_attempts or None
             ),
-            placement=(
-                docker.ServiceTaskSpecPlacementArgs(constraints=list(deployment.placement))
-                if deployment.placement
-                else None
-            ),
+            placement=_placement(deployment),
             log_driver=docker.ServiceTaskSpecLogDriverArgs(
                 name="json-file", options=dict(LOG_OPTIONS)
             ),
@@ -271,3 +273,14 @@ def service_env(
     for variable in deployment.secret_env:
         env[variable.name] = pulumi.Output.secret(secrets[variable.secret].apply(variable.render))
     return dict(sorted(env.items()))
+
+
+def _placement(deployment: ServiceDeployment) -> docker.ServiceTaskSpecPlacementArgs | None:
+    """Constraints pin a service to its labelled nodes; preferences spread the others."""
+    spread = spread_preferences(deployment)
+    if not deployment.placement and not spread:
+        return None
+    return docker.ServiceTaskSpecPlacementArgs(
+        constraints=list(deployment.placement) or None,
+        prefs=[f"spread={label}" for label in spread] or None,
+    )

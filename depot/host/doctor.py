@@ -17,7 +17,7 @@ import re
 import shlex
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,15 @@ from typing import Any, Literal
 from depot.catalog import longest_chain
 from depot.config.settings import DepotSettings
 from depot.exit_status import ExitStatus
+from depot.host.cluster import (
+    GUIDE,
+    SwarmNode,
+    SwarmTask,
+    depot_service,
+    read_nodes,
+    read_services,
+    read_tasks,
+)
 from depot.host.docker import DockerCli, DockerError, last_line
 from depot.model import ServiceDeployment, deployments, node_label
 
@@ -75,7 +84,10 @@ def diagnose(settings: DepotSettings, cli: DockerCli) -> list[Finding]:
         findings.append(engine_version(info))
         findings.append(engine_api(cli, running))
         if settings.runtime == "swarm":
-            findings.extend(swarm_state(settings, running, info, cli))
+            state = list(swarm_state(settings, running, info, cli))
+            findings.extend(state)
+            if all(f.status == "ok" for f in state[:1]):
+                findings.extend(cluster_findings(settings, running, cli))
         findings.extend(gpu_runtime(settings, info, cli))
     findings.extend(crates(running))
     findings.extend(console_folders(running, cli))
@@ -259,6 +271,224 @@ def swarm_state(
                 f"{deployment.name}: no node has the label {label}=true, so it would never be "
                 f"scheduled: `docker node update --label-add {label}=true <node>`",
             )
+
+
+# --- the cluster: nodes, managers, labels, engines, services, images --------------------------
+
+IMAGE_ERRORS = ("no such image", "pull access denied", "manifest unknown", "unauthorized",
+                "not found", "toomanyrequests", "failed to resolve reference")  # fmt: skip
+MIN_MANAGERS = 3
+
+
+def cluster_findings(
+    settings: DepotSettings, running: tuple[ServiceDeployment, ...], cli: DockerCli
+) -> list[Finding]:
+    """The swarm's nodes and the depot's services on them, read through the manager ``cli``."""
+    nodes = read_nodes(cli)
+    services = {
+        name: service
+        for service in read_services(cli)
+        if (name := depot_service(str(service["Spec"]["Name"]))) is not None
+    }
+    deployed = {d.name: d for d in running if d.name in services}
+    tasks = read_tasks(cli, [str(services[name]["Spec"]["Name"]) for name in deployed])
+    return [
+        *manager_quorum(nodes),
+        *node_states(nodes),
+        *label_homes(settings, running, nodes),
+        *engine_versions(nodes),
+        *service_health(
+            {name: _replicas(services[name]) for name in deployed}, tasks, bool(services)
+        ),
+        *image_reach(tasks, bool(deployed)),
+    ]
+
+
+def _replicas(service: dict[str, Any]) -> int:
+    mode = service["Spec"].get("Mode") or {}
+    return int((mode.get("Replicated") or {}).get("Replicas", 1))
+
+
+def manager_quorum(nodes: list[SwarmNode]) -> Iterator[Finding]:
+    """An odd number of managers, at least three, all reachable: Raft needs a majority."""
+    managers = [node for node in nodes if node.manager]
+    count = len(managers)
+    majority = count // 2 + 1
+    if count < MIN_MANAGERS:
+        lose = "losing it stops" if count == 1 else "losing either stops"
+        yield Finding(
+            "managers",
+            "problem",
+            f"{count} manager{'s' if count != 1 else ''} ({_names(managers)}): {lose} every "
+            f"change to the swarm (Raft needs a majority, {majority} of {count}): promote nodes "
+            f"(`docker node promote <node>`) to 3 managers, each on a machine of its own "
+            f"({GUIDE})",
+        )
+    elif count % 2 == 0:
+        yield Finding(
+            "managers",
+            "problem",
+            f"{count} managers: an even count tolerates no more lost managers than "
+            f"{count - 1} do ({majority} of {count} must stay) and splits worse: promote or "
+            f"demote one for {count + 1} or {count - 1}",
+        )
+    else:
+        yield Finding(
+            "managers",
+            "ok",
+            f"{count} managers ({_names(managers)}): the swarm keeps a leader with "
+            f"{count - majority} of them lost",
+        )
+    for manager in managers:
+        if not manager.reachable:
+            yield Finding(
+                "managers",
+                "problem",
+                f"manager {manager.hostname} is unreachable: {majority} of {count} must reach "
+                f"each other for the swarm to keep its leader; bring it back, or if it is lost "
+                f"for good: `docker node demote {manager.hostname} && docker node rm --force "
+                f"{manager.hostname}`, then join a new manager ({GUIDE})",
+            )
+
+
+def node_states(nodes: list[SwarmNode]) -> Iterator[Finding]:
+    """Every node ready and active; a down one is named with what it means."""
+    up = [node for node in nodes if node.up]
+    if up:
+        yield Finding("nodes", "ok", f"{len(up)} ready: {_names(up)}")
+    for node in nodes:
+        if node.up:
+            continue
+        if node.state != "ready":
+            yield Finding(
+                "nodes",
+                "problem",
+                f"{node.hostname} is {node.state}: its tasks are started on other nodes where "
+                "their constraints allow, and a service pinned to it cannot run; bring it back, "
+                f"or remove it (`docker node rm --force {node.hostname}`)",
+            )
+        else:
+            yield Finding(
+                "nodes",
+                "unchecked",
+                f"{node.hostname} is ready but {node.availability}: it runs no new task",
+            )
+
+
+def label_homes(
+    settings: DepotSettings, running: tuple[ServiceDeployment, ...], nodes: list[SwarmNode]
+) -> Iterator[Finding]:
+    """Each pinned service's label on a node that is up; a data label on exactly one node."""
+    for deployment in running:
+        label = node_label(settings, deployment.spec.name)
+        if label is None:
+            continue
+        holders = [node for node in nodes if node.labels.get(label) == "true"]
+        if not holders:
+            continue  # said by the swarm check above
+        where = f"{deployment.name}: {label}=true"
+        if not any(node.up for node in holders):
+            verb = "is" if len(holders) == 1 else "are"
+            yield Finding(
+                "labels",
+                "problem",
+                f"{where} is only on {_names(holders)}, which {verb} not up: "
+                f"{deployment.name} cannot run anywhere. If the node is lost for good, "
+                f"move the label to another node, redeploy and restore the newest off-host "
+                f'backup ({GUIDE}, "The data node lost for good")',
+            )
+        elif deployment.spec.volumes and len(holders) > 1:
+            yield Finding(
+                "labels",
+                "problem",
+                f"{where} is on {len(holders)} nodes ({_names(holders)}): its volume is local to "
+                f"one node, and a task moved to another would start on an empty one; keep the "
+                "label on one node",
+            )
+        else:
+            yield Finding("labels", "ok", f"{where} on {_names(holders)}")
+
+
+def engine_versions(nodes: list[SwarmNode]) -> Iterator[Finding]:
+    """Every node's engine at least ``MINIMUM_ENGINE``, and one major version across them."""
+    least = ".".join(map(str, MINIMUM_ENGINE))
+    versions: dict[str, list[SwarmNode]] = {}
+    for node in nodes:
+        versions.setdefault(node.engine or "unknown", []).append(node)
+    for version, holders in sorted(versions.items()):
+        found = re.match(r"(\d+)\.(\d+)", version)
+        if found is None or (int(found[1]), int(found[2])) < MINIMUM_ENGINE:
+            yield Finding(
+                "engines",
+                "problem",
+                f"{_names(holders)} run{'s' if len(holders) == 1 else ''} Docker Engine "
+                f"{version}, not {least} or newer: {MINIMUM_ENGINE_REASON}; upgrade "
+                f"{'it' if len(holders) == 1 else 'them'}",
+            )
+    majors = {version.split(".")[0] for version in versions}
+    if len(majors) > 1:
+        listed = "; ".join(f"{v} on {_names(n)}" for v, n in sorted(versions.items()))
+        yield Finding(
+            "engines",
+            "problem",
+            f"the nodes run different engines ({listed}): finish the upgrade, one node at a "
+            "time (drain it first); a service may use only what its oldest node supports",
+        )
+    elif versions:
+        yield Finding("engines", "ok", f"{', '.join(sorted(versions))} on every node")
+
+
+def service_health(
+    replicas: dict[str, int], tasks: list[SwarmTask], stack_deployed: bool
+) -> Iterator[Finding]:
+    """Each deployed service runs its replicas; a short one says why its tasks do not run."""
+    if not stack_deployed:
+        yield Finding("services", "unchecked", "the stack is not deployed on this swarm yet")
+        return
+    for service, wanted in sorted(replicas.items()):
+        own = [task for task in tasks if depot_service(task.service) == service]
+        runs = sum(task.desired == "running" and task.state == "running" for task in own)
+        if runs >= wanted:
+            yield Finding("services", "ok", f"{service}: {runs}/{wanted} running")
+            continue
+        waiting = [t.error for t in own if t.desired == "running" and t.error]
+        why = f": {waiting[0]}" if waiting else ""
+        yield Finding("services", "problem", f"{service}: {runs}/{wanted} running{why}")
+
+
+def image_reach(tasks: list[SwarmTask], stack_deployed: bool) -> Iterator[Finding]:
+    """A task a node could not get its image for; else what the tasks prove, and no more."""
+    if not stack_deployed:
+        yield Finding(
+            "images",
+            "unchecked",
+            "a manager cannot list another node's images: once deployed, a node that cannot "
+            "pull one shows it in its tasks, which this check reads",
+        )
+        return
+    failed: dict[tuple[str, str], str] = {}
+    for task in tasks:
+        if any(marker in task.error.lower() for marker in IMAGE_ERRORS):
+            failed.setdefault((task.node or "a node", task.image.split("@")[0]), task.error)
+    for (node, image), error in sorted(failed.items()):
+        yield Finding(
+            "images",
+            "problem",
+            f"{node} cannot get {image}: {error}; log that node in to the registry (or "
+            "deploy with registry auth) and check it reaches the registry",
+        )
+    if not failed:
+        nodes = sorted({task.node for task in tasks if task.node and task.state == "running"})
+        yield Finding(
+            "images",
+            "ok",
+            f"every task got its image on its node ({', '.join(nodes) or 'none yet'}); a "
+            "node that has run none is proven when it first does",
+        )
+
+
+def _names(nodes: Iterable[SwarmNode]) -> str:
+    return ", ".join(node.hostname for node in nodes)
 
 
 def gpu_runtime(settings: DepotSettings, info: dict[str, Any], cli: DockerCli) -> list[Finding]:

@@ -7,6 +7,10 @@ no-new-privileges, privileged, restart, memory, CPUs, tmpfs, mounts, environment
 values), networks and published ports. Then the networks (there, internal or not, and any
 container attached that the plan does not have) and the data volume.
 
+A swarm stack's services are read through a manager (``docker service inspect``, every call
+bounded: ``depot.host.cluster``) and compared in the same terms, with what Swarm adds: replicas,
+placement constraints and update order (``find_swarm_drift``).
+
 Either runtime that deployed the depot is read the same way: the Pulumi program runs an image by
 ID (``sha256:…``), the Compose export by reference; both are compared with what the plan's
 reference names on the host now, which also catches a tag moved under a running container.
@@ -14,16 +18,18 @@ reference names on the host now, which also catches a tag moved under a running 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from depot.config.settings import DepotSettings
 from depot.exit_status import ExitStatus
+from depot.host.cluster import depot_service, manager_call, read_services
 from depot.host.docker import DockerCli
 from depot.model import deployments
 from depot.paths import ProjectPath
-from depot.resource_types import CONTAINER, NETWORK, VOLUME
+from depot.resource_types import CONTAINER, NETWORK, SERVICE, VOLUME
 from depot.review.planned import UNKNOWN, Plan
 from depot.review.workload import NetworkView, Workload, network_view, workload
 
@@ -40,6 +46,9 @@ class Expected:
     env_names: Mapping[str, frozenset[str]]  # by container name, where the plan hides them
     networks: tuple[NetworkView, ...]
     volumes: tuple[str, ...]
+    # A Swarm service's networks by name, from the model: the plan names them by the ID the
+    # network resource gets at `up`, which no plan knows.
+    service_networks: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,9 @@ def expected_from_plan(plan: Plan, settings: DepotSettings) -> Expected:
     names come from the model the program built it from.
     """
     around = plan.by_key()
-    containers = tuple(workload(r, around) for r in plan.resources if r.type == CONTAINER)
+    containers = tuple(
+        workload(r, around) for r in plan.resources if r.type in (CONTAINER, SERVICE)
+    )
     names = {
         d.spec.container_name: frozenset(
             [name for name, _ in d.env] + [env.name for env in d.secret_env]
@@ -75,6 +86,9 @@ def expected_from_plan(plan: Plan, settings: DepotSettings) -> Expected:
         volumes=tuple(
             str(r.inputs.get("name") or r.name) for r in plan.resources if r.type == VOLUME
         ),
+        service_networks={
+            d.spec.container_name: frozenset(d.spec.networks) for d in deployments(settings)
+        },
     )
 
 
@@ -110,9 +124,16 @@ def find_drift(expected: Expected, cli: DockerCli) -> list[Drift]:
 def report(stack: str, drifts: Sequence[Drift], expected: Expected) -> tuple[str, ExitStatus]:
     """One line per drift, then the verdict; exit status 0 none, 1 drift."""
     lines = [d.line() for d in drifts]
+    services = sum(w.type == SERVICE for w in expected.workloads)
     if drifts:
         count = f"{len(drifts)} difference{'s' if len(drifts) > 1 else ''}"
-        lines.append(f"depot drift: stack {stack}: {count} between the host and the plan")
+        where = "the swarm" if services else "the host"
+        lines.append(f"depot drift: stack {stack}: {count} between {where} and the plan")
+    elif services:
+        lines.append(
+            f"depot drift: stack {stack}: none; the swarm runs what the plan says ({services} "
+            f"services, {len(expected.networks)} networks)"
+        )
     else:
         lines.append(
             f"depot drift: stack {stack}: none; the host runs what the plan says "
@@ -122,6 +143,227 @@ def report(stack: str, drifts: Sequence[Drift], expected: Expected) -> tuple[str
     return "".join(f"{line}\n" for line in lines), (
         ExitStatus.ATTENTION if drifts else ExitStatus.OK
     )
+
+
+# --- Swarm services ------------------------------------------------------------------------
+
+
+def find_swarm_drift(expected: Expected, cli: DockerCli) -> list[Drift]:
+    """Every difference between the swarm a manager (``cli``) describes and ``expected``.
+
+    A service is matched by its depot name whichever runtime made it (``depot-postgres`` by
+    ``pulumi up``, ``depot_postgres`` by ``docker stack deploy``); a depot service the plan has
+    not is named too. Every manager call is bounded (``depot.host.cluster``).
+    """
+    live = {
+        name: service
+        for service in read_services(cli)
+        if (name := depot_service(str(service["Spec"]["Name"]))) is not None
+    }
+    network_names = _swarm_network_names(cli)
+    drifts: list[Drift] = []
+    planned_services = set()
+    for planned in expected.workloads:
+        if planned.type != SERVICE:
+            continue
+        service = planned.name.removeprefix("depot-")
+        planned_services.add(service)
+        found = live.get(service)
+        if found is None:
+            drifts.append(Drift(planned.name, "service", "not on the swarm; the plan runs it"))
+            continue
+        drifts.extend(
+            compare_service(
+                planned,
+                found,
+                network_names,
+                expected.env_names.get(planned.name),
+                expected.service_networks.get(planned.name, frozenset()),
+            )
+        )
+    drifts.extend(
+        Drift(str(live[name]["Spec"]["Name"]), "service", "on the swarm; the plan has no such "
+              "service")
+        for name in sorted(set(live) - planned_services)
+    )  # fmt: skip
+    live_networks = {n["Name"]: n for n in _swarm_networks(cli)}
+    for network in expected.networks:
+        if network.name is None:
+            continue
+        found_network = live_networks.get(network.name)
+        if found_network is None:
+            drifts.append(Drift(network.name, "network", "not on the swarm; the plan has it"))
+        elif bool(found_network.get("Internal")) != network.internal:
+            drifts.append(
+                Drift(
+                    network.name,
+                    "internal",
+                    f"{_show(bool(found_network.get('Internal')))} on the swarm, the plan says "
+                    f"{_show(network.internal)}",
+                )
+            )
+    return drifts
+
+
+def compare_service(
+    planned: Workload,
+    service: Mapping[str, Any],
+    network_names: Mapping[str, str],
+    hidden_env_names: frozenset[str] | None,
+    planned_networks: frozenset[str],
+) -> list[Drift]:
+    """The differences between one live service (``docker service inspect``) and its workload."""
+    spec = service["Spec"]
+    task = spec.get("TaskTemplate") or {}
+    container = task.get("ContainerSpec") or {}
+    resources = task.get("Resources") or {}
+    limits, reservations = resources.get("Limits") or {}, resources.get("Reservations") or {}
+    rollout = planned.rollout
+    drifts: list[Drift] = []
+
+    def differs(field: str, live: object, plan: object) -> None:
+        if live != plan:
+            drifts.append(
+                Drift(
+                    planned.name, field, f"{_show(live)} on the swarm, the plan says {_show(plan)}"
+                )
+            )
+
+    runs = str(container.get("Image") or "")
+    if _known(planned.image) and not _same_image(runs, str(planned.image)):
+        drifts.append(Drift(planned.name, "image", f"runs {runs}, the plan says {planned.image}"))
+    if rollout is not None:
+        replicated = (spec.get("Mode") or {}).get("Replicated")
+        live_replicas = int(replicated.get("Replicas", 1)) if replicated else None
+        differs("replicas", _show_replicas(live_replicas), _show_replicas(rollout.replicas))
+        differs(
+            "placement",
+            set((task.get("Placement") or {}).get("Constraints") or []),
+            set(rollout.placement),
+        )
+        if rollout.update_order:
+            differs(
+                "update order", (spec.get("UpdateConfig") or {}).get("Order"), rollout.update_order
+            )
+    if planned.user is not None:
+        differs("user", container.get("User") or None, planned.user)
+    differs("read-only root", bool(container.get("ReadOnly")), planned.read_only_root)
+    differs(
+        "dropped capabilities",
+        _capabilities(container.get("CapabilityDrop")),
+        _capabilities(planned.cap_drops),
+    )
+    differs(
+        "added capabilities",
+        _capabilities(container.get("CapabilityAdd")),
+        _capabilities(planned.cap_adds),
+    )
+    policy = task.get("RestartPolicy") or {}
+    differs(
+        "restart",
+        _restart(_SWARM_RESTART.get(str(policy.get("Condition") or "any"), "always"),
+                 int(policy.get("MaxAttempts") or 0)),
+        _restart(planned.restart, planned.restart_retries),
+    )  # fmt: skip
+    differs("memory", _mib(limits.get("MemoryBytes")), _limit(planned.limits.memory_mib, "MiB"))
+    differs("CPUs", _cpus(limits.get("NanoCPUs")), _limit(planned.limits.cpus, "CPUs"))
+    differs(
+        "memory reservation",
+        _mib(reservations.get("MemoryBytes")),
+        _limit(planned.limits.memory_reservation_mib, "MiB"),
+    )
+    live_env = {entry.partition("=")[0] for entry in container.get("Env") or []}
+    if not planned.env_hidden:
+        drifts.extend(
+            _set_drift(planned.name, "env", live_env, {e.name for e in planned.env}, SWARM)
+        )
+    elif hidden_env_names is not None:
+        drifts.extend(_set_drift(planned.name, "env", live_env, hidden_env_names, SWARM))
+    drifts.extend(
+        _set_drift(
+            planned.name,
+            "networks",
+            {
+                network_names.get(str(n.get("Target")), str(n.get("Target")))
+                for n in task.get("Networks") or []
+            },
+            planned_networks,
+            SWARM,
+        )
+    )
+    drifts.extend(
+        _set_drift(
+            planned.name,
+            "secret files",
+            {_secret_path(s) for s in container.get("Secrets") or []},
+            {file.path for file in planned.files},
+            SWARM,
+        )
+    )
+    drifts.extend(
+        _set_drift(
+            planned.name,
+            "volumes",
+            {
+                f"{m.get('Source')} at {m.get('Target')}"
+                for m in container.get("Mounts") or []
+                if m.get("Type") == "volume"
+            },
+            {f"{v.volume} at {v.target}" for v in planned.volumes},
+            SWARM,
+        )
+    )
+    drifts.extend(
+        _set_drift(
+            planned.name,
+            "ports",
+            {
+                f"{p.get('PublishedPort')} to {p.get('TargetPort')}/{p.get('Protocol', 'tcp')} "
+                f"({p.get('PublishMode', 'ingress')})"
+                for p in (spec.get("EndpointSpec") or {}).get("Ports") or []
+            },
+            {
+                f"{p.published} to {p.target}/{p.protocol} ({p.mode or 'ingress'})"
+                for p in planned.ports
+            },
+            SWARM,
+        )
+    )
+    return drifts
+
+
+SWARM = "the swarm"
+_SWARM_RESTART = {"none": "no", "on-failure": "on-failure", "any": "always"}
+
+
+def _same_image(runs: str, planned: str) -> bool:
+    """The same image: by digest when both name one, else by reference (the engine appends
+    the digest it resolved a tag to: ``name:tag@sha256:…``)."""
+    live_digest, planned_digest = runs.partition("@")[2], planned.partition("@")[2]
+    if live_digest and planned_digest:
+        return live_digest == planned_digest
+    return runs.partition("@")[0] == planned.partition("@")[0]
+
+
+def _secret_path(secret: Mapping[str, Any]) -> str:
+    name = str((secret.get("File") or {}).get("Name") or "")
+    return name if name.startswith("/") else f"/run/secrets/{name}"
+
+
+def _show_replicas(replicas: int | None) -> str:
+    return "one per node (global)" if replicas is None else str(replicas)
+
+
+def _swarm_networks(cli: DockerCli) -> list[dict[str, Any]]:
+    ids = manager_call(cli, "network", "ls", "--quiet", "--filter", "driver=overlay").split()
+    if not ids:
+        return []
+    found: list[dict[str, Any]] = json.loads(manager_call(cli, "network", "inspect", "--", *ids))
+    return found
+
+
+def _swarm_network_names(cli: DockerCli) -> dict[str, str]:
+    return {str(n["Id"]): str(n["Name"]) for n in _swarm_networks(cli)}
 
 
 # --- one container -------------------------------------------------------------------------
@@ -274,11 +516,13 @@ def _planned_ports(planned: Workload) -> set[str]:
     }
 
 
-def _set_drift(subject: str, field: str, live: set[str], planned: Iterable[str]) -> list[Drift]:
+def _set_drift(
+    subject: str, field: str, live: set[str], planned: Iterable[str], where: str = "the host"
+) -> list[Drift]:
     wanted = set(planned)
     extra, missing = sorted(live - wanted), sorted(wanted - live)
     parts = [
-        *(f"{item} on the host only" for item in extra),
+        *(f"{item} on {where} only" for item in extra),
         *(f"{item} missing" for item in missing),
     ]
     return [Drift(subject, field, "; ".join(parts))] if parts else []

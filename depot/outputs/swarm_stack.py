@@ -28,7 +28,7 @@ from depot.outputs.compose import (
     volumes_and_secrets,
 )
 from depot.outputs.secret_files import SECRETS_DIR, env_file_name
-from depot.swarm import go_duration, swarm_restart, update_policy
+from depot.swarm import go_duration, spread_preferences, swarm_restart, update_policy
 
 STACK_NAME = "depot"
 
@@ -151,8 +151,14 @@ def _deploy(deployment: ServiceDeployment) -> dict[str, Any]:
             **({"max_attempts": restart.max_attempts} if restart.max_attempts else {}),
         },
     }
+    placement: dict[str, Any] = {}
     if deployment.placement:
-        deploy["placement"] = {"constraints": list(deployment.placement)}
+        placement["constraints"] = list(deployment.placement)
+    spread = spread_preferences(deployment)
+    if spread:
+        placement["preferences"] = [{"spread": label} for label in spread]
+    if placement:
+        deploy["placement"] = placement
     resources = _resources(deployment)
     if resources:
         deploy["resources"] = resources
