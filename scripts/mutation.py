@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import bisect
 import copy
 import json
 import os
@@ -425,6 +426,12 @@ class _Walk:
     source: str
     found: list[tuple[int, str, int, Candidate]] = field(default_factory=list)
     count: int = 0
+    # The source's lines as UTF-8 (the unit of a node's column), split where
+    # ast.get_source_segment splits them: it splits the whole source again on every call.
+    lines: list[bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lines = re.findall(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", self.source.encode())
 
     def visit(self, node: ast.AST, scope: str, quiet: bool, regex: bool) -> None:
         index = self.count
@@ -493,9 +500,11 @@ class _Walk:
         """True for a raw string literal (``r"…"``): the project's regular expressions."""
         if not isinstance(node, (ast.Constant, ast.JoinedStr)):
             return False
-        text = ast.get_source_segment(self.source, node) or ""
-        prefix = re.match(r"[A-Za-z]*", text)
-        return prefix is not None and "r" in prefix.group().lower()
+        if node.end_lineno is None or node.end_col_offset is None:
+            return False  # no source position: as ast.get_source_segment, no text
+        # The literal's prefix letters are where it starts, on its first line.
+        prefix = re.match(rb"[A-Za-z]*", self.lines[node.lineno - 1][node.col_offset :])
+        return prefix is not None and b"r" in prefix.group().lower()
 
 
 class _Apply(ast.NodeTransformer):
@@ -511,15 +520,39 @@ class _Apply(ast.NodeTransformer):
         return self.generic_visit(node)
 
 
+def _statement_starts(tree: ast.Module) -> list[int]:
+    """The number (in ``_Walk``'s order; the module is 0) of each top-level statement."""
+    starts, number = [], 1
+    for statement in tree.body:
+        starts.append(number)
+        number += sum(1 for _ in ast.walk(statement))  # every node, as often as _Walk meets it
+    return starts
+
+
+def _with_mutation(tree: ast.Module, starts: list[int], index: int, replace: Replacement) -> str:
+    """The module's text with node ``index`` replaced. Only the top-level statement holding it
+    is copied and mutated (copying the whole tree for each mutant took most of the run); the
+    other statements are the unchanged originals, and the whole module is unparsed as before."""
+    at = bisect.bisect_right(starts, index) - 1
+    statement = _Apply(index - starts[at], replace).visit(copy.deepcopy(tree.body[at]))
+    assert isinstance(statement, ast.stmt)  # a statement's mutant is a statement
+    body = [*tree.body[:at], ast.fix_missing_locations(statement), *tree.body[at + 1 :]]
+    return ast.unparse(ast.Module(body=body, type_ignores=tree.type_ignores))
+
+
 def mutants(module: str, source: str) -> list[Mutant]:
     """Every mutant of ``module`` (whose text is ``source``), in source order."""
     tree = ast.parse(source)
     walk = _Walk(source)
     walk.visit(tree, "<module>", quiet=False, regex=False)
     found, seen, unmutated = [], Counter[str](), ast.unparse(tree)
+    starts = _statement_starts(tree)
     for index, scope, line, candidate in walk.found:
-        mutated = _Apply(index, candidate.replace).visit(copy.deepcopy(tree))
-        text = ast.unparse(ast.fix_missing_locations(mutated))
+        if index == 0:  # the module itself: no candidate mutates it, but copy it all if one did
+            mutated = _Apply(index, candidate.replace).visit(copy.deepcopy(tree))
+            text = ast.unparse(ast.fix_missing_locations(mutated))
+        else:
+            text = _with_mutation(tree, starts, index, candidate.replace)
         if text == unmutated:
             continue  # the mutation changed nothing
         key = f"{scope}: {candidate.description}"

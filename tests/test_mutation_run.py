@@ -4,11 +4,13 @@ repeats, and that it works on a copy it always removes."""
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 import re
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -65,6 +67,28 @@ def test_module_constants_and_patterns_are_mutated() -> None:
     assert "<module>: regex class [a-z_] also takes a leading '-'" in found
 
 
+def test_each_mutant_is_the_whole_module_with_its_one_node_replaced() -> None:
+    # mutants() copies only the top-level statement that holds the node: its text must be
+    # that of a copy of the whole module with that node replaced.
+    source = (
+        DECORATED + "\nclass Limits:\n    def within(self, n: int) -> bool:\n        return n < 3\n"
+    )
+    tree = ast.parse(source)
+    walk = mutation._Walk(source)
+    walk.visit(tree, "<module>", quiet=False, regex=False)
+    whole_copies = [
+        ast.unparse(
+            ast.fix_missing_locations(
+                mutation._Apply(index, candidate.replace).visit(copy.deepcopy(tree))
+            )
+        )
+        for index, _, _, candidate in walk.found
+    ]
+    expected = [text for text in whole_copies if text != ast.unparse(tree)]
+    assert len(expected) > 20
+    assert [m.source for m in mutation.mutants("m.py", source)] == expected
+
+
 def test_alternatives_are_found_inside_groups_and_outside_classes() -> None:
     pattern = r"(?i)(proxycommand|match)[|]x|y"
     spans = mutation._alternatives(pattern)
@@ -77,10 +101,22 @@ def test_alternatives_are_found_inside_groups_and_outside_classes() -> None:
     assert mutation._alternatives("[a|b]") == []
 
 
-def test_every_mutant_of_the_rules_is_a_valid_module_unlike_the_original() -> None:
-    source = (PROJECT_DIR / "depot/policy/rules.py").read_text()
-    found = mutation.mutants("depot/policy/rules.py", source)
-    original = ast.unparse(ast.parse(source))
+RULES = "depot/policy/rules.py"
+
+
+@pytest.fixture(scope="module")
+def rules_mutants() -> list[Any]:
+    """Every mutant of the rules, made once (seconds of work) for the tests that only read them."""
+    return list(mutation.mutants(RULES, (PROJECT_DIR / RULES).read_text()))
+
+
+# One group: the mutants are made once, on one worker, for both tests that read them.
+@pytest.mark.xdist_group("rules_mutants")
+def test_every_mutant_of_the_rules_is_a_valid_module_unlike_the_original(
+    rules_mutants: list[Any],
+) -> None:
+    found = rules_mutants
+    original = ast.unparse(ast.parse((PROJECT_DIR / RULES).read_text()))
     assert len(found) > 300
     assert len({m.key for m in found}) == len(found)
     for mutant in found:
@@ -88,10 +124,9 @@ def test_every_mutant_of_the_rules_is_a_valid_module_unlike_the_original() -> No
         assert mutant.source != original
 
 
-def test_the_sample_repeats_and_keeps_source_order() -> None:
-    found = mutation.mutants(
-        "depot/policy/rules.py", (PROJECT_DIR / "depot/policy/rules.py").read_text()
-    )
+@pytest.mark.xdist_group("rules_mutants")
+def test_the_sample_repeats_and_keeps_source_order(rules_mutants: list[Any]) -> None:
+    found = rules_mutants
     first = mutation.sample(found, 50, 19)
     assert [m.key for m in first] == [m.key for m in mutation.sample(found, 50, 19)]
     assert len(first) == 50

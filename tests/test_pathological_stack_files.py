@@ -18,6 +18,7 @@ import pytest
 from depot.config import ConfigError, RawConfig, load_settings
 from depot.config.stack_file import MAX_DEPTH, parse_stack_file
 from tests.conftest import PROJECT_DIR, run_depot
+from tests.test_review import main_in_project
 
 DEEP = f"nests lists and maps more than {MAX_DEPTH} levels deep"
 LONG_NUMBER = r"is a number of \d+ characters; no setting holds one longer than 64"
@@ -123,15 +124,46 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 CLI_CASES = [("plan", name) for name in PATHOLOGICAL] + [
     (command, name) for command in ("compose", "graph") for name in ("nested-lists", "long-integer")
 ]
+# Each command's first case runs as `python -m depot`, a process of its own; the others run by
+# `depot.cli.main` one after another in one interpreter in the same project copy (the real entry
+# point only calls `sys.exit(main())`): one Pulumi import instead of one per case.
+REAL_PROCESS = {("plan", "nested-lists"), ("compose", "nested-lists"), ("graph", "nested-lists")}
 
 
+@pytest.fixture(scope="module")
+def in_one_interpreter(project: Path) -> dict[tuple[str, str], tuple[int, str, str]]:
+    """(exit status, stdout, stderr) of every case not run as a process of its own."""
+    cases = [case for case in CLI_CASES if case not in REAL_PROCESS]
+    runs = main_in_project(project, *([command, "--stack", stack] for command, stack in cases))
+    return dict(zip(cases, runs, strict=True))
+
+
+# One group: the interpreter that runs the cases in turn is started once, on one worker.
+@pytest.mark.xdist_group("pathological-cli")
 @pytest.mark.parametrize(("command", "stack"), CLI_CASES)
-def test_the_cli_says_one_line_and_exits_2(project: Path, command: str, stack: str) -> None:
-    completed = run_depot(
-        command, "--stack", stack, cwd=project, env={**os.environ, "PYTHONPATH": str(project)}
-    )
-    assert completed.returncode == 2, completed.stderr
-    assert completed.stdout == ""
-    assert len(completed.stderr.splitlines()) == 1, completed.stderr
+def test_the_cli_says_one_line_and_exits_2(
+    project: Path,
+    in_one_interpreter: dict[tuple[str, str], tuple[int, str, str]],
+    command: str,
+    stack: str,
+) -> None:
+    """Exit 2, nothing on stdout, one line on stderr naming the file. A case in
+    ``in_one_interpreter`` shows what ``main`` returned and printed; that the process exits
+    with it and prints nothing more is shown by its command's case in ``REAL_PROCESS``."""
+    if (command, stack) in REAL_PROCESS:
+        completed = run_depot(
+            command, "--stack", stack, cwd=project, env={**os.environ, "PYTHONPATH": str(project)}
+        )
+        status, stdout, stderr = completed.returncode, completed.stdout, completed.stderr
+    else:
+        status, stdout, stderr = in_one_interpreter[(command, stack)]
+    assert status == 2, stderr
+    assert stdout == ""
+    assert len(stderr.splitlines()) == 1, stderr
     message = PATHOLOGICAL[stack][1]
-    assert re.match(rf"depot {command}: Pulumi\.{stack}\.yaml:\d+:\d+: {message}", completed.stderr)
+    assert re.match(rf"depot {command}: Pulumi\.{stack}\.yaml:\d+:\d+: {message}", stderr)
+
+
+def test_every_command_has_a_case_run_as_a_process_of_its_own() -> None:
+    assert {command for command, _ in REAL_PROCESS} == {command for command, _ in CLI_CASES}
+    assert set(CLI_CASES) >= REAL_PROCESS

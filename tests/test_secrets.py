@@ -10,7 +10,7 @@ from depot.components.secrets import GeneratedOrGivenPassword
 from depot.components.service import container_env
 from depot.config import ConfigError, load_settings
 from depot.model import deployments
-from depot.recording import Recording, Secret
+from depot.recording import PROJECT, DepotMocks, Recording, Secret
 from depot.resource_types import RANDOM_PASSWORD
 from tests.conftest import containers, env_of, run_stack, stack_config, walk
 
@@ -147,6 +147,14 @@ def test_nothing_printed_carries_a_password(
     assert CANARY not in out + err
 
 
+@pytest.fixture
+def mocked() -> None:
+    """The program's mocks, set before the test's resources exist (they were once left behind
+    by whichever test ran a program first: alone, such a test failed)."""
+    pulumi.runtime.set_mocks(DepotMocks(), project=PROJECT, stack="dev", preview=True)
+
+
+@pytest.mark.usefixtures("mocked")
 @pulumi.runtime.test
 def test_a_given_password_is_a_secret_output() -> pulumi.Output[None]:
     password = GeneratedOrGivenPassword("given", given=SecretStr(CANARY))
@@ -158,6 +166,7 @@ def test_a_given_password_is_a_secret_output() -> pulumi.Output[None]:
     return pulumi.Output.from_input(check())
 
 
+@pytest.mark.usefixtures("mocked")
 @pulumi.runtime.test
 def test_a_generated_password_is_a_secret_output() -> pulumi.Output[None]:
     password = GeneratedOrGivenPassword("generated", given=None)
@@ -180,6 +189,7 @@ def test_grafana_gets_no_plain_admin_password_variable(stack: Recording) -> None
     assert "GF_SECURITY_ADMIN_PASSWORD" not in env_of(containers(stack)["grafana"])
 
 
+@pytest.mark.usefixtures("mocked")
 @pulumi.runtime.test
 def test_dispatch_env_is_secret_even_from_a_plain_password() -> pulumi.Output[None]:
     settings = load_settings("dev", stack_config("dev"))
