@@ -537,3 +537,35 @@ def test_a_failed_up_goes_back_to_the_compose_depot_and_deletes_no_volume(
     assert not [args for args in calls if args[:2] == ("volume", "rm") or "--volumes" in args]
     assert not [args for args in calls if any(CANARY in arg for arg in args)]
     assert migrate.Record.load(new.secrets_dir).state == "rolled back"
+
+
+def test_the_downtime_counts_from_the_old_containers_stopped_and_from_the_request(
+    settings: DepotSettings, new: migrate.NewDeployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writers' stop takes Docker's 10 s timeout (services that ignore SIGTERM keep serving
+    # through it); the new depot is healthy 5 s after they stopped.
+    now = [100.0]
+
+    class SlowStop(SwitchingHost):
+        def _answer(self, args: tuple[str, ...], stdin: str | None) -> tuple[str, str, int]:
+            if args[:2] == ("container", "stop") and POSTGRES_ID not in args:
+                now[0] += 10.0
+            return super()._answer(args, stdin)
+
+    host = SlowStop([old_postgres(), old_dispatch()])
+    ready = plan(host, settings, new)
+    new.secrets_dir.mkdir(mode=0o700)
+    (new.secrets_dir / "database_password.txt").write_text(CANARY + "\n")
+    (new.secrets_dir / "database_password.txt").chmod(0o644)
+
+    def compose(cli: DockerCli, command: list[str], *, timeout: float) -> str | None:
+        now[0] += 5.0
+        return None
+
+    monkeypatch.setattr(migrate, "compose_run", compose)
+    outcome = migrate.switch(host, ready, CANARY, wait_timeout=30, clock=lambda: now[0])
+    assert outcome.downtime == 15.0
+    assert (
+        "up: every service healthy; downtime 5.0 s from the old containers stopped, 15.0 s from "
+        "the first stop request (+15.0 s)"
+    ) in outcome.lines

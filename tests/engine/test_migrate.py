@@ -54,9 +54,13 @@ ROWS = 5000
 # (postgres 5 s -> dispatch 10 s -> console 10 s, each first probe one interval after the start).
 # Healthcheck start_interval (Engine 25+, being added to the catalogue) takes most of that chain
 # away; lower this bound towards 15 s then.
-DOWNTIME_BOUND = 75.0
+# The issue's measure, from the old containers stopped to every new service healthy: its goal.
+DOWNTIME_BOUND = 15.0
+# From the first stop request: that plus the old services' stop timeout (10 s: the reference
+# runs them without an init, and the stand-ins, like a binary as PID 1, ignore SIGTERM).
+REQUEST_TO_HEALTHY_BOUND = 40.0
 OLD_WAIT = 60  # seconds for the old deployment's `up --wait` (discovery's 10 s interval)
-DOWNTIME = re.compile(r"downtime (\d+\.\d) s")
+DOWNTIME = re.compile(r"downtime (\d+\.\d) s from the old containers stopped, (\d+\.\d) s")
 
 CREATE_ROWS = (
     "CREATE TABLE jobs (id bigint PRIMARY KEY, note text NOT NULL);"  # noqa: S608 - constants
@@ -342,7 +346,7 @@ def test_the_compose_depot_moves_to_the_stack_with_every_row(setup: Setup) -> No
     assert watch.samples > 20, "the process list was read too rarely to mean anything"
     assert not [program for program, part in watch.found if part == "cmdline"], watch.found
     assert "checked: 2 tables, the same row counts and checksums" in moved.stdout, moved.stdout
-    (downtime,) = (float(found) for found in DOWNTIME.findall(moved.stdout))
+    ((downtime, requested),) = ((float(a), float(b)) for a, b in DOWNTIME.findall(moved.stdout))
 
     assert sql(FINGERPRINT) == before
     containers = project_containers()
@@ -367,11 +371,14 @@ def test_the_compose_depot_moves_to_the_stack_with_every_row(setup: Setup) -> No
     assert connected.stdout.strip() == str(ROWS)
 
     assert downtime <= DOWNTIME_BOUND, moved.stdout
+    assert requested <= REQUEST_TO_HEALTHY_BOUND, moved.stdout
     steps = "; ".join(line for line in moved.stdout.splitlines() if "(+" in line)
     FIGURES["migrate steps"] = steps
     FIGURES["migrate"] = (
-        f"{ROWS + 2} rows in 2 tables moved from {OLD_VOLUME}: downtime {downtime:.1f} s "
-        f"(goal 15 s, bound {DOWNTIME_BOUND:g} s now), the whole command {took:.1f} s"
+        f"{ROWS + 2} rows in 2 tables moved from {OLD_VOLUME}: downtime {downtime:.1f} s from "
+        f"the old containers stopped (goal and bound {DOWNTIME_BOUND:g} s), {requested:.1f} s "
+        f"from the first stop request (bound {REQUEST_TO_HEALTHY_BOUND:g} s), the whole command "
+        f"{took:.1f} s"
     )
 
 
