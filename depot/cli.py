@@ -319,20 +319,27 @@ def _parser() -> argparse.ArgumentParser:
         default=PROJECT_ROOT / SECRETS_DIR,
         help="the secret files the depot was started with (default: secrets/ here)",
     )
-    rotate.add_argument(
-        "--compose-file",
-        dest="compose_files",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="the Compose file(s) it was started with (default: compose.yaml here, if any)",
+    _compose_files(
+        rotate, "the Compose file(s) it was started with (default: compose.yaml here, if any)"
     )
     rotate.add_argument("--project-name", help="its Compose project name, if not the file's")
     rotate.set_defaults(run=_rotate, profiles=[])
     _backup_commands(commands)
     _migrate_command(commands)
     return parser
+
+
+def _compose_files(command: argparse.ArgumentParser, what: str) -> None:
+    """``--compose-file FILE``, repeatable, in the order Compose merges them."""
+    command.add_argument(
+        "--compose-file",
+        dest="compose_files",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help=what,
+    )
 
 
 def _migrate_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -348,14 +355,8 @@ def _migrate_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     migrate.add_argument(
         "--project", help="its Compose project (default: the one running postgres)"
     )
-    migrate.add_argument(
-        "--compose-file",
-        dest="compose_files",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="the new deployment's Compose file(s) (default: compose.yaml here, the export)",
+    _compose_files(
+        migrate, "the new deployment's Compose file(s) (default: compose.yaml here, the export)"
     )
     migrate.add_argument(
         "--dir",
