@@ -267,7 +267,8 @@ def up(directory: Path) -> str:
     directory = directory.absolute()
     started_at = time.monotonic()
     settings = demo_settings(directory)
-    export = compose_document(settings)
+    # Its files live in its own folder, not at the project root: host paths absolute.
+    export = compose_document(settings, absolute_binds=True)
     served = endpoints(export)
     objects = engine_objects()
     clash = collisions(objects, fixed_names(export))
@@ -362,7 +363,7 @@ def _lay_out(
     fresh: bool,
 ) -> None:
     """The export, the override, the console's folders and (fresh only) the secret files."""
-    (directory / "compose.yaml").write_text(compose_yaml(settings))
+    (directory / "compose.yaml").write_text(compose_yaml(settings, absolute_binds=True))
     (directory / "override.yaml").write_text(override_yaml(export, images))
     for folder in ("console-dist", "sessions"):
         (directory / folder).mkdir(mode=0o755, exist_ok=True)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from depot import demo
 from depot.config.loader import RawConfig
@@ -363,3 +365,21 @@ def test_demo_images_builds_only_the_stand_ins_and_says_who_can_run_the_demo(
         "stand-in images built: depot-standin-debian 95 s; `make demo` can now run as any user "
         "of this engine.\n  depot-standin-postgres:0123\n  depot-tier-backup:4567\n"
     )
+
+
+def test_a_folder_beside_the_checkout_gets_absolute_bind_paths(tmp_path: Path) -> None:
+    # Written there, the project's `../x` form would be read from the demo's folder and name
+    # another one, which Docker would mount empty (the console then answers 403: unhealthy).
+    beside = PROJECT_DIR.parent / f".depot-demo-test-{os.getpid()}-{tmp_path.name}"
+    beside.mkdir(mode=0o700)
+    try:
+        settings = demo.demo_settings(beside)
+        relative = compose_document(settings)["services"]["console"]["volumes"]
+        assert relative[0]["source"] == f"../{beside.name}/console-dist"  # right at the root only
+        images = {standin: f"depot-standin-{standin}:test" for standin in STANDIN_OF.values()}
+        demo._lay_out(beside, settings, compose_document(settings), images, fresh=False)
+        written = yaml.safe_load((beside / "compose.yaml").read_text())
+        sources = [volume["source"] for volume in written["services"]["console"]["volumes"]]
+        assert sources == [str(beside / "console-dist"), str(beside / "sessions")]
+    finally:
+        shutil.rmtree(beside)

@@ -49,13 +49,19 @@ class FileMode(int):
     """A permission mode, written in octal (``0400``) as Compose files and people write it."""
 
 
-def compose_document(settings: DepotSettings) -> dict[str, Any]:
-    """The Compose document of ``settings``' stack: every exportable service, and what they use."""
+def compose_document(settings: DepotSettings, *, absolute_binds: bool = False) -> dict[str, Any]:
+    """The Compose document of ``settings``' stack: every exportable service, and what they use.
+
+    Its bind mounts name host paths as this project writes them (``../console/dist``): Compose
+    reads them from the folder of the file, so the file belongs at the project root. A file
+    written anywhere else (``make demo``'s folder) takes ``absolute_binds``: from there ``../x``
+    would name another folder, which Docker would mount empty.
+    """
     exported = deployments(_with_every_buildable_profile(settings))
     specs = [d.spec for d in exported]
     document: dict[str, Any] = {
         "name": PROJECT_NAME,
-        "services": {d.name: compose_service(d) for d in exported},
+        "services": {d.name: compose_service(d, absolute_binds=absolute_binds) for d in exported},
         # Fixed names, as the program gives them: without `name:` Compose would prefix the
         # project (`depot_postgres-data`), and a depot moved between the two would lose its data.
         "networks": {
@@ -94,7 +100,9 @@ def _mounts(deployment: ServiceDeployment, volume: VolumeName) -> bool:
     return any(mount.volume == volume for mount in deployment.spec.volumes)
 
 
-def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
+def compose_service(
+    deployment: ServiceDeployment, *, absolute_binds: bool = False
+) -> dict[str, Any]:
     """One service as Compose runs it: ``to_container_args``, field by field (None: left out)."""
     spec = deployment.spec
     published = deployment.published
@@ -128,7 +136,7 @@ def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
         ]
         if published
         else None,
-        "volumes": data_and_bind_volumes(deployment, relative_binds=True) or None,
+        "volumes": data_and_bind_volumes(deployment, relative_binds=not absolute_binds) or None,
         # `path:options`: Compose hands Docker the same tmpfs map the program sends.
         "tmpfs": [f"{tmpfs.path}:{tmpfs.options.mount_options}" for tmpfs in deployment.tmpfs]
         or None,
@@ -158,12 +166,13 @@ def compose_service(deployment: ServiceDeployment) -> dict[str, Any]:
     return {key: value for key, value in service.items() if value is not None}
 
 
-def compose_yaml(settings: DepotSettings) -> str:
-    """The Compose file of ``settings``' stack: a header saying how to use it, then the document.
+def compose_yaml(settings: DepotSettings, *, absolute_binds: bool = False) -> str:
+    """The Compose file of ``settings``' stack: a header saying how to use it, then the document
+    (``absolute_binds``: as ``compose_document``'s).
 
     For a host stack; a swarm stack's file is ``depot.outputs.swarm_stack.stack_yaml``.
     """
-    return _header(settings) + dump(compose_document(settings))
+    return _header(settings) + dump(compose_document(settings, absolute_binds=absolute_binds))
 
 
 def dump(document: dict[str, Any]) -> str:

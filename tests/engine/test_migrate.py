@@ -259,9 +259,10 @@ def setup(standin_images: dict[str, str]) -> Iterator[Setup]:
         (old / "docker-compose.yml").write_text(yaml.safe_dump(reference_compose(standin_images)))
         new.mkdir()
         settings = tier_settings("dev", new)
-        (new / "compose.yaml").write_text(compose_yaml(settings))
+        # Not at the project root: host paths absolute (compose_document's absolute_binds).
+        (new / "compose.yaml").write_text(compose_yaml(settings, absolute_binds=True))
         (new / "override.yaml").write_text(
-            override_yaml(compose_document(settings), standin_images)
+            override_yaml(compose_document(settings, absolute_binds=True), standin_images)
         )
         (new / "console-dist").mkdir(mode=0o755)
         (new / "console-dist" / "index.html").write_text("<h1>depot console</h1>\n")
