@@ -35,7 +35,8 @@ from tests.conftest import PROJECT_DIR
 
 
 def export(directory: Path) -> dict[str, Any]:
-    return compose_document(demo.demo_settings(directory))
+    """The demo's export, as it writes it in its folder (host paths absolute)."""
+    return compose_document(demo.demo_settings(directory), absolute_binds=True)
 
 
 @pytest.fixture
