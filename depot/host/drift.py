@@ -188,20 +188,12 @@ def find_swarm_drift(expected: Expected, cli: DockerCli) -> list[Drift]:
     )  # fmt: skip
     live_networks = {n["Name"]: n for n in _swarm_networks(cli)}
     for network in expected.networks:
-        if network.name is None:
-            continue
-        found_network = live_networks.get(network.name)
-        if found_network is None:
-            drifts.append(Drift(network.name, "network", "not on the swarm; the plan has it"))
-        elif bool(found_network.get("Internal")) != network.internal:
-            drifts.append(
-                Drift(
-                    network.name,
-                    "internal",
-                    f"{_show(bool(found_network.get('Internal')))} on the swarm, the plan says "
-                    f"{_show(network.internal)}",
-                )
+        if network.name is not None and (
+            drift := _network_state(
+                network.name, network.internal, live_networks.get(network.name), SWARM
             )
+        ):
+            drifts.append(drift)
     return drifts
 
 
@@ -539,18 +531,10 @@ def _network_drift(expected: Expected, cli: DockerCli, planned_names: set[str]) 
         if network.name is None:
             continue
         found = live.get(network.name)
+        if drift := _network_state(network.name, network.internal, found, "the host"):
+            drifts.append(drift)
         if found is None:
-            drifts.append(Drift(network.name, "network", "not on the host; the plan has it"))
             continue
-        if bool(found.get("Internal")) != network.internal:
-            drifts.append(
-                Drift(
-                    network.name,
-                    "internal",
-                    f"{_show(bool(found.get('Internal')))} on the host, the plan says "
-                    f"{_show(network.internal)}",
-                )
-            )
         attached = sorted(c.get("Name", "?") for c in (found.get("Containers") or {}).values())
         drifts.extend(
             Drift(
@@ -562,6 +546,22 @@ def _network_drift(expected: Expected, cli: DockerCli, planned_names: set[str]) 
             if name not in planned_names
         )
     return drifts
+
+
+def _network_state(
+    name: str, internal: bool, found: Mapping[str, Any] | None, where: str
+) -> Drift | None:
+    """A planned network missing from ``where`` (the host, the swarm), or with another
+    ``internal`` flag there."""
+    if found is None:
+        return Drift(name, "network", f"not on {where}; the plan has it")
+    if bool(found.get("Internal")) != internal:
+        return Drift(
+            name,
+            "internal",
+            f"{_show(bool(found.get('Internal')))} on {where}, the plan says {_show(internal)}",
+        )
+    return None
 
 
 # --- reading values ------------------------------------------------------------------------
