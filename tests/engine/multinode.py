@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.engine.swarm import wait_until as swarm_wait_until
+
 DOCKERD = Path("/usr/sbin/dockerd")
 NETNS_DIR = Path("/run/netns")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -91,13 +93,8 @@ def _run(
 
 
 def wait_until(what: str, ready: Callable[[], bool], timeout: float) -> float:
-    """Poll ``ready`` until it holds; the seconds it took. Fails naming ``what`` at ``timeout``."""
-    started = time.monotonic()
-    while not ready():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(POLL_SECONDS)
-    return time.monotonic() - started
+    """The single-node swarm's wait, polling a fault's figures finer (``POLL_SECONDS``)."""
+    return swarm_wait_until(what, ready, timeout, poll=POLL_SECONDS)
 
 
 @dataclass

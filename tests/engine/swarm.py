@@ -130,13 +130,16 @@ def free_port() -> int:
         return port
 
 
-def wait_until(what: str, ready: Callable[[], bool], timeout: float) -> float:
-    """Poll ``ready`` until it holds; the seconds it took. Fails naming ``what`` at ``timeout``."""
+def wait_until(
+    what: str, ready: Callable[[], bool], timeout: float, poll: float = POLL_SECONDS
+) -> float:
+    """Poll ``ready`` every ``poll`` seconds until it holds; the seconds it took. Fails naming
+    ``what`` at ``timeout``."""
     started = time.monotonic()
     while not ready():
         if time.monotonic() - started > timeout:
             raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(POLL_SECONDS)
+        time.sleep(poll)
     return time.monotonic() - started
 
 
