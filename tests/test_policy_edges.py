@@ -148,16 +148,9 @@ UNPINNED = "mounts postgres-data but may run on any node, where it would find no
 def test_a_constraint_that_does_not_name_one_node_does_not_pin_postgres(
     cluster_plan: Plan, constraint: str
 ) -> None:
-    plan = edited_at(
-        cluster_plan,
-        SERVICE,
-        "postgres-service",
-        "taskSpec.placement",
-        {"constraints": [constraint]},
-    )
     assert [
         line.split("[swarm-data-placement] ", 1)[1].split(" — fix:")[0]
-        for line in cluster_messages(plan, "swarm-data-placement")
+        for line in placement_messages(cluster_plan, constraint)
     ] == [UNPINNED]
 
 
@@ -168,6 +161,11 @@ def test_a_constraint_that_does_not_name_one_node_does_not_pin_postgres(
 def test_a_constraint_that_names_one_node_pins_postgres(
     cluster_plan: Plan, constraint: str
 ) -> None:
+    assert placement_messages(cluster_plan, constraint) == []
+
+
+def placement_messages(cluster_plan: Plan, constraint: str) -> list[str]:
+    """``swarm-data-placement``'s messages with postgres' service constrained by ``constraint``."""
     plan = edited_at(
         cluster_plan,
         SERVICE,
@@ -175,7 +173,7 @@ def test_a_constraint_that_names_one_node_pins_postgres(
         "taskSpec.placement",
         {"constraints": [constraint]},
     )
-    assert cluster_messages(plan, "swarm-data-placement") == []
+    return cluster_messages(plan, "swarm-data-placement")
 
 
 # --- image-pinned: every way a reference can fail to pin ----------------------------------------
