@@ -33,6 +33,25 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 os.environ.setdefault("DEPOT_RELEASE_COMMIT", "0123456789abcdef0123456789abcdef01234567")
 STACKS = ("dev", "prod")
 
+
+# `--dist loadgroup` (pyproject.toml) sends the tests of one xdist_group to one worker, which tells
+# the controller by a "@<group>" suffix on their node ids. pytest-xdist 3.8 writes that suffix into
+# a field pytest 9.2 no longer reads (pytest-dev/pytest-xdist#1386), so every group was silently
+# spread over both workers: each worker made the rules' mutants, and each started all the backup
+# agent's time-driven tests (tests/test_backup_agent.py, "side by side"). Once xdist's own suffix
+# takes effect again, this finds it there and does nothing.
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not getattr(config.option, "loadgroup", False):  # set on xdist's workers only
+        return
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})  # fmt: skip
+        suffix = "@" + "_".join(groups)
+        if groups and not item.nodeid.endswith(suffix):  # pytest >= 9.2: a structured id
+            item._id = type(item._id).parse(item.nodeid + suffix)  # its str() is the nodeid
+
+
 Run = Callable[..., Recording]
 
 

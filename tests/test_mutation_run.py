@@ -136,6 +136,15 @@ def test_the_sample_repeats_and_keeps_source_order(rules_mutants: list[Any]) -> 
     assert mutation.sample(found, None, 19) == found
 
 
+@pytest.mark.xdist_group("rules_mutants")
+def test_a_group_reaches_the_scheduler_as_one(request: pytest.FixtureRequest) -> None:
+    """Under `--dist loadgroup` the controller groups by the "@<group>" suffix of the node ids
+    (tests/conftest.py): without it a group is spread over the workers and nothing else fails."""
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("not on an xdist worker of `--dist loadgroup`")
+    assert request.node.nodeid.endswith("@rules_mutants")
+
+
 def test_the_copy_is_removed_however_the_run_ends() -> None:
     seen: list[Path] = []
 
