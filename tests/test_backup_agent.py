@@ -633,9 +633,10 @@ def test_copies_failing_for_three_days_leave_the_host_oldest_first_before_any_is
     # on day 4. Day 4's prune removed days 1 and 2 everywhere; the target held day 4 alone.
     target = str(box.offsite)
     days = daily("20250301T000000Z", 4)
-    for day in days[:3]:
+    for n, day in enumerate(days[:3], start=1):
         ran = box.run("run", "--now", stamp(day), DEPOT_BACKUP_TARGETS=target, FAKE_DOWN=target)
         assert ran.returncode == 1
+        assert f"{n} backup{'s' if n > 1 else ''} (" in ran.stderr  # each waits, counted
         assert ran.stderr.splitlines()[-1] == (
             f"depot-backup: {artefact(day)} is kept locally but not verified on: {target}"
         )
@@ -654,6 +655,16 @@ def test_copies_failing_for_three_days_leave_the_host_oldest_first_before_any_is
     assert last_good == f"{int(days[3].timestamp())}\n"
 
 
+# Under the production shell only (busybox ash, the Alpine image's; dash where busybox is
+# missing): its final run alone makes some 110 rclone calls, seconds of the unit tier per shell.
+# Under dash the same code paths run in the tests beside it, under both shells: runs while the
+# target is down keep every backup and count them (the test above: three down days, then the
+# copies oldest first and KEEP_LOCAL only once they are off the host; the health test below),
+# a run spends one copy on a down target and skips its pruning (..._costs_a_run_one_copy...),
+# `waiting` lists several backups oldest first (test_waiting_lists_each_backup...), held
+# backups stay through a prune (test_prune_never_removes_a_backup_no_target_holds...), and the
+# target keeps the rules' history (test_with_a_target_the_local_volume_keeps_the_newest...).
+@pytest.mark.parametrize("shell", ["busybox" if shutil.which("busybox") else "sh"], indirect=True)
 def test_a_target_down_for_three_weeks_loses_nothing_and_the_rules_apply_once_it_is_back(
     box: Box,
 ) -> None:
