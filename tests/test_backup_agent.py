@@ -1109,6 +1109,7 @@ def test_rclone_saves_into_a_private_copy_of_its_read_only_config_removed_after(
     assert RCLONE_SECRET_CANARY not in ran.stdout + ran.stderr
 
 
+@side_by_side  # it waits on the schedule's 2 s slots
 def test_the_schedule_keeps_one_private_rclone_config_and_removes_it_on_term(
     box: Box, stop: Callable[[subprocess.Popen[str]], tuple[int, str, str]]
 ) -> None:
