@@ -720,6 +720,33 @@ def test_a_target_down_costs_a_run_one_copy_with_retries_and_nothing_more(box: B
     assert good(box.backups) == [at("20250301T000000Z"), at("20250302T000000Z")]
 
 
+def test_a_local_backup_that_no_longer_matches_its_checksum_never_leaves_the_host(
+    box: Box,
+) -> None:
+    target = str(box.offsite)
+    days = daily("20250301T000000Z", 4)
+    for day in days[:2]:  # two backups wait: the target is down
+        ran = box.run("run", "--now", stamp(day), DEPOT_BACKUP_TARGETS=target, FAKE_DOWN=target)
+        assert ran.returncode == 1
+    rotten = box.backups / artefact(days[1])
+    rotten.write_bytes(rotten.read_bytes() + b"rot")  # its sidecar still names the old bytes
+    warning = f"local: {artefact(days[1])} does not match its checksum: it cannot leave the host"
+
+    # Still down: the oldest's copy fails, and a backup no other target lacks is not read at all.
+    down = box.run("run", "--now", stamp(days[2]), DEPOT_BACKUP_TARGETS=target, FAKE_DOWN=target)
+    assert down.returncode == 1
+    assert warning not in down.stderr
+    assert len(box.calls("rclone-copyto-failed")) == 3  # one a run
+
+    ran = box.run("run", "--now", stamp(days[3]), DEPOT_BACKUP_TARGETS=target)
+
+    assert warning in ran.stderr
+    assert copied(box) == [artefact(day) for day in (days[0], days[2], days[3])]
+    assert good(box.offsite) == [days[0], days[2], days[3]]
+    assert days[1] in good(box.backups)  # kept: it has not left the host
+    assert f"1 backup ({rotten.stat().st_size} bytes) waits to leave the host" in ran.stderr
+
+
 def test_prune_never_removes_a_backup_no_target_holds_a_verified_copy_of(box: Box) -> None:
     target = str(box.offsite)
     days = daily("20250301T000000Z", 5)
