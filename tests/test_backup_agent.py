@@ -318,6 +318,11 @@ def make_box(shell: Shell, tmp_path: Path, identity: Identity) -> Box:
         "DEPOT_BACKUP_TARGETS": "",
         "DATABASE_PASSWORD_FILE": str(password),
         "RCLONE_CONFIG": "/dev/null",
+        # Go's collector off in the Go tools the script runs here (rclone, age): each call is
+        # short and on files of a few hundred bytes. It saves ~8 of the ~55 ms of CPU an rclone
+        # call costs, most of which is its start (this file makes ~500). Never in the image,
+        # where one copy moves a whole dump.
+        "GOGC": "off",
         "PGHOST": "postgres",
         "PGDATABASE": "dispatch",
     }
