@@ -421,6 +421,19 @@ def save_from_local_engine(names: Sequence[str], target: Path) -> None:
     _run("docker", "save", "--output", str(target), *names, timeout=600)
 
 
+def postmasters(node: Node) -> list[int]:
+    """The postgres servers running on ``node``: the processes in its cgroups whose argv[0] is
+    postgres itself (a server's own children rename theirs ``postgres: <role>``). A container
+    waiting on postgres' data lock runs, but runs no server: only this tells them apart."""
+    found = []
+    for pid in _cgroup_pids(node.cgroup_parent):
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if argv and argv[0].rsplit(b"/", 1)[-1] == b"postgres":
+                found.append(pid)
+    return found
+
+
 def _netns_pids(netns: str) -> list[int]:
     listed = _run("ip", "netns", "pids", netns, check=False)
     return [int(pid) for pid in listed.stdout.split() if pid.isdigit()]
