@@ -397,6 +397,24 @@ class Cluster:
         assert not errors, errors
 
     def close(self) -> None:
+        """Every node killed at once, as machines die, then every trace removed.
+
+        The cluster is thrown away: a graceful stop (SIGTERM) makes each dockerd stop its tasks
+        one by one within their grace periods, which took 10 to 15 s for the three daemons in turn.
+        A kill is the path ``kill_node`` takes in the faults, and ``leftovers`` proves it leaves
+        nothing behind; each daemon is still stopped by its own pid.
+        """
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.kill()
+        # Each node's removal (its leftovers killed, mounts, cgroups, folders of ~600 MB of
+        # image layers) beside the others'; the cleanup stack then finds them done and removes
+        # the namespaces and the root.
+        removals = [threading.Thread(target=self._remove_node, args=(n,)) for n in self.nodes]
+        for removal in removals:
+            removal.start()
+        for removal in removals:
+            removal.join(timeout=120)
         self._cleanup.close()
 
 
