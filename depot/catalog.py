@@ -164,6 +164,41 @@ WORKER_PROBE = ("CMD", "pgrep", "^depot-service$")
 RUST_SERVICE_PROBE_TIMING = {"interval": 10, "timeout": 3, "retries": 3, "start_period": 30}
 
 
+# Two postgres servers must never run on one data directory: the data would be corrupted. Swarm
+# can start a rescheduled postgres task beside the old one (a partition of the data node heals:
+# the new task starts, the old is stopped only then), and postgres' own postmaster.pid cannot
+# see a server in another container (each is PID 1 of its own PID namespace, and its SysV
+# interlock is per IPC namespace). So the service's entrypoint first takes an exclusive flock(2)
+# on the data directory itself — the volume's mount point, one inode for every container on the
+# node, no file inside it (initdb wants it empty) — waiting while another holds it, then execs
+# the image's own entrypoint. The open descriptor is inherited through every exec by the
+# postmaster (PID 1, still the one that gets the stop signal) and its children: the lock lives
+# exactly as long as the server and is released by the kernel when the last of them exits.
+# While it waits, the shell is PID 1, which ignores signals it has no trap for: the trap ends
+# the wait at once on the stop signal. `flock` is util-linux's (the Debian stand-in) or busybox's
+# applet (the Alpine image: CONFIG_FLOCK=y in Alpine's busybox). POSIX sh: busybox ash and dash.
+DATA_LOCK_SCRIPT = """\
+data="$1"; shift
+exec 9<"$data" || exit 1
+if ! flock -n -x 9; then
+  echo "depot: another postgres holds the data directory $data; waiting until it stops" >&2
+  flock -x 9 & waiter=$!
+  trap 'kill "$waiter" 2>/dev/null; exit 143' INT TERM
+  wait "$waiter" || { echo "depot: could not lock the data directory $data" >&2; exit 1; }
+  trap - INT TERM
+  echo "depot: the data directory $data is free; starting postgres" >&2
+fi
+exec "$@"
+"""
+DATA_LOCK_NAME = "depot-data-lock"  # the script's $0, as `ps` and error messages name it
+
+
+def data_lock_entrypoint(data_directory: str) -> tuple[str, ...]:
+    """The entrypoint that holds ``data_directory`` locked, then runs its arguments (the image's
+    own entrypoint and command) in its place."""
+    return ("/bin/sh", "-c", DATA_LOCK_SCRIPT, DATA_LOCK_NAME, data_directory)
+
+
 @dataclass(frozen=True)
 class BuiltImage:
     """Built from ``docker/rust-service.Dockerfile`` with ``BINARY`` set to ``binary``."""
@@ -280,6 +315,9 @@ class ServiceSpec:
     node_label: str | None = None
     # Runs on the node of this other service, under that one's label (renamed with it).
     pinned_with: ServiceName | None = None
+    # The image's own entrypoint and command, for a service whose entrypoint the depot puts in
+    # front of it (the data lock): replacing an image's entrypoint drops its CMD too.
+    image_command: tuple[str, ...] = ()
 
     @property
     def container_name(self) -> str:
@@ -300,6 +338,18 @@ class ServiceSpec:
     def data_mount(self) -> str | None:
         """Where ``postgres-data`` is mounted, if this service holds it."""
         return next((m.target for m in self.volumes if m.volume == POSTGRES_DATA_VOLUME), None)
+
+    @property
+    def entrypoint(self) -> tuple[str, ...] | None:
+        """The data lock for a service holding ``postgres-data`` (``DATA_LOCK_SCRIPT``); None:
+        the image's own entrypoint."""
+        mount = self.data_mount
+        return None if mount is None else data_lock_entrypoint(mount)
+
+    @property
+    def command(self) -> tuple[str, ...] | None:
+        """What the entrypoint runs: the image's own entrypoint and command behind the lock."""
+        return self.image_command if self.entrypoint else None
 
 
 DISCOVERY = ServiceSpec(
@@ -333,13 +383,17 @@ POSTGRES = ServiceSpec(
     secret_files=(SecretFile("database_password", "POSTGRES_PASSWORD_FILE", owner=70),),
     stop_grace_seconds=30,  # let postgres finish a clean shutdown instead of being killed
     volumes=(VolumeMount(POSTGRES_DATA_VOLUME, "/var/lib/postgresql/data"),),
+    # The official image's ENTRYPOINT and CMD, run behind the data lock (``entrypoint``); its
+    # STOPSIGNAL (SIGINT, a fast shutdown) is the image's and stays.
+    image_command=("docker-entrypoint.sh", "postgres"),
     node_label="depot.postgres-data",  # a local volume lives on one node: postgres goes there
     tmpfs=("/tmp", "/var/run/postgresql"),  # noqa: S108 - the socket directory and scratch
     writable_root=(
         "the provider copies the password file into the container after creating it and "
         "before starting it, and Docker refuses that copy into a read-only root filesystem"
     ),
-    # The entrypoint chowns the data directory, then drops from root to the postgres user.
+    # The entrypoint chowns the data directory, then drops from root to the postgres user; the
+    # data lock before it opens that directory (the postgres user's, 0700) as root: DAC_OVERRIDE.
     capabilities=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
 )
 

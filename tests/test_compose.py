@@ -375,6 +375,8 @@ def test_hardening_agrees(parity: Parity) -> None:
 EXPORTED = {
     "name": {"container_name"},
     "image": {"image"},
+    "entrypoints": {"entrypoint"},
+    "command": {"command"},
     "envs": {"environment", "env_file"},
     "healthcheck": {"healthcheck"},
     "restart": {"restart"},

@@ -49,6 +49,8 @@ def running(workload: Workload, env_names: frozenset[str] | None) -> dict[str, A
         "Image": image_id(workload.image),
         "Config": {
             "Image": workload.image,
+            # The image's own when the plan names none (here: none at all).
+            "Entrypoint": list(workload.entrypoint) or None,
             "User": workload.user or "",
             "Env": [*IMAGE_ENV, *(f"{name}={CANARY}" for name in sorted(names))],
         },
@@ -185,6 +187,18 @@ def test_each_changed_field_is_one_line_in_the_plans_terms(
         "4860/tcp missing",
     ]
     assert all(CANARY not in line for line in found)
+
+
+def test_postgres_started_without_its_data_lock_is_reported(
+    expected: Expected, host: FakeHost
+) -> None:
+    changed = copy.deepcopy(host.objects)
+    # Started by hand with the image's own entrypoint: nothing would make a second one wait.
+    changed["container"]["depot-postgres"]["Config"]["Entrypoint"] = ["docker-entrypoint.sh"]
+    assert lines(expected, FakeHost(objects=changed)) == [
+        "depot-postgres entrypoint: not the plan's data lock on the host: a second postgres "
+        "started on its data directory would not wait for this one to stop"
+    ]
 
 
 def test_a_tag_moved_under_a_running_container_is_reported(

@@ -65,6 +65,7 @@ def running_service(
                     if "@" not in str(workload.image)
                     else workload.image,
                     "Env": [f"{name}={CANARY}" for name in sorted(names)],
+                    "Command": list(workload.entrypoint) or None,
                     "User": workload.user,
                     "ReadOnly": workload.read_only_root,
                     "CapabilityDrop": list(workload.cap_drops),
@@ -194,6 +195,21 @@ def test_each_change_by_hand_is_one_line_and_values_never_show(expected: Expecte
         "database-network internal: no on the swarm, the plan says yes",
     ]
     assert not any(CANARY in line for line in lines)
+
+
+def test_postgres_updated_without_its_data_lock_is_reported(expected: Expected) -> None:
+    manager = manager_for(expected)
+    # `docker service update --entrypoint ""`: the image's own entrypoint, no lock.
+    postgres = service_named(manager, "depot_postgres")["Spec"]["TaskTemplate"]
+    del postgres["ContainerSpec"]["Command"]
+    discovery = service_named(manager, "depot_discovery")["Spec"]["TaskTemplate"]
+    discovery["ContainerSpec"]["Command"] = ["/bin/sh", "-c", "sleep 1"]
+    assert [d.line() for d in find_swarm_drift(expected, manager)] == [
+        "depot-discovery entrypoint: /bin/sh -c sleep 1 on the swarm, the plan says the image's "
+        "own",
+        "depot-postgres entrypoint: not the plan's data lock on the swarm: a second postgres "
+        "started on its data directory would not wait for this one to stop",
+    ]
 
 
 def test_a_service_made_by_pulumi_is_matched_too(expected: Expected) -> None:

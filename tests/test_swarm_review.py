@@ -158,6 +158,10 @@ def test_the_plan_says_swarm_services_start_without_start_interval(base: Plan) -
     assert probed_late(base) == expected
     [note] = plan_notes(base)
     assert "no healthcheck start_interval on " + ", ".join(expected) in note
+    # What a rolling update pays for it: one interval per replaced task, at least (measured in
+    # tests/engine/test_swarm_start_interval.py); two replicas of a 10 s check are the longest.
+    assert "a rolling update waits at least one interval per task it replaces" in note
+    assert ": 2 tasks of 10 s)" in note
     assert note in plan_text(base).splitlines()
     assert "start&#95;interval" in plan_markdown(base)
 

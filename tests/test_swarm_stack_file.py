@@ -128,6 +128,9 @@ def test_the_swarm_loader_reads_what_the_program_registers(
         assert duration_seconds(check["interval"]) == duration_seconds(
             spec["healthcheck"]["interval"]
         ), name
+        # postgres' data lock, its `$`s as the CLI hands them to the engine (written `$$`).
+        assert read.get("entrypoint") == spec.get("commands"), name
+        assert read.get("command") == spec.get("args"), name
         assert read["stop_grace_period"] == spec["stopGracePeriod"], name
         assert read["cap_drop"] == spec["capDrops"], name
         assert read.get("cap_add") == spec.get("capAdds"), name

@@ -90,6 +90,9 @@ def to_container_args(
     return docker.ContainerArgs(
         name=spec.container_name,
         image=image,
+        # postgres' data lock in front of the image's own entrypoint (catalog DATA_LOCK_SCRIPT).
+        entrypoints=list(spec.entrypoint) if spec.entrypoint else None,
+        command=list(spec.command) if spec.command else None,
         envs=container_env(deployment, wiring.secrets),
         healthcheck=_healthcheck(spec.healthcheck),
         wait=True,

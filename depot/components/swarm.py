@@ -104,6 +104,11 @@ def to_service_args(
         task_spec=docker.ServiceTaskSpecArgs(
             container_spec=docker.ServiceTaskSpecContainerSpecArgs(
                 image=image,
+                # Swarm's "command" is the entrypoint and its "args" the command: the data lock
+                # in front of postgres' own entrypoint (catalog DATA_LOCK_SCRIPT), which matters
+                # most here — a rescheduled task may start beside the one it replaces.
+                commands=list(spec.entrypoint) if spec.entrypoint else None,
+                args=list(spec.command) if spec.command else None,
                 env=service_env(deployment, wiring.secret_values) or None,
                 healthcheck=_healthcheck(spec.healthcheck),
                 labels=[

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from depot.catalog import DATA_LOCK_NAME
 from depot.config.settings import DepotSettings
 from depot.exit_status import ExitStatus
 from depot.host.cluster import depot_service, manager_call, read_services
@@ -237,6 +238,7 @@ def compare_service(
             differs(
                 "update order", (spec.get("UpdateConfig") or {}).get("Order"), rollout.update_order
             )
+    drifts.extend(_entrypoint_drift(planned, container.get("Command"), SWARM))
     if planned.user is not None:
         differs("user", container.get("User") or None, planned.user)
     differs("read-only root", bool(container.get("ReadOnly")), planned.read_only_root)
@@ -380,6 +382,8 @@ def compare_container(
                 )
             )
 
+    if planned.entrypoint:  # else the image's own, which only the image knows
+        drifts.extend(_entrypoint_drift(planned, config.get("Entrypoint"), "the host"))
     if planned.user is not None:
         differs("user", config.get("User") or None, planned.user)
     differs("read-only root", bool(host.get("ReadonlyRootfs")), planned.read_only_root)
@@ -432,6 +436,25 @@ def compare_container(
     )
     drifts.extend(_set_drift(planned.name, "ports", _live_ports(host), _planned_ports(planned)))
     return drifts
+
+
+def _entrypoint_drift(planned: Workload, live: object, place: str) -> list[Drift]:
+    """The entrypoint it runs, if not the plan's; never the whole script in the line."""
+    runs = tuple(str(word) for word in live) if isinstance(live, list) else ()
+    if runs == planned.entrypoint:
+        return []
+    if DATA_LOCK_NAME in planned.entrypoint:
+        message = (
+            f"not the plan's data lock on {place}: a second postgres started on its data "
+            "directory would not wait for this one to stop"
+        )
+    else:
+        image_own = "the image's own"
+        message = (
+            f"{' '.join(runs) or image_own} on {place}, the plan says "
+            f"{' '.join(planned.entrypoint) or image_own}"
+        )
+    return [Drift(planned.name, "entrypoint", message)]
 
 
 def _image_drift(

@@ -111,6 +111,9 @@ def compose_service(
         "container_name": spec.container_name,
         **_image(deployment),
         "profiles": [spec.profile] if spec.profile else None,
+        # postgres' data lock in front of the image's own entrypoint, as in the program.
+        "entrypoint": list(spec.entrypoint) if spec.entrypoint else None,
+        "command": list(spec.command) if spec.command else None,
         # The program creates the dependencies with `wait` and this container after them;
         # Compose waits for their healthchecks itself.
         "depends_on": {name: {"condition": "service_healthy"} for name in deployment.start_after}
@@ -347,7 +350,10 @@ def _represent_list(dumper: yaml.SafeDumper, items: list[Any]) -> yaml.SequenceN
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
     # Compose interpolates `$` in every value; the specification writes a literal one as `$$`
     # (the worker probe's `pgrep ^depot-service$` would otherwise be refused by the CLI).
-    return dumper.represent_str(text.replace("$", "$$"))
+    escaped = text.replace("$", "$$")
+    if "\n" in text:  # a script (postgres' data lock) reads as one, in literal block style
+        return dumper.represent_scalar("tag:yaml.org,2002:str", escaped, style="|")
+    return dumper.represent_str(escaped)
 
 
 def _represent_mode(dumper: yaml.SafeDumper, mode: FileMode) -> yaml.ScalarNode:

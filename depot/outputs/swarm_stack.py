@@ -62,6 +62,9 @@ def stack_service(deployment: ServiceDeployment) -> dict[str, Any]:
     published = deployment.published
     service: dict[str, Any] = {
         "image": _image(deployment),
+        # postgres' data lock in front of the image's own entrypoint, as in the program.
+        "entrypoint": list(spec.entrypoint) if spec.entrypoint else None,
+        "command": list(spec.command) if spec.command else None,
         "environment": dict(deployment.env) or None,
         # DATABASE_URL embeds the password and Swarm cannot build it from a secret file: the
         # CLI reads it from this env file (`depot secrets init`) into the service spec.

@@ -28,7 +28,10 @@ WRITABLE_ROOT: dict[str, str] = {
 CAPABILITY_ALLOWLIST: dict[str, dict[str, str]] = {
     "depot-postgres": {
         "CHOWN": "the entrypoint gives the data directory to the postgres user",
-        "DAC_OVERRIDE": "initdb and the entrypoint write where root's files are",
+        "DAC_OVERRIDE": (
+            "initdb and the entrypoint write where root's files are, and the data lock opens "
+            "the data directory (the postgres user's, mode 0700) as root before the entrypoint"
+        ),
         "FOWNER": "the entrypoint sets modes on the data and socket directories",
         "SETGID": "the entrypoint drops from root to the postgres group",
         "SETUID": "the entrypoint drops from root to the postgres user",

@@ -100,15 +100,42 @@ def probed_late(plan: Plan) -> list[str]:
     return late
 
 
+def rolling_floor(plan: Plan) -> tuple[str, int, int] | None:
+    """The workload whose rolling update waits longest without a start interval: its name,
+    its replicas and its healthcheck interval. Each replaced task is probed first one interval
+    after its start, and the next task starts only once it is healthy: replicas times interval at
+    least (docs/swarm.md measures it)."""
+    around = plan.by_key()
+    floors = []
+    for resource in plan.resources:
+        if is_workload(resource):
+            seen = workload(resource, around)
+            check, rollout = seen.healthcheck, seen.rollout
+            if check is not None and not check.start_interval and rollout is not None:
+                replicas = rollout.replicas or 1
+                floors.append((replicas * check.interval, seen.name, replicas, check.interval))
+    if not floors:
+        return None
+    _, name, replicas, interval = max(floors, key=lambda floor: floor[0])  # the first longest
+    return name, replicas, interval
+
+
 def plan_notes(plan: Plan) -> list[str]:
     """What the plan cannot carry that the catalog asks for, said instead of dropped."""
     late = probed_late(plan)
     if not late:
         return []
+    floor = rolling_floor(plan)
+    rolling = (
+        f", so a rolling update waits at least one interval per task it replaces ({floor[0]}: "
+        f"{floor[1]} tasks of {floor[2]} s)"
+        if floor
+        else ""
+    )
     return [
         f"note: no healthcheck start_interval on {', '.join(late)} (pulumi_docker 5.2.0's "
         "docker.Service has no such field): a task's first probe waits one interval after "
-        "each start and update; the stack file of `depot compose` carries it "
+        f"each start and update{rolling}; the stack file of `depot compose` carries it "
         '(README "Docker Swarm")'
     ]
 

@@ -159,6 +159,9 @@ class Workload:
     devices: tuple[str, ...]
     gpus: str | None  # what it asks of the host's GPUs (``all``, ``gpu=1``), if anything
     rollout: Rollout | None
+    # The entrypoint the runtime is given (a container's ``entrypoints``, a service's
+    # ``commands``); empty: the image's own. postgres' is its data lock (catalog).
+    entrypoint: tuple[str, ...] = ()
 
     @property
     def has_healthcheck(self) -> bool:
@@ -441,6 +444,7 @@ def container_workload(resource: PlannedResource, around: Around = NOTHING_AROUN
         devices=tuple(str(_map(d).get("hostPath")) for d in _list(inputs.get("devices"))),
         gpus=_text(inputs.get("gpus")),
         rollout=None,
+        entrypoint=_strings(inputs.get("entrypoints")),
     )
 
 
@@ -569,6 +573,7 @@ def service_workload(resource: PlannedResource, around: Around = NOTHING_AROUND)
             placement=_strings(_map(task.get("placement")).get("constraints")),
             rollback_order=_text(rollback.get("order")),
         ),
+        entrypoint=_strings(spec.get("commands")),
     )
 
 

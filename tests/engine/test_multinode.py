@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +60,10 @@ from tests.engine.multinode import (
     cluster_of,
     leftovers,
     multinode_unavailable,
+    postmasters,
     save_from_local_engine,
     saved_images,
+    seeded_images,
     wait_until,
 )
 from tests.engine.swarm import age_keygen, swarm_override
@@ -141,33 +143,62 @@ def depot(request: pytest.FixtureRequest) -> Iterator[Depot]:
         archive = saved_images(tags, lambda names, target: _save(request, names, target))
     except (OSError, subprocess.SubprocessError, AssertionError) as error:
         pytest.skip(f"multi-node swarm: the stand-ins cannot be saved from the engine: {error}")
+    started = time.monotonic()
+    seed = seeded_images(archive, Path(tempfile.gettempdir()))
+    if seed is not None:
+        FIGURES["multinode: stand-ins' image store"] = (
+            f"{time.monotonic() - started:.0f} s (cached: made once per set of stand-ins), "
+            "hard-linked into each node's data root"
+        )
     with tempfile.TemporaryDirectory(prefix="depot-engine-multinode-") as folder:
         directory = Path(folder)
-        with cluster_of(ROLES, lead=ROLES.index(LEAD)) as cluster:
+        with cluster_of(ROLES, lead=ROLES.index(LEAD), seed=seed) as cluster:
             try:
-                started = time.monotonic()
-                cluster.load_images(archive)
                 FIGURES["multinode: daemons up, swarm of 3 managers formed"] = (
                     f"{cluster.figures['daemons answering']:.1f} s, "
                     f"{cluster.figures['swarm formed']:.1f} s"
                 )
-                FIGURES["multinode: stand-ins loaded on every node"] = (
-                    f"{time.monotonic() - started:.0f} s"
-                )
-                deployed = _deploy(cluster, directory, tags)
+                loaded = _loading(cluster, archive) if seed is None else (lambda: None)
+                deployed = _deploy(cluster, directory, tags, loaded)
                 yield deployed
             finally:
+                _STARTED["removal"] = time.monotonic()
                 if "deployed" in locals() and deployed.sftp is not None:
                     _stop(deployed.sftp)
+        FIGURES["multinode: cluster removed"] = f"{time.monotonic() - _STARTED['removal']:.0f} s"
         left = leftovers(cluster)
         assert not left, f"the multi-node test left {left} on this machine"
     seconds = time.monotonic() - _STARTED["module"]
     FIGURES["multinode: whole module (made, tested, removed)"] = (
         f"{seconds:.0f} s (target {BUDGET_SECONDS} s)"
     )
-    # The target is not met with Swarm's default timings (README of the figures:
-    # docs/several-hosts.md); the bound catches a hang.
+    # The target is met only near it on a quiet machine (181 s measured at a load of 5): some
+    # 140 s are Swarm's default timings, which the test keeps (docs/several-hosts.md). Not
+    # asserted on a shared 2-core machine; the bound catches a hang.
     assert seconds < HANG_SECONDS, f"the multi-node module took {seconds:.0f} s"
+
+
+def _loading(cluster: Cluster, archive: Path) -> Callable[[], None]:
+    """The stand-ins loaded on every node in the background (while the deployment is
+    prepared: the sftp target, keys, files); the returned call waits for it, once."""
+    started, failed = time.monotonic(), []
+
+    def load() -> None:
+        try:
+            cluster.load_images(archive)
+        except AssertionError as error:
+            failed.append(str(error))
+        FIGURES["multinode: stand-ins loaded on every node"] = f"{time.monotonic() - started:.0f} s"
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+
+    def wait() -> None:
+        loader.join(timeout=330)
+        assert not loader.is_alive(), "the stand-ins were not loaded within 330 s"
+        assert not failed, failed
+
+    return wait
 
 
 def _save(request: pytest.FixtureRequest, names: Any, target: Path) -> None:
@@ -241,7 +272,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-def _deploy(cluster: Cluster, directory: Path, tags: dict[str, str]) -> Depot:
+def _deploy(
+    cluster: Cluster, directory: Path, tags: dict[str, str], loaded: Callable[[], None]
+) -> Depot:
+    """The stack deployed and converged healthy; ``loaded`` waits for the images on the nodes."""
     identity = directory / "operator" / "age-identity.txt"
     recipient = age_keygen(identity)
     password = secrets.token_urlsafe(24)
@@ -264,6 +298,7 @@ def _deploy(cluster: Cluster, directory: Path, tags: dict[str, str]) -> Depot:
     dist.mkdir(mode=0o755)
     (dist / "index.html").write_text("<h1>depot console</h1>\n")
     (directory / "sessions").mkdir(mode=0o755)
+    loaded()
     started = time.monotonic()
     _stack_deploy(cluster.node(DATA), depot)
     wait_until(
@@ -367,7 +402,7 @@ def _start_probes(depot: Depot, node: Node, tag: str) -> Probes:
         ],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    time.sleep(2)  # requests before the fault too
+    time.sleep(1)  # requests before the fault too (a few dozen)
     return Probes(node, client, console, stop_file)
 
 
@@ -545,12 +580,14 @@ def _node_state(manager: Node, node: Node) -> str:
 
 
 class Watch:
-    """Counts, every 0.3 s, each service's containers on every node's own engine: the most of
-    each seen at once (a cut-off node's included: its engine still answers here)."""
+    """Counts, every 0.3 s, each service's containers on every node's own engine, and the
+    postgres servers on every node (``postgres``): the most of each seen at once (a cut-off
+    node's included: its engine and processes are still seen here)."""
 
     def __init__(self, cluster: Cluster, services: tuple[str, ...]) -> None:
         self.cluster, self.services = cluster, services
         self.most = dict.fromkeys(services, 0)
+        self.most_servers = 0
         self.evidence: list[str] = []  # postgres' containers when more than one ran
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -558,25 +595,47 @@ class Watch:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            servers = sum(len(postmasters(n)) for n in self.cluster.nodes)
+            self.most_servers = max(self.most_servers, servers)
             for service in self.services:
                 count = sum(len(_task_containers(n, service)) for n in self.cluster.nodes)
                 self.most[service] = max(self.most[service], count)
                 if service == "postgres" and count > 1 and not self.evidence:
-                    self.evidence = [
-                        f"{node.name}: {line}"
-                        for node in self.cluster.nodes
-                        for line in node.docker(
-                            "ps", "--filter",
-                            f"label=com.docker.swarm.service.name={STACK_NAME}_postgres",
-                            "--format", "{{.Names}} {{.Status}}", timeout=5, check=False,
-                        ).stdout.splitlines()
-                    ]  # fmt: skip
+                    self.evidence = _postgres_containers(self.cluster)
             self._stop.wait(0.3)
 
     def stop(self) -> dict[str, int]:
         self._stop.set()
         self._thread.join(timeout=30)
         return self.most
+
+
+def _postgres_containers(cluster: Cluster) -> list[str]:
+    """``node: container status`` of postgres' running task containers."""
+    return [
+        f"{node.name}: {line}"
+        for node in cluster.nodes
+        for line in node.docker(
+            "ps", "--filter",
+            f"label=com.docker.swarm.service.name={STACK_NAME}_postgres",
+            "--format", "{{.Names}} {{.Status}}", timeout=5, check=False,
+        ).stdout.splitlines()
+    ]  # fmt: skip
+
+
+def _waited_on_the_lock(node: Node) -> list[str]:
+    """postgres' task containers on ``node`` (stopped ones too) that logged waiting for the
+    data lock (catalog DATA_LOCK_SCRIPT)."""
+    listed = node.docker(
+        "ps", "--all", "--quiet", "--filter",
+        f"label=com.docker.swarm.service.name={STACK_NAME}_postgres", timeout=5, check=False,
+    ).stdout.split()  # fmt: skip
+    return [
+        container
+        for container in listed
+        if "another postgres holds the data directory"
+        in node.docker("logs", container, timeout=10, check=False).stderr
+    ]
 
 
 def _stateless_on(node: Node) -> int:
@@ -600,7 +659,7 @@ def test_a_node_without_data_lost_and_back(depot: Depot) -> None:
         FAULT_SECONDS,
     )
     whole = time.monotonic() - lost
-    time.sleep(2)
+    time.sleep(1)  # requests after the recovery too
     discovery, console = probes.finish()
     FIGURES[f"multinode: a node without data lost ({victim.name}, kill -9 of the whole node)"] = (
         f"down after {down:.1f} s, stateless services whole after {whole:.1f} s; discovery "
@@ -701,11 +760,13 @@ def test_the_data_node_cut_off_and_healed_never_runs_two_postgres(depot: Depot) 
         cluster.heal(data)  # also when a wait above failed: the tests after need the node
         discovery, console = probes.finish()
         most = watch.stop()
+    waited = _waited_on_the_lock(data)
     FIGURES["multinode: the data node cut off"] = (
         f"down after {down:.1f} s, discovery, console and grafana "
         f"whole after {whole:.1f} s (dispatch waits for postgres); at most "
-        f"{most['postgres']} postgres and {most['discovery']} discovery "
-        f"containers at once"
+        f"{watch.most_servers} postgres server and {most['postgres']} postgres containers "
+        f"({len(waited)} waited on the data lock), {most['discovery']} discovery containers "
+        "at once"
     )
     FIGURES["multinode: the data node's link healed"] = (
         f"no leader for {leaderless:.1f} s, every service whole and postgres back on the data "
@@ -713,15 +774,16 @@ def test_the_data_node_cut_off_and_healed_never_runs_two_postgres(depot: Depot) 
         f"({discovery.first_try_failed} first tries failed), console probe {console}"
     )
     assert discovery.failed <= discovery.requests // 20, discovery
+    # Found here before the data lock: while the node was cut off, the others gave postgres a
+    # new task, pending (only the data node has its label); when the link came back, that task
+    # started on the data node beside the old one, which Swarm stopped only then — two postgres
+    # servers on one data directory. The lock makes the new one wait (it logs so) until the old
+    # one has stopped: two containers may run at once, never two servers.
+    assert watch.most_servers == 1, (
+        f"{watch.most_servers} postgres servers at once: {'; '.join(watch.evidence)}"
+    )
     if most["postgres"] > 1:
-        # Found here: while the node was cut off, the others gave postgres a new task, pending
-        # (only the data node has its label); when the link came back, that task started on
-        # the data node beside the old one, which Swarm stopped only then. Two postgres
-        # containers on one data directory: docs/several-hosts.md says what to do about it.
-        evidence = "; ".join(watch.evidence)
-        FIGURES["multinode: two postgres at once after the heal"] = evidence
-        pytest.xfail(f"Swarm ran {most['postgres']} postgres containers at once: {evidence}")
-    assert most["postgres"] == 1
+        assert waited, f"a second postgres container ran without waiting: {watch.evidence}"
 
 
 def _settled(depot: Depot, manager: Node) -> bool:
@@ -865,11 +927,6 @@ def test_quorum_lost_services_keep_serving_and_depot_says_no_leader(depot: Depot
         depot.lost.add(other.name)
         wait_until("the last manager without a leader", lambda: not _leader_via(survivor), 60)
         leaderless = time.monotonic() - lost
-        failed_update = survivor.docker(
-            "service", "update", "--detach", "--env-add", "X=1", f"{STACK_NAME}_discovery",
-            timeout=30, check=False,
-        )  # fmt: skip
-        assert failed_update.returncode != 0
         timings = {}
         for command in ("doctor", "drift"):
             began = time.monotonic()
@@ -880,11 +937,21 @@ def test_quorum_lost_services_keep_serving_and_depot_says_no_leader(depot: Depot
             assert len(lines) == 1, (command, lines)
             assert "the swarm has no leader" in lines[0], (command, lines)
             assert timings[command] < 20, (command, timings[command])
-        time.sleep(2)
+        # A change asked of the leaderless swarm, after the depot's commands (run beside them,
+        # it held the manager's answers to the doctor up to its 10 s bound): not answered at
+        # once, but refused. The probes keep running meanwhile.
+        began = time.monotonic()
+        failed_update = survivor.docker(
+            "service", "update", "--detach", "--env-add", "X=1", f"{STACK_NAME}_discovery",
+            timeout=60, check=False,
+        )  # fmt: skip
+        refused = time.monotonic() - began
+        assert failed_update.returncode != 0, "a leaderless swarm accepted an update"
     finally:
         discovery, console = probes.finish()
     FIGURES["multinode: quorum lost (1 of 2 managers left)"] = (
-        f"no leader after {leaderless:.1f} s; depot doctor {timings['doctor']:.1f} s, depot "
+        f"no leader after {leaderless:.1f} s; docker service update failed after "
+        f"{refused:.1f} s; depot doctor {timings['doctor']:.1f} s, depot "
         f"drift {timings['drift']:.1f} s, each one line 'the swarm has no leader'; discovery "
         f"probe {discovery} on {survivor.name}, console probe {console}"
     )
