@@ -3,19 +3,33 @@
 Every test here needs a Docker Engine and the docker-compose CLI; where either is missing, or the
 engine already runs a depot whose fixed names would clash, the tier is skipped with that reason.
 Each stack is started once (``up --wait``) and removed afterwards, also when a test fails.
+
+The tier runs on two pytest-xdist workers (``make test``: ``pytest -m engine -n 2 tests/engine``):
+the single-engine tests in one group, in file order on one worker — they share the engine's fixed
+names (``depot-network``, ``depot-postgres`` …) and its one Swarm, so they cannot overlap — and
+the multi-node module (``test_multinode.py``) in another, on the other worker. The multi-node
+module shares nothing with them but the stand-in images (its three dockerds, network namespaces
+and addresses are its own), and it mostly waits on Swarm's timers, so the tier takes about as long
+as the longer of the two. Each worker has its own session fixtures, so the stand-ins are built
+under a file lock (one build at a time on this machine). The figures are measured in the workers
+and reach the controller, which prints them, on each test's report (``user_properties``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from depot.catalog import SERVICES, longest_chain
 from depot.standins import BuildReport, StandinUnavailableError, ensure_standins
+from depot.tools.image_budget import engine_unavailable
 from tests.conftest import STACKS
 from tests.engine.harness import TierDepot, tier_unavailable
 
@@ -25,21 +39,53 @@ WAIT_TIMEOUT, _ = longest_chain(
 )
 FIGURES: dict[str, str] = {}
 """Measured figures, printed in the test summary (README "Engine tier")."""
-_TIER_SPAN: dict[str, float] = {}  # monotonic start (the first stand-in check) and end
+TIER = Path(__file__).resolve().parent
+# The xdist groups: every single-engine test on one worker, the multi-node module on another.
+SINGLE_ENGINE_GROUP, MULTINODE_GROUP = "engine", "engine-multinode"
+MULTINODE_MODULE = "test_multinode.py"
+# The stand-ins' builds, one at a time on this machine (each worker may ask for them).
+BUILD_LOCK = Path(tempfile.gettempdir()) / "depot-standins.lock"
+_FIGURES_PROPERTY = "engine tier figures"  # a report's user property carrying new figures
+_SENT: dict[str, str] = {}  # figures this process already put on a report
+# Wall-clock starts and ends of each part, in the process that prints the summary.
+_SPANS: dict[str, list[float]] = {}
+
+
+@contextmanager
+def _build_lock() -> Iterator[None]:
+    with BUILD_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
-def standin_images() -> dict[str, str]:
-    """Each stand-in's image tag, built here unless cached; skips the tier where it cannot run."""
-    _TIER_SPAN["start"] = time.monotonic()
-    reason = tier_unavailable()
+def standin_builds() -> dict[str, str]:
+    """Each stand-in's tag, built on the machine's engine unless cached; skips where it cannot.
+
+    No check for a depot on the engine: the multi-node module only saves the images from it.
+    """
+    reason = engine_unavailable()
     if reason:
         pytest.skip(f"engine tier: {reason}")
     try:
-        tags, report = ensure_standins()
+        with _build_lock():
+            tags, report = ensure_standins()
     except StandinUnavailableError as unavailable:
         pytest.skip(f"engine tier: {unavailable}")
     FIGURES["stand-in images"] = _build_figure(report)
+    return tags
+
+
+@pytest.fixture(scope="session")
+def standin_images(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Each stand-in's tag, built here unless cached; skips the tier where it cannot run."""
+    reason = tier_unavailable()
+    if reason:
+        pytest.skip(f"engine tier: {reason}")
+    tags: dict[str, str] = request.getfixturevalue("standin_builds")
     return tags
 
 
@@ -66,29 +112,78 @@ def depot(request: pytest.FixtureRequest, standin_images: dict[str, str]) -> Ite
         assert not leftovers, f"the tier left {leftovers} of {running.project} on the engine"
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each engine test in its xdist group; first, so that xdist's own hook sees the marks."""
+    for item in items:
+        if TIER in item.path.parents:
+            group = MULTINODE_GROUP if item.path.name == MULTINODE_MODULE else SINGLE_ENGINE_GROUP
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def order_the_tier(items: list[pytest.Item]) -> None:
     """The swarm test, the backup drill, the migration and the demo first: the Compose depots hold
     the stack's fixed names until the session ends.
 
     ``depot`` is session-scoped, so the last stack's containers and networks (``depot-network``
     …) stay up until every test ran; the swarm test, the backup drill, the migration and `make
     demo` (each a stack of its own, with the same fixed names), which need those names free, run
-    before.
+    before. Within the single-engine xdist group the worker keeps this order.
     """
     first = ("test_swarm.py", "test_backup.py", "test_migrate.py", "test_demo.py")
     ahead = [item for name in first for item in items if item.path.name == name]
     items[:] = ahead + [item for item in items if item.path.name not in first]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """The figures measured since the last report ride on this one (to the xdist controller)."""
+    report = yield
+    new = {name: figure for name, figure in FIGURES.items() if _SENT.get(name) != figure}
+    if new:
+        _SENT.update(new)
+        # A list of its own: the report's list is the item's, shared by its three phases.
+        report.user_properties = [*report.user_properties, (_FIGURES_PROPERTY, new)]
+    return report
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    part = _part(nodeid)
+    if part:
+        _SPANS.setdefault(part, [time.time()] * 2)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in report.user_properties:
+        if name == _FIGURES_PROPERTY:
+            FIGURES.update(cast("dict[str, str]", value))
+
+
 def pytest_runtest_logfinish(nodeid: str) -> None:
-    if "start" in _TIER_SPAN:
-        _TIER_SPAN["end"] = time.monotonic()
+    part = _part(nodeid)
+    if part in _SPANS:
+        _SPANS[part][1] = time.time()
+
+
+def _part(nodeid: str) -> str | None:
+    """Which part of the tier a test is: single-engine, multi-node, or none (not the tier)."""
+    path = nodeid.split("::", maxsplit=1)[0]
+    if not path.startswith("tests/engine/"):
+        return None
+    return "multi-node" if path.endswith(MULTINODE_MODULE) else "single-engine"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if "end" in _TIER_SPAN and FIGURES:
-        FIGURES["tier duration"] = f"{_TIER_SPAN['end'] - _TIER_SPAN['start']:.0f} s"
+    if _SPANS and FIGURES:
+        start = min(begun for begun, _ in _SPANS.values())
+        end = max(ended for _, ended in _SPANS.values())
+        parts = ", ".join(
+            f"{part} {ended - begun:.0f} s" for part, (begun, ended) in _SPANS.items()
+        )
+        FIGURES["tier duration"] = f"{end - start:.0f} s ({parts})"
     if FIGURES:
         terminalreporter.section("engine tier figures")
         for name, figure in FIGURES.items():
