@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+from xdist.scheduler import LoadGroupScheduling  # type: ignore[import-untyped]  # no py.typed
 
 from depot.catalog import SERVICES, longest_chain
 from depot.standins import BuildReport, StandinUnavailableError, ensure_standins
@@ -39,7 +40,7 @@ WAIT_TIMEOUT, _ = longest_chain(
 )
 FIGURES: dict[str, str] = {}
 """Measured figures, printed in the test summary (README "Engine tier")."""
-TIER = Path(__file__).resolve().parent
+TIER_PATH = "tests/engine/"  # node ids start with it
 # The xdist groups: every single-engine test on one worker, the multi-node module on another.
 SINGLE_ENGINE_GROUP, MULTINODE_GROUP = "engine", "engine-multinode"
 MULTINODE_MODULE = "test_multinode.py"
@@ -112,28 +113,43 @@ def depot(request: pytest.FixtureRequest, standin_images: dict[str, str]) -> Ite
         assert not leftovers, f"the tier left {leftovers} of {running.project} on the engine"
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each engine test in its xdist group; first, so that xdist's own hook sees the marks."""
-    for item in items:
-        if TIER in item.path.parents:
-            group = MULTINODE_GROUP if item.path.name == MULTINODE_MODULE else SINGLE_ENGINE_GROUP
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
-@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
-def order_the_tier(items: list[pytest.Item]) -> None:
     """The swarm test, the backup drill, the migration and the demo first: the Compose depots hold
     the stack's fixed names until the session ends.
 
     ``depot`` is session-scoped, so the last stack's containers and networks (``depot-network``
     …) stay up until every test ran; the swarm test, the backup drill, the migration and `make
     demo` (each a stack of its own, with the same fixed names), which need those names free, run
-    before. Within the single-engine xdist group the worker keeps this order.
+    before. On two workers, the single-engine worker runs its tests in this order too.
     """
     first = ("test_swarm.py", "test_backup.py", "test_migrate.py", "test_demo.py")
     ahead = [item for name in first for item in items if item.path.name == name]
     items[:] = ahead + [item for item in items if item.path.name not in first]
+
+
+class TierScheduling(LoadGroupScheduling):  # type: ignore[misc]  # xdist's classes are untyped
+    """xdist's ``loadgroup`` with the tier's two groups: every single-engine test in one work
+    unit, the multi-node module in another (each unit goes whole to one worker, in collection
+    order); any other test as ``loadgroup`` places it.
+
+    By path, not by ``xdist_group`` marks: xdist 3.8 names a marked test's group by setting
+    ``item._nodeid``, which pytest 9 no longer reads, so those marks group nothing here.
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", maxsplit=1)[0]
+        if path.startswith(TIER_PATH):
+            return MULTINODE_GROUP if path.endswith(MULTINODE_MODULE) else SINGLE_ENGINE_GROUP
+        scope: str = super()._split_scope(nodeid)
+        return scope
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> TierScheduling | None:
+    """The tier's groups when run on xdist workers with ``--dist loadgroup`` (pyproject)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return TierScheduling(config, log)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -171,7 +187,7 @@ def pytest_runtest_logfinish(nodeid: str) -> None:
 def _part(nodeid: str) -> str | None:
     """Which part of the tier a test is: single-engine, multi-node, or none (not the tier)."""
     path = nodeid.split("::", maxsplit=1)[0]
-    if not path.startswith("tests/engine/"):
+    if not path.startswith(TIER_PATH):
         return None
     return "multi-node" if path.endswith(MULTINODE_MODULE) else "single-engine"
 
