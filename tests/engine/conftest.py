@@ -4,20 +4,24 @@ Every test here needs a Docker Engine and the docker-compose CLI; where either i
 engine already runs a depot whose fixed names would clash, the tier is skipped with that reason.
 Each stack is started once (``up --wait``) and removed afterwards, also when a test fails.
 
-The tier runs on two pytest-xdist workers (``make test``: ``pytest -m engine -n 2 tests/engine``):
-the single-engine tests in one group, in file order on one worker — they share the engine's fixed
-names (``depot-network``, ``depot-postgres`` …) and its one Swarm, so they cannot overlap — and
-the multi-node module (``test_multinode.py``) in another, on the other worker. The multi-node
-module shares nothing with them but the stand-in images (its three dockerds, network namespaces
-and addresses are its own), and it mostly waits on Swarm's timers, so the tier takes about as long
-as the longer of the two. Each worker has its own session fixtures, so the stand-ins are built
-under a file lock (one build at a time on this machine). The figures are measured in the workers
-and reach the controller, which prints them, on each test's report (``user_properties``).
+The tier runs on two pytest-xdist workers (``make test``: ``pytest -m engine -n 2 tests/engine``).
+The single-engine tests go, in order, to one worker: they share the engine's fixed names
+(``depot-network``, ``depot-postgres`` …) and its one Swarm, so they cannot overlap. The other
+worker runs the multi-node module (``test_multinode.py``), which shares nothing with them but the
+stand-in images (its three dockerds, network namespaces and addresses are its own), then the
+private modules (``PRIVATE_MODULES``: every object of theirs named by them, on networks of their
+own). Both mostly wait, on the engine and on Swarm's timers, so the tier takes about as long as
+the longer worker. Each worker has its own session fixtures, so the stand-ins are built under a
+file lock (one build at a time on this machine); the demo, which compares every object on the
+engine before and after, waits until no private module has objects there (``engine_to_itself``).
+The figures are measured in the workers and reach the controller, which prints them, on each
+test's report (``user_properties``).
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 import tempfile
 import time
 from collections.abc import Generator, Iterator
@@ -44,8 +48,13 @@ TIER_PATH = "tests/engine/"  # node ids start with it
 # The xdist groups: every single-engine test on one worker, the multi-node module on another.
 SINGLE_ENGINE_GROUP, MULTINODE_GROUP = "engine", "engine-multinode"
 MULTINODE_MODULE = "test_multinode.py"
+# Modules whose engine objects all have names of their own (no fixed name, no Compose depot):
+# on two workers they follow the multi-node module on its worker (``TierScheduling``).
+PRIVATE_MODULES = ("test_backup_agent.py",)
 # The stand-ins' builds, one at a time on this machine (each worker may ask for them).
 BUILD_LOCK = Path(tempfile.gettempdir()) / "depot-standins.lock"
+# Shared by the private modules, exclusive for a test that compares the whole engine (the demo).
+ENGINE_OBJECTS_LOCK = Path(tempfile.gettempdir()) / "depot-engine-objects.lock"
 _FIGURES_PROPERTY = "engine tier figures"  # a report's user property carrying new figures
 _SENT: dict[str, str] = {}  # figures this process already put on a report
 # Wall-clock starts and ends of each part, in the process that prints the summary.
@@ -53,26 +62,43 @@ _SPANS: dict[str, list[float]] = {}
 
 
 @contextmanager
-def _build_lock() -> Iterator[None]:
-    with BUILD_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def file_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
+    """An flock on ``path`` (made readable by every user), held for the block."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+@contextmanager
+def engine_in_use() -> Iterator[None]:
+    """Held (shared) by the tier's private modules while their objects are on the engine."""
+    with file_lock(ENGINE_OBJECTS_LOCK, shared=True):
+        yield
+
+
+@contextmanager
+def engine_to_itself() -> Iterator[None]:
+    """Held (exclusive) by a test that compares every object on the engine before and after:
+    it waits until no private module of the other worker has objects there."""
+    with file_lock(ENGINE_OBJECTS_LOCK):
+        yield
 
 
 @pytest.fixture(scope="session")
 def standin_builds() -> dict[str, str]:
     """Each stand-in's tag, built on the machine's engine unless cached; skips where it cannot.
 
-    No check for a depot on the engine: the multi-node module only saves the images from it.
+    No check for a depot on the engine: the multi-node module only saves the images from it,
+    and the private modules use names of their own.
     """
     reason = engine_unavailable()
     if reason:
         pytest.skip(f"engine tier: {reason}")
     try:
-        with _build_lock():
+        with file_lock(BUILD_LOCK):
             tags, report = ensure_standins()
     except StandinUnavailableError as unavailable:
         pytest.skip(f"engine tier: {unavailable}")
@@ -121,17 +147,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ``depot`` is session-scoped, so the last stack's containers and networks (``depot-network``
     …) stay up until every test ran; the swarm test, the backup drill, the migration and `make
     demo` (each a stack of its own, with the same fixed names), which need those names free, run
-    before. On two workers, the single-engine worker runs its tests in this order too.
+    before. The multi-node module (it shares nothing with them) may run anywhere; it goes first,
+    so that on two workers it heads its worker's queue. Each worker keeps this order.
     """
-    first = ("test_swarm.py", "test_backup.py", "test_migrate.py", "test_demo.py")
+    first = (
+        MULTINODE_MODULE,  # on two workers: ahead of the private modules that share its worker
+        "test_swarm.py",
+        "test_backup.py",
+        "test_migrate.py",
+        "test_demo.py",
+    )
     ahead = [item for name in first for item in items if item.path.name == name]
     items[:] = ahead + [item for item in items if item.path.name not in first]
 
 
 class TierScheduling(LoadGroupScheduling):  # type: ignore[misc]  # xdist's classes are untyped
-    """xdist's ``loadgroup`` with the tier's two groups: every single-engine test in one work
-    unit, the multi-node module in another (each unit goes whole to one worker, in collection
-    order); any other test as ``loadgroup`` places it.
+    """xdist's ``loadgroup`` with the tier's two groups, each a work unit that goes whole to one
+    worker, in collection order: every single-engine test in one; the multi-node module, then
+    the private modules, in the other (the multi-node module takes ~200 s, the single-engine
+    tests far longer: the private ones even that out). Any other test as ``loadgroup`` places it.
 
     By path, not by ``xdist_group`` marks: xdist 3.8 names a marked test's group by setting
     ``item._nodeid``, which pytest 9 no longer reads, so those marks group nothing here.
@@ -140,7 +174,9 @@ class TierScheduling(LoadGroupScheduling):  # type: ignore[misc]  # xdist's clas
     def _split_scope(self, nodeid: str) -> str:
         path = nodeid.split("::", maxsplit=1)[0]
         if path.startswith(TIER_PATH):
-            return MULTINODE_GROUP if path.endswith(MULTINODE_MODULE) else SINGLE_ENGINE_GROUP
+            name = path.rsplit("/", maxsplit=1)[-1]
+            other = name == MULTINODE_MODULE or name in PRIVATE_MODULES
+            return MULTINODE_GROUP if other else SINGLE_ENGINE_GROUP
         scope: str = super()._split_scope(nodeid)
         return scope
 
@@ -185,11 +221,14 @@ def pytest_runtest_logfinish(nodeid: str) -> None:
 
 
 def _part(nodeid: str) -> str | None:
-    """Which part of the tier a test is: single-engine, multi-node, or none (not the tier)."""
+    """Which part of the tier a test is in (each timed on its own), or None: not the tier."""
     path = nodeid.split("::", maxsplit=1)[0]
     if not path.startswith(TIER_PATH):
         return None
-    return "multi-node" if path.endswith(MULTINODE_MODULE) else "single-engine"
+    name = path.rsplit("/", maxsplit=1)[-1]
+    if name == MULTINODE_MODULE:
+        return "multi-node module"
+    return "private modules" if name in PRIVATE_MODULES else "single-engine"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
