@@ -45,7 +45,8 @@ WAIT_TIMEOUT, _ = longest_chain(
 FIGURES: dict[str, str] = {}
 """Measured figures, printed in the test summary (README "Engine tier")."""
 TIER_PATH = "tests/engine/"  # node ids start with it
-# The xdist groups: every single-engine test on one worker, the multi-node module on another.
+# The work units on two xdist workers (``TierScheduling``): the single-engine tests on one, the
+# multi-node module and then the private modules on the other.
 SINGLE_ENGINE_GROUP, MULTINODE_GROUP = "engine", "engine-multinode"
 MULTINODE_MODULE = "test_multinode.py"
 # Modules whose engine objects all have names of their own (no fixed name, no Compose depot):
