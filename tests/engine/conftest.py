@@ -3,19 +3,38 @@
 Every test here needs a Docker Engine and the docker-compose CLI; where either is missing, or the
 engine already runs a depot whose fixed names would clash, the tier is skipped with that reason.
 Each stack is started once (``up --wait``) and removed afterwards, also when a test fails.
+
+The tier runs on two pytest-xdist workers (``make test``: ``pytest -m engine -n 2 tests/engine``).
+The single-engine tests go, in order, to one worker: they share the engine's fixed names
+(``depot-network``, ``depot-postgres`` …) and its one Swarm, so they cannot overlap. The other
+worker runs the multi-node module (``test_multinode.py``), which shares nothing with them but the
+stand-in images (its three dockerds, network namespaces and addresses are its own), then the
+private modules (``PRIVATE_MODULES``: every object of theirs named by them, on networks of their
+own). Both mostly wait, on the engine and on Swarm's timers, so the tier takes about as long as
+the longer worker. Each worker has its own session fixtures, so the stand-ins are built under a
+file lock (one build at a time on this machine); the demo, which compares every object on the
+engine before and after, waits until no private module has objects there (``engine_to_itself``).
+The figures are measured in the workers and reach the controller, which prints them, on each
+test's report (``user_properties``).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import pytest
+from xdist.scheduler import LoadGroupScheduling  # type: ignore[import-untyped]  # no py.typed
 
 from depot.catalog import SERVICES, longest_chain
 from depot.standins import BuildReport, StandinUnavailableError, ensure_standins
+from depot.tools.image_budget import engine_unavailable
 from tests.conftest import STACKS
 from tests.engine.harness import TierDepot, tier_unavailable
 
@@ -25,21 +44,76 @@ WAIT_TIMEOUT, _ = longest_chain(
 )
 FIGURES: dict[str, str] = {}
 """Measured figures, printed in the test summary (README "Engine tier")."""
-_TIER_SPAN: dict[str, float] = {}  # monotonic start (the first stand-in check) and end
+TIER_PATH = "tests/engine/"  # node ids start with it
+# The work units on two xdist workers (``TierScheduling``): the single-engine tests on one, the
+# multi-node module and then the private modules on the other.
+SINGLE_ENGINE_GROUP, MULTINODE_GROUP = "engine", "engine-multinode"
+MULTINODE_MODULE = "test_multinode.py"
+# Modules whose engine objects all have names of their own (no fixed name, no Compose depot):
+# on two workers they follow the multi-node module on its worker (``TierScheduling``).
+PRIVATE_MODULES = ("test_backup_agent.py",)
+# The stand-ins' builds, one at a time on this machine (each worker may ask for them).
+BUILD_LOCK = Path(tempfile.gettempdir()) / "depot-standins.lock"
+# Shared by the private modules, exclusive for a test that compares the whole engine (the demo).
+ENGINE_OBJECTS_LOCK = Path(tempfile.gettempdir()) / "depot-engine-objects.lock"
+_FIGURES_PROPERTY = "engine tier figures"  # a report's user property carrying new figures
+_SENT: dict[str, str] = {}  # figures this process already put on a report
+# Wall-clock starts and ends of each part, in the process that prints the summary.
+_SPANS: dict[str, list[float]] = {}
+
+
+@contextmanager
+def file_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
+    """An flock on ``path`` (made readable by every user), held for the block."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+@contextmanager
+def engine_in_use() -> Iterator[None]:
+    """Held (shared) by the tier's private modules while their objects are on the engine."""
+    with file_lock(ENGINE_OBJECTS_LOCK, shared=True):
+        yield
+
+
+@contextmanager
+def engine_to_itself() -> Iterator[None]:
+    """Held (exclusive) by a test that compares every object on the engine before and after:
+    it waits until no private module of the other worker has objects there."""
+    with file_lock(ENGINE_OBJECTS_LOCK):
+        yield
 
 
 @pytest.fixture(scope="session")
-def standin_images() -> dict[str, str]:
-    """Each stand-in's image tag, built here unless cached; skips the tier where it cannot run."""
-    _TIER_SPAN["start"] = time.monotonic()
-    reason = tier_unavailable()
+def standin_builds() -> dict[str, str]:
+    """Each stand-in's tag, built on the machine's engine unless cached; skips where it cannot.
+
+    No check for a depot on the engine: the multi-node module only saves the images from it,
+    and the private modules use names of their own.
+    """
+    reason = engine_unavailable()
     if reason:
         pytest.skip(f"engine tier: {reason}")
     try:
-        tags, report = ensure_standins()
+        with file_lock(BUILD_LOCK):
+            tags, report = ensure_standins()
     except StandinUnavailableError as unavailable:
         pytest.skip(f"engine tier: {unavailable}")
     FIGURES["stand-in images"] = _build_figure(report)
+    return tags
+
+
+@pytest.fixture(scope="session")
+def standin_images(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Each stand-in's tag, built here unless cached; skips the tier where it cannot run."""
+    reason = tier_unavailable()
+    if reason:
+        pytest.skip(f"engine tier: {reason}")
+    tags: dict[str, str] = request.getfixturevalue("standin_builds")
     return tags
 
 
@@ -68,27 +142,107 @@ def depot(request: pytest.FixtureRequest, standin_images: dict[str, str]) -> Ite
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The swarm test, the backup drill, the migration and the demo first: the Compose depots hold
+    """The demo, the backup drill, the swarm test and the migration first: the Compose depots hold
     the stack's fixed names until the session ends.
 
     ``depot`` is session-scoped, so the last stack's containers and networks (``depot-network``
     …) stay up until every test ran; the swarm test, the backup drill, the migration and `make
     demo` (each a stack of its own, with the same fixed names), which need those names free, run
-    before.
+    before. The multi-node module (it shares nothing with them) may run anywhere; it goes first,
+    so that on two workers it heads its worker's queue. Each worker keeps this order.
     """
-    first = ("test_swarm.py", "test_backup.py", "test_migrate.py", "test_demo.py")
+    first = (
+        MULTINODE_MODULE,  # on two workers: ahead of the private modules that share its worker
+        "test_demo.py",  # before the private modules start on the other worker (it waits for them)
+        # The drill's bound (20 s for a 2 s backup) leaves room for the multi-node module's
+        # busiest minute (its stand-ins loaded on three daemons): the swarm's pushes, 545 MB
+        # compressed, come after it.
+        "test_backup.py",
+        "test_swarm.py",
+        "test_migrate.py",
+    )
     ahead = [item for name in first for item in items if item.path.name == name]
     items[:] = ahead + [item for item in items if item.path.name not in first]
 
 
+class TierScheduling(LoadGroupScheduling):  # type: ignore[misc]  # xdist's classes are untyped
+    """xdist's ``loadgroup`` with the tier's two groups, each a work unit that goes whole to one
+    worker, in collection order: every single-engine test in one; the multi-node module, then
+    the private modules, in the other (the multi-node module takes ~200 s, the single-engine
+    tests far longer: the private ones even that out). Any other test as ``loadgroup`` places it.
+
+    By path, not by ``xdist_group`` marks: xdist 3.8 names a marked test's group by setting
+    ``item._nodeid``, which pytest 9 no longer reads, so those marks group nothing here.
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", maxsplit=1)[0]
+        if path.startswith(TIER_PATH):
+            name = path.rsplit("/", maxsplit=1)[-1]
+            other = name == MULTINODE_MODULE or name in PRIVATE_MODULES
+            return MULTINODE_GROUP if other else SINGLE_ENGINE_GROUP
+        scope: str = super()._split_scope(nodeid)
+        return scope
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> TierScheduling | None:
+    """The tier's groups when run on xdist workers with ``--dist loadgroup`` (pyproject)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return TierScheduling(config, log)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """The figures measured since the last report ride on this one (to the xdist controller)."""
+    report = yield
+    new = {name: figure for name, figure in FIGURES.items() if _SENT.get(name) != figure}
+    if new:
+        _SENT.update(new)
+        # A list of its own: the report's list is the item's, shared by its three phases.
+        report.user_properties = [*report.user_properties, (_FIGURES_PROPERTY, new)]
+    return report
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    part = _part(nodeid)
+    if part:
+        _SPANS.setdefault(part, [time.time()] * 2)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in report.user_properties:
+        if name == _FIGURES_PROPERTY:
+            FIGURES.update(cast("dict[str, str]", value))
+
+
 def pytest_runtest_logfinish(nodeid: str) -> None:
-    if "start" in _TIER_SPAN:
-        _TIER_SPAN["end"] = time.monotonic()
+    part = _part(nodeid)
+    if part in _SPANS:
+        _SPANS[part][1] = time.time()
+
+
+def _part(nodeid: str) -> str | None:
+    """Which part of the tier a test is in (each timed on its own), or None: not the tier."""
+    path = nodeid.split("::", maxsplit=1)[0]
+    if not path.startswith(TIER_PATH):
+        return None
+    name = path.rsplit("/", maxsplit=1)[-1]
+    if name == MULTINODE_MODULE:
+        return "multi-node module"
+    return "private modules" if name in PRIVATE_MODULES else "single-engine"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if "end" in _TIER_SPAN and FIGURES:
-        FIGURES["tier duration"] = f"{_TIER_SPAN['end'] - _TIER_SPAN['start']:.0f} s"
+    if _SPANS and FIGURES:
+        start = min(begun for begun, _ in _SPANS.values())
+        end = max(ended for _, ended in _SPANS.values())
+        parts = ", ".join(
+            f"{part} {ended - begun:.0f} s" for part, (begun, ended) in _SPANS.items()
+        )
+        FIGURES["tier duration"] = f"{end - start:.0f} s ({parts})"
     if FIGURES:
         terminalreporter.section("engine tier figures")
         for name, figure in FIGURES.items():

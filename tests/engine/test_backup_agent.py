@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from depot.standins import ensure_backup_image
-from tests.engine.conftest import FIGURES
+from tests.engine.conftest import FIGURES, engine_in_use
 from tests.engine.harness import docker
 
 pytestmark = pytest.mark.engine
@@ -303,7 +303,14 @@ def age_identity(image: str) -> tuple[bytes, str]:
 
 
 @pytest.fixture(scope="module")
-def site(standin_images: dict[str, str]) -> Iterator[Site]:
+def site(standin_builds: dict[str, str]) -> Iterator[Site]:
+    """Everything the module runs, on names of its own: it may share the engine with the other
+    engine tests (conftest ``PRIVATE_MODULES``), so it needs no stand-in depot's names free."""
+    with engine_in_use():
+        yield from _site(standin_builds)
+
+
+def _site(standin_images: dict[str, str]) -> Iterator[Site]:
     image, built = ensure_backup_image(standin_images["postgres"])
     FIGURES["backup image"] = "cached" if built is None else f"built {built:.0f} s"
     identity, recipient = age_identity(image)

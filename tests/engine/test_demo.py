@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from depot.demo import PROJECT, PROJECT_LABEL, EngineObject, engine_objects
+from tests.engine.conftest import engine_to_itself
 from tests.engine.harness import docker
 
 pytestmark = pytest.mark.engine
@@ -35,7 +36,16 @@ def demo(action: str, directory: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def decoys(standin_images: dict[str, str]) -> Iterator[set[EngineObject]]:
-    """A container, network and volume that look like the demo's and are not; removed after."""
+    """A container, network and volume that look like the demo's and are not; removed after.
+
+    Meanwhile the engine holds no object of another worker's test (``engine_to_itself``): the
+    test compares every object on the engine before and after.
+    """
+    with engine_to_itself():
+        yield from _decoys(standin_images)
+
+
+def _decoys(standin_images: dict[str, str]) -> Iterator[set[EngineObject]]:
     name = f"{PROJECT}-decoy-{secrets.token_hex(4)}"
     other = f"{PROJECT}-other"  # another Compose project whose name starts like the demo's
     docker("volume", "create", "--label", f"{PROJECT_LABEL}={other}", name)

@@ -203,7 +203,7 @@ def _loading(cluster: Cluster, archive: Path) -> Callable[[], None]:
 
 def _save(request: pytest.FixtureRequest, names: Any, target: Path) -> None:
     # The first run saves from the machine's engine: it must build (or find) the stand-ins.
-    request.getfixturevalue("standin_images")
+    request.getfixturevalue("standin_builds")
     save_from_local_engine(names, target)
 
 
