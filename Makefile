@@ -51,9 +51,10 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # The engine tier first (skipped with its reason where no engine answers) on two workers: the
-# single-engine tests in order on one (they share the engine's fixed names), the multi-node module
-# on the other (its own dockerds); `tests/engine` makes the controller load the tier's conftest,
-# which prints the figures. Then the unit tier on both cores: many small, independent tests.
+# single-engine tests, in order, on one (they share the engine's fixed names); the multi-node
+# module (its own dockerds), then test_backup_agent.py (its own names), on the other. The path
+# makes the controller load the tier's conftest, which prints the figures. Then the unit tier on
+# both cores: many small, independent tests.
 pytest: setup
 	$(BIN)/pytest -m engine -n 2 tests/engine
 	$(BIN)/pytest -n 2 -m "not engine"
