@@ -172,9 +172,9 @@ def depot(request: pytest.FixtureRequest) -> Iterator[Depot]:
     FIGURES["multinode: whole module (made, tested, removed)"] = (
         f"{seconds:.0f} s (target {BUDGET_SECONDS} s)"
     )
-    # The target is met only near it on a quiet machine (181 s measured at a load of 5): some
-    # 140 s are Swarm's default timings, which the test keeps (docs/several-hosts.md). Not
-    # asserted on a shared 2-core machine; the bound catches a hang.
+    # The target is not met, only neared (181-197 s measured at loads of 4 to 8): some 140 s
+    # are Swarm's default timings, which the test keeps (docs/several-hosts.md). Not asserted
+    # on a shared 2-core machine; the bound catches a hang.
     assert seconds < HANG_SECONDS, f"the multi-node module took {seconds:.0f} s"
 
 
