@@ -496,17 +496,29 @@ def save_from_local_engine(names: Sequence[str], target: Path) -> None:
     _run("docker", "save", "--output", str(target), *names, timeout=600)
 
 
-def postmasters(node: Node) -> list[int]:
-    """The postgres servers running on ``node``: the processes in its cgroups whose argv[0] is
-    postgres itself (a server's own children rename theirs ``postgres: <role>``). A container
-    waiting on postgres' data lock runs, but runs no server: only this tells them apart."""
+def postmasters(node: Node) -> list[str]:
+    """The postgres servers running on ``node``, as ``pid in <container>``: the processes in its
+    cgroups whose argv[0] is postgres itself and whose parent is not postgres. A server's
+    children rename theirs ``postgres: <role>``, but only after the fork: a backend just forked
+    still shows the postmaster's argv, under the postmaster. A container waiting on postgres'
+    data lock runs, but runs no server: only this tells them apart."""
     found = []
     for pid in _cgroup_pids(node.cgroup_parent):
-        with contextlib.suppress(OSError):
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if argv and argv[0].rsplit(b"/", 1)[-1] == b"postgres":
-                found.append(pid)
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if _program(pid) != b"postgres":
+                continue
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if _program(parent).startswith(b"postgres"):
+                continue
+            cgroup = Path(f"/proc/{pid}/cgroup").read_text().splitlines()[0]
+            found.append(f"{pid} in {cgroup.rsplit('/', 1)[-1][:12]}")
     return found
+
+
+def _program(pid: int) -> bytes:
+    """The name in ``pid``'s argv[0], without its folder."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].rsplit(b"/", 1)[-1]
 
 
 def _netns_pids(netns: str) -> list[int]:

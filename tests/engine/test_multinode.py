@@ -172,9 +172,9 @@ def depot(request: pytest.FixtureRequest) -> Iterator[Depot]:
     FIGURES["multinode: whole module (made, tested, removed)"] = (
         f"{seconds:.0f} s (target {BUDGET_SECONDS} s)"
     )
-    # The target is met only near it on a quiet machine (181 s measured at a load of 5): some
-    # 140 s are Swarm's default timings, which the test keeps (docs/several-hosts.md). Not
-    # asserted on a shared 2-core machine; the bound catches a hang.
+    # The target is not met, only neared (181-197 s measured at loads of 4 to 8): some 140 s
+    # are Swarm's default timings, which the test keeps (docs/several-hosts.md). Not asserted
+    # on a shared 2-core machine; the bound catches a hang.
     assert seconds < HANG_SECONDS, f"the multi-node module took {seconds:.0f} s"
 
 
@@ -588,6 +588,7 @@ class Watch:
         self.cluster, self.services = cluster, services
         self.most = dict.fromkeys(services, 0)
         self.most_servers = 0
+        self.servers: list[str] = []  # the postgres servers when the most were seen
         self.evidence: list[str] = []  # postgres' containers when more than one ran
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -595,8 +596,9 @@ class Watch:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            servers = sum(len(postmasters(n)) for n in self.cluster.nodes)
-            self.most_servers = max(self.most_servers, servers)
+            servers = [f"{n.name}: {s}" for n in self.cluster.nodes for s in postmasters(n)]
+            if len(servers) > self.most_servers:
+                self.most_servers, self.servers = len(servers), servers
             for service in self.services:
                 count = sum(len(_task_containers(n, service)) for n in self.cluster.nodes)
                 self.most[service] = max(self.most[service], count)
@@ -780,7 +782,8 @@ def test_the_data_node_cut_off_and_healed_never_runs_two_postgres(depot: Depot) 
     # servers on one data directory. The lock makes the new one wait (it logs so) until the old
     # one has stopped: two containers may run at once, never two servers.
     assert watch.most_servers == 1, (
-        f"{watch.most_servers} postgres servers at once: {'; '.join(watch.evidence)}"
+        f"{watch.most_servers} postgres servers at once ({'; '.join(watch.servers)}); "
+        f"containers: {'; '.join(watch.evidence)}"
     )
     if most["postgres"] > 1:
         assert waited, f"a second postgres container ran without waiting: {watch.evidence}"
