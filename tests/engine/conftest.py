@@ -51,7 +51,7 @@ SINGLE_ENGINE_GROUP, MULTINODE_GROUP = "engine", "engine-multinode"
 MULTINODE_MODULE = "test_multinode.py"
 # Modules whose engine objects all have names of their own (no fixed name, no Compose depot):
 # on two workers they follow the multi-node module on its worker (``TierScheduling``).
-PRIVATE_MODULES = ("test_backup_agent.py",)
+PRIVATE_MODULES = ("test_backup_agent.py", "test_data_lock.py", "test_exceptions.py")
 # The stand-ins' builds, one at a time on this machine (each worker may ask for them).
 BUILD_LOCK = Path(tempfile.gettempdir()) / "depot-standins.lock"
 # Shared by the private modules, exclusive for a test that compares the whole engine (the demo).

@@ -18,10 +18,20 @@ from pathlib import Path
 import pytest
 
 from depot.catalog import POSTGRES
-from tests.engine.conftest import FIGURES
+from tests.engine.conftest import FIGURES, engine_in_use
 from tests.engine.harness import TIER_LABEL, docker
 
 pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _beside_the_single_engine_tests() -> Iterator[None]:
+    """Names of its own only (label ``depot.engine-tier=data-lock``): it runs on the second
+    worker beside the single-engine tests (conftest ``PRIVATE_MODULES``); the demo, which
+    compares the whole engine, waits until it is done."""
+    with engine_in_use():
+        yield
+
 
 LABEL = f"{TIER_LABEL}=data-lock"
 DATA = POSTGRES.data_mount or ""
@@ -89,9 +99,9 @@ class Postgres:
 
 
 @pytest.fixture
-def postgres(standin_images: dict[str, str]) -> Iterator[Postgres]:
+def postgres(standin_builds: dict[str, str]) -> Iterator[Postgres]:
     with tempfile.TemporaryDirectory(prefix="depot-data-lock-") as folder:
-        made = Postgres(standin_images["postgres"], Path(folder))
+        made = Postgres(standin_builds["postgres"], Path(folder))
         try:
             yield made
         finally:

@@ -20,9 +20,20 @@ import pytest
 
 from depot.catalog import CONSOLE, POSTGRES, SCRATCH, ServiceSpec
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST
+from tests.engine.conftest import engine_in_use
 from tests.engine.harness import TIER_LABEL, docker
 
 pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _beside_the_single_engine_tests() -> Iterator[None]:
+    """Names of its own only (label ``depot.engine-tier=exceptions``): it runs on the second
+    worker beside the single-engine tests (conftest ``PRIVATE_MODULES``); the demo, which
+    compares the whole engine, waits until it is done."""
+    with engine_in_use():
+        yield
+
 
 READY_SECONDS = 20  # the control must be ready within this
 FAILED_SECONDS = 6  # and without a capability, not within this
@@ -130,23 +141,23 @@ def test_the_allowlists_are_the_catalogues() -> None:
 
 @pytest.mark.parametrize("spec", [POSTGRES, CONSOLE], ids=lambda spec: spec.name)
 def test_the_hardened_stand_in_starts_with_its_allowlist(
-    spec: ServiceSpec, standin_images: dict[str, str], workdir: Path
+    spec: ServiceSpec, standin_builds: dict[str, str], workdir: Path
 ) -> None:
-    image = standin_images[spec.name]
+    image = standin_builds[spec.name]
     assert becomes_ready(image, spec, list(spec.capabilities), workdir, READY_SECONDS)
 
 
 @pytest.mark.parametrize(("spec", "capability"), CASES, ids=[f"{s.name}-{c}" for s, c in CASES])
 def test_without_an_allowlisted_capability_the_real_program_fails(
-    spec: ServiceSpec, capability: str, standin_images: dict[str, str], workdir: Path
+    spec: ServiceSpec, capability: str, standin_builds: dict[str, str], workdir: Path
 ) -> None:
-    image = standin_images[spec.name]
+    image = standin_builds[spec.name]
     kept = [cap for cap in spec.capabilities if cap != capability]
     assert not becomes_ready(image, spec, kept, workdir, FAILED_SECONDS)
 
 
 def test_nginx_binds_port_80_unprivileged_because_the_engine_lets_it(
-    standin_images: dict[str, str],
+    standin_builds: dict[str, str],
 ) -> None:
     # Why the console needs no NET_BIND_SERVICE: since Engine 20.10 every container's network
     # namespace lets any process bind ports from 0 (net.ipv4.ip_unprivileged_port_start).
@@ -157,14 +168,14 @@ def test_nginx_binds_port_80_unprivileged_because_the_engine_lets_it(
         f"{TIER_LABEL}=exceptions",
         "--cap-drop",
         "ALL",
-        standin_images["console"],
+        standin_builds["console"],
         "cat",
         "/proc/sys/net/ipv4/ip_unprivileged_port_start",
     )
     assert read.stdout.strip() == "0"
 
 
-def test_the_providers_upload_needs_postgres_writable_root(standin_images: dict[str, str]) -> None:
+def test_the_providers_upload_needs_postgres_writable_root(standin_builds: dict[str, str]) -> None:
     # The Pulumi provider uploads the password file as a tar into the created container before
     # it starts (the Engine's archive API, as `docker cp -` uses it): refused on a read-only root.
     archive = io.BytesIO()
@@ -176,7 +187,7 @@ def test_the_providers_upload_needs_postgres_writable_root(standin_images: dict[
     for read_only in (True, False):
         options = ["--read-only"] if read_only else []
         created = docker(
-            "create", "--label", f"{TIER_LABEL}=exceptions", *options, standin_images["postgres"]
+            "create", "--label", f"{TIER_LABEL}=exceptions", *options, standin_builds["postgres"]
         ).stdout.strip()
         try:
             upload = subprocess_with_input(
