@@ -614,10 +614,12 @@ def test_retention_of_a_six_hour_schedule_over_five_weeks_keeps_exactly_the_prom
 
 
 # Retention over 20 days with a stand-in rclone (use_the_stand_in_rclone): some 50 rclone calls
-# per shell. The same path with the real rclone, under both shells: a target listed and pruned
-# by its rules, its debris removed, the local volume keeping its newest
-# (test_a_target_is_pruned_by_its_rules_through_the_real_rclone); in the real image, over SFTP,
-# tests/engine/test_backup_agent.py (test_backups_taken_while_the_target_is_down_stay_until...).
+# per shell. The same path with the real rclone, under both shells (a target listed and pruned
+# by its rules, its debris removed, the local volume keeping its newest), in
+#   test_a_target_is_pruned_by_its_rules_through_the_real_rclone, just below;
+# and in the real image, over SFTP (a run that prunes the target by its rules), in
+#   tests/engine/test_backup_agent.py::
+#     test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it.
 def test_with_a_target_the_local_volume_keeps_the_newest_and_the_target_the_history(
     box: Box,
 ) -> None:
@@ -710,7 +712,8 @@ def test_copies_failing_for_three_days_leave_the_host_oldest_first_before_any_is
 
 
 # Under the production shell only (busybox ash, the Alpine image's; dash where busybox is
-# missing): its final run alone makes some 110 rclone calls, seconds of the unit tier per shell.
+# missing): 22 runs of the script, seconds of the unit tier per shell (with the real rclone, its
+# final run alone made some 110 rclone calls).
 # Under dash the same code paths run in the tests beside it, under both shells: runs while the
 # target is down keep every backup and count them (the test above: three down days, then the
 # copies oldest first and KEEP_LOCAL only once they are off the host; the health test below),
@@ -718,15 +721,19 @@ def test_copies_failing_for_three_days_leave_the_host_oldest_first_before_any_is
 # `waiting` lists several backups oldest first (test_waiting_lists_each_backup...), held
 # backups stay through a prune (test_prune_never_removes_a_backup_no_target_holds...), and the
 # target keeps the rules' history (test_with_a_target_the_local_volume_keeps_the_newest...).
-# It proves retention and ordering with a stand-in rclone (use_the_stand_in_rclone; the target is
-# down as in every test, by FAKE_RCLONE's FAKE_DOWN in front of it). The same copy, verify and
-# prune path runs the real rclone, under both shells, in: the three-day outage above (copies
-# oldest first, KEEP_LOCAL only once they are off the host), test_a_run_encrypts_places_copies_
-# verifies_and_leaves_no_secret_or_plaintext (a copy read back), test_a_target_that_corrupts_the_
-# copy_fails_the_run_and_holds_no_backup (a bad read-back removed, not recorded),
-# test_a_target_is_pruned_by_its_rules_through_the_real_rclone (the target's retention); and in the
-# real image, over SFTP with the target stopped and started again, tests/engine/
-# test_backup_agent.py::test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it.
+# It proves retention and ordering with a stand-in rclone (use_the_stand_in_rclone; the target
+# is down as in every test, by FAKE_RCLONE's FAKE_DOWN in front of it). The same copy, verify
+# and prune path runs the real rclone, under both shells, in
+#   test_copies_failing_for_three_days_leave_the_host_oldest_first_before_any_is_pruned
+#     (copies oldest first once the target is back, KEEP_LOCAL only once they are off the host),
+#   test_a_run_encrypts_places_copies_verifies_and_leaves_no_secret_or_plaintext (a copy read
+#     back and recorded),
+#   test_a_target_that_corrupts_the_copy_fails_the_run_and_holds_no_backup (a bad read-back
+#     removed, the backup kept and waiting),
+#   test_a_target_is_pruned_by_its_rules_through_the_real_rclone (the target's retention);
+# and in the real image, over SFTP with the target stopped and started again, in
+#   tests/engine/test_backup_agent.py::
+#     test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it.
 @pytest.mark.parametrize("shell", ["busybox" if shutil.which("busybox") else "sh"], indirect=True)
 def test_a_target_down_for_three_weeks_loses_nothing_and_the_rules_apply_once_it_is_back(
     box: Box,
@@ -836,9 +843,11 @@ def test_prune_never_removes_a_backup_no_target_holds_a_verified_copy_of(box: Bo
 
 # Ordering with a stand-in rclone (use_the_stand_in_rclone): some 28 rclone calls per shell. The
 # same path (a target that lacks backups is given each, oldest first, before the local volume
-# prunes one) runs the real rclone in test_copies_failing_for_three_days_leave_the_host_oldest_
-# first_before_any_is_pruned, under both shells, and in the real image in tests/engine/
-# test_backup_agent.py::test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it.
+# prunes one) runs the real rclone, under both shells, in
+#   test_copies_failing_for_three_days_leave_the_host_oldest_first_before_any_is_pruned,
+# and in the real image in
+#   tests/engine/test_backup_agent.py::
+#     test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it.
 def test_a_new_target_is_given_every_local_backup_before_one_is_pruned(box: Box) -> None:
     use_the_stand_in_rclone(box)
     old, new = str(box.offsite), str(box.root / "second")
