@@ -617,9 +617,10 @@ def test_retention_of_a_six_hour_schedule_over_five_weeks_keeps_exactly_the_prom
 # per shell. The same path with the real rclone, under both shells (a target listed and pruned
 # by its rules, its debris removed, the local volume keeping its newest), in
 #   test_a_target_is_pruned_by_its_rules_through_the_real_rclone, just below;
-# and in the real image, over SFTP (a run that prunes the target by its rules), in
-#   tests/engine/test_backup_agent.py::
-#     test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it.
+# in the real image, over SFTP, tests/engine/test_backup_agent.py::
+# test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it has the local volume
+# keep its newest once the copies are verified (what the target's rules remove there, it does
+# not assert).
 def test_with_a_target_the_local_volume_keeps_the_newest_and_the_target_the_history(
     box: Box,
 ) -> None:
