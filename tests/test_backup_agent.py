@@ -2,9 +2,12 @@
 
 The script is run by this machine's ``sh`` (dash, with GNU coreutils) and by ``busybox sh`` with
 only busybox applets on PATH (as in the Alpine postgres image), plus the real ``age`` and
-``rclone``; targets are rclone paths on the local disk. Where a database would be needed,
-``pg_dump`` and ``pg_restore`` are fakes that record how they were called; the real ones run in
-the engine tier (tests/engine/test_backup_agent.py). Time is driven with ``--now``.
+``rclone``; targets are rclone paths on the local disk. The long simulations of retention and
+ordering run a stand-in for rclone instead (tests/fakes/rclone, held to the real one by a
+contract test; each names the tests that prove its path with the real one). Where a database
+would be needed, ``pg_dump`` and ``pg_restore`` are fakes that record how they were called;
+the real ones run in the engine tier (tests/engine/test_backup_agent.py). Time is driven with
+``--now``.
 """
 
 from __future__ import annotations
@@ -229,6 +232,7 @@ peek() {
 # detects (a read-only file: the save fails, and rclone retries it ten times). With FAKE_DOWN, a
 # target that is down (until a file "up" appears in FAKE_DIR): every call naming a path under it
 # fails (each such call recorded as "rclone-down <its arguments>"). Each copyto is recorded.
+# What it then runs is $REAL_RCLONE: the real rclone, or the stand-in (use_the_stand_in_rclone).
 FAKE_RCLONE = (
     r"""#!/bin/sh
 real=$REAL_RCLONE
@@ -328,6 +332,16 @@ def make_box(shell: Shell, tmp_path: Path, identity: Identity) -> Box:
     }
     (tmp_path / "backups").mkdir()
     return Box(shell, tmp_path, env)
+
+
+STAND_IN_RCLONE = PROJECT_DIR / "tests" / "fakes" / "rclone"
+
+
+def use_the_stand_in_rclone(box: Box) -> None:
+    """The box's rclone wrapper (FAKE_RCLONE: a target down, copies recorded, unchanged) runs the
+    stand-in tests/fakes/rclone instead of the real rclone: a few ms of CPU a call, not ~55.
+    test_the_stand_in_rclone_does_what_the_real_one_does holds it to the real one."""
+    box.env["REAL_RCLONE"] = str(STAND_IN_RCLONE)
 
 
 # --- waiting for and stopping a schedule ------------------------------------------------------
@@ -599,9 +613,18 @@ def test_retention_of_a_six_hour_schedule_over_five_weeks_keeps_exactly_the_prom
     assert survivors == sorted(gfs(moments, rules))
 
 
+# Retention over 20 days with a stand-in rclone (use_the_stand_in_rclone): some 50 rclone calls
+# per shell. The same path with the real rclone, under both shells (a target listed and pruned
+# by its rules, its debris removed, the local volume keeping its newest), in
+#   test_a_target_is_pruned_by_its_rules_through_the_real_rclone, just below;
+# in the real image, over SFTP, tests/engine/test_backup_agent.py::
+# test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it has the local volume
+# keep its newest once the copies are verified (what the target's rules remove there, it does
+# not assert).
 def test_with_a_target_the_local_volume_keeps_the_newest_and_the_target_the_history(
     box: Box,
 ) -> None:
+    use_the_stand_in_rclone(box)
     rules = {"daily": 3, "weekly": 2}
     moments = daily("20250301T000000Z", 20)
     target = str(box.offsite)
@@ -616,6 +639,35 @@ def test_with_a_target_the_local_volume_keeps_the_newest_and_the_target_the_hist
     assert good(box.backups) == moments[-2:]  # DEPOT_BACKUP_KEEP_LOCAL=2
     assert good(box.offsite) == sorted(gfs(moments, rules))
     assert [m.day for m in good(box.offsite)] == [16, 18, 19, 20]
+
+
+def test_a_target_is_pruned_by_its_rules_through_the_real_rclone(box: Box) -> None:
+    """What the simulation above proves over weeks with the stand-in, once with the real rclone:
+    the target is listed (lsf) and what its rules drop, and its debris, is removed (deletefile);
+    a file that is not ours stays; the local volume keeps its newest."""
+    rules = {"daily": 2, "weekly": 1}
+    days = daily("20250301T000000Z", 5)  # Saturday 1 to Wednesday 5 March
+    target = str(box.offsite)
+    for day in days:
+        name = seed(box.backups, day)
+        seed(box.offsite, day)
+        record_copy(box, name, target)
+    debris = seed(box.offsite, at("20250226T000000Z"), sidecar=False)
+    (box.offsite / "notes.txt").write_text("not ours")
+
+    pruned = box.run(
+        "prune", "--now", stamp(days[-1]), DEPOT_BACKUP_TARGETS=target, **keep_env(rules)
+    )
+
+    assert pruned.returncode == 0, pruned.stderr
+    assert good(box.offsite) == days[-2:] == sorted(gfs(days, rules))  # the 4th and 5th
+    assert sorted(path.name for path in box.offsite.iterdir()) == sorted(
+        [*(artefact(day) for day in days[-2:]), *(f"{artefact(day)}.sha256" for day in days[-2:]),
+         "notes.txt"]
+    )  # fmt: skip
+    assert f"{target}: 2 backups kept, 7 files removed" in pruned.stdout
+    assert not (box.offsite / debris).exists()
+    assert good(box.backups) == days[-2:]  # DEPOT_BACKUP_KEEP_LOCAL=2
 
 
 # --- leaving the host: nothing pruned here before every target holds a verified copy ---------
@@ -661,7 +713,8 @@ def test_copies_failing_for_three_days_leave_the_host_oldest_first_before_any_is
 
 
 # Under the production shell only (busybox ash, the Alpine image's; dash where busybox is
-# missing): its final run alone makes some 110 rclone calls, seconds of the unit tier per shell.
+# missing): 22 runs of the script, seconds of the unit tier per shell (with the real rclone, its
+# final run alone made some 110 rclone calls).
 # Under dash the same code paths run in the tests beside it, under both shells: runs while the
 # target is down keep every backup and count them (the test above: three down days, then the
 # copies oldest first and KEEP_LOCAL only once they are off the host; the health test below),
@@ -669,10 +722,24 @@ def test_copies_failing_for_three_days_leave_the_host_oldest_first_before_any_is
 # `waiting` lists several backups oldest first (test_waiting_lists_each_backup...), held
 # backups stay through a prune (test_prune_never_removes_a_backup_no_target_holds...), and the
 # target keeps the rules' history (test_with_a_target_the_local_volume_keeps_the_newest...).
+# It proves retention and ordering with a stand-in rclone (use_the_stand_in_rclone; the target
+# is down as in every test, by FAKE_RCLONE's FAKE_DOWN in front of it). The same copy, verify
+# and prune path runs the real rclone, under both shells, in
+#   test_copies_failing_for_three_days_leave_the_host_oldest_first_before_any_is_pruned
+#     (copies oldest first once the target is back, KEEP_LOCAL only once they are off the host),
+#   test_a_run_encrypts_places_copies_verifies_and_leaves_no_secret_or_plaintext (a copy read
+#     back and recorded),
+#   test_a_target_that_corrupts_the_copy_fails_the_run_and_holds_no_backup (a bad read-back
+#     removed, the backup kept and waiting),
+#   test_a_target_is_pruned_by_its_rules_through_the_real_rclone (the target's retention);
+# and in the real image, over SFTP with the target stopped and started again, in
+#   tests/engine/test_backup_agent.py::
+#     test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it.
 @pytest.mark.parametrize("shell", ["busybox" if shutil.which("busybox") else "sh"], indirect=True)
 def test_a_target_down_for_three_weeks_loses_nothing_and_the_rules_apply_once_it_is_back(
     box: Box,
 ) -> None:
+    use_the_stand_in_rclone(box)
     target = str(box.offsite)
     rules = {"daily": 7, "weekly": 4, "monthly": 6}  # the box's, as prod's
     days = daily("20250301T000000Z", 22)
@@ -775,7 +842,15 @@ def test_prune_never_removes_a_backup_no_target_holds_a_verified_copy_of(box: Bo
     assert (offsite / f"{names[1]}.targets").exists()
 
 
+# Ordering with a stand-in rclone (use_the_stand_in_rclone): some 28 rclone calls per shell. The
+# same path (a target that lacks backups is given each, oldest first, before the local volume
+# prunes one) runs the real rclone, under both shells, in
+#   test_copies_failing_for_three_days_leave_the_host_oldest_first_before_any_is_pruned,
+# and in the real image in
+#   tests/engine/test_backup_agent.py::
+#     test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it.
 def test_a_new_target_is_given_every_local_backup_before_one_is_pruned(box: Box) -> None:
+    use_the_stand_in_rclone(box)
     old, new = str(box.offsite), str(box.root / "second")
     days = daily("20250301T000000Z", 3)
     for day in days[:2]:
@@ -829,6 +904,144 @@ def test_prune_refuses_when_no_rule_keeps_anything(box: Box) -> None:
     assert pruned.returncode == 1
     assert "no retention rule keeps a backup" in pruned.stderr
     assert len(good(box.backups)) == 1
+
+
+# --- the stand-in rclone, held to the real one ----------------------------------------------
+
+# The script's flag for a single try (after RCLONE_FLAGS), as it states it.
+ONE_TRY = re.findall(r'^ONE_TRY="([^"]*)"', SCRIPT.read_text(), re.M)[0].split()
+BACKUP = "prod-20250301T000000Z.dump.age"
+CONTRACT_FILES = {  # the sources the operations copy, with fixed times (rclone keeps them)
+    BACKUP: b"age-encryption.org/v1\nseeded\n",
+    f"{BACKUP}.sha256": f"{'0' * 64}  {BACKUP}\n".encode(),
+    "with space": b"two words\n",
+    "back\\slash": b"a\\tb\n",
+    ".hidden": b"dot\n",
+    "empty": b"",
+    "sub/inner": b"in a directory: never listed\n",
+}
+
+
+def contract_operations(root: Path) -> list[list[str]]:
+    """What depot-backup asks of rclone, with the flags it passes, and how each can fail: a
+    target not made yet, a missing file, a file where a directory is wanted (unwritable even
+    for root), a directory where a file is, names with spaces, backslashes and glob characters."""
+    src = f"{root}/src"
+    target = f"{root}/off site/a\\nb\\\\c"
+    globbed = f"{root}/t*[1]"
+    lsf = [*RCLONE_FLAGS, "lsf", "--files-only", "--format", "ps", "--separator", " "]
+    flags, once = RCLONE_FLAGS, [*RCLONE_FLAGS, *ONE_TRY]
+    return [
+        [*lsf, target],  # not made yet: exit 3, which the script reads as an empty target
+        [*lsf, src],  # sorted; spaces, a backslash, a dotfile, an empty file; no dir, no symlink
+        [*lsf, f"{src}/"],
+        [*lsf, f"{src}/empty"],  # a file: listed alone
+        [*lsf, f"{root}/blocker/x"],  # under a file: not found
+        [*flags, "copyto", f"{src}/{BACKUP}", f"{target}/{BACKUP}"],  # its directories made
+        [*flags, "cat", f"{target}/{BACKUP}"],
+        [*flags, "copyto", f"{src}/{BACKUP}.sha256", f"{target}/{BACKUP}.sha256"],
+        [*flags, "cat", f"{target}/{BACKUP}.sha256"],
+        [*flags, "copyto", f"{src}/with space", f"{target}/with space"],
+        [*flags, "copyto", f"{src}/back\\slash", f"{globbed}/back\\slash"],
+        [*flags, "copyto", f"{src}/empty", f"{target}/empty"],
+        [*lsf, target],
+        [*lsf, globbed],
+        [*flags, "cat", f"{target}/empty"],
+        [*flags, "copyto", f"{src}/with space", f"{target}/{BACKUP}"],  # overwritten
+        [*flags, "cat", f"{target}/{BACKUP}"],
+        [*flags, "copyto", f"{src}/missing", f"{target}/missing"],
+        [*flags, "copyto", f"{src}/empty", f"{root}/blocker/x"],
+        [*flags, "copyto", f"{src}/empty", f"{root}/blocker/y/x"],
+        [*flags, "copyto", f"{src}/empty", f"{src}/sub"],  # onto a directory
+        [*flags, "copyto", f"{src}/empty", f"{root}/read-only/x"],  # fails unless run as root
+        [*flags, "cat", f"{target}/missing"],
+        [*flags, "cat", f"{root}/nowhere/x"],
+        [*once, "deletefile", f"{target}/missing"],
+        [*once, "deletefile", f"{root}/blocker/x"],
+        [*flags, "deletefile", f"{src}/sub"],  # a directory
+        [*flags, "deletefile", f"{target}/{BACKUP}.sha256"],
+        [*once, "deletefile", f"{globbed}/back\\slash"],
+        [*lsf, target],
+        [*lsf, globbed],  # empty now
+        [*flags, "--no-such-flag", "cat", f"{src}/empty"],
+    ]
+
+
+def contract_tree(root: Path) -> None:
+    for number, (name, data) in enumerate(CONTRACT_FILES.items()):
+        path = root / "src" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        moment = 1_740_787_200_123_456_789 + number * 1_000_000_007
+        os.utime(path, ns=(moment, moment))
+    (root / "src" / "link").symlink_to("empty")  # rclone skips symlinks without -L
+    (root / "blocker").write_bytes(b"a file where a directory is wanted\n")
+    os.utime(root / "blocker", ns=(1_740_787_200_000_000_000, 1_740_787_200_000_000_000))
+    (root / "read-only").mkdir(mode=0o555)
+
+
+def contract_files(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every path under ``root``: a file's bytes, mode and mtime (rclone keeps the source's), a
+    directory's mode, a symlink's target."""
+    found: dict[str, tuple[object, ...]] = {}
+    for path in root.rglob("*"):
+        info = path.lstat()
+        if path.is_symlink():
+            found[str(path.relative_to(root))] = ("symlink", os.readlink(path))
+        elif path.is_dir():
+            found[str(path.relative_to(root))] = ("dir", oct(info.st_mode & 0o7777))
+        else:
+            found[str(path.relative_to(root))] = (
+                "file", path.read_bytes(), oct(info.st_mode & 0o7777), info.st_mtime_ns
+            )  # fmt: skip
+    return found
+
+
+@dataclass(frozen=True)
+class Outcome:
+    operation: str
+    status: int
+    stdout: bytes
+    files: dict[str, tuple[object, ...]]
+
+
+def run_the_contract(rclone: str, root: Path, path: str) -> list[Outcome]:
+    """The operations, in order, as the script runs them (umask 077, no config, LC_ALL=C)."""
+    contract_tree(root)
+    outcomes = []
+    for operation in contract_operations(root):
+        ran = subprocess.run(
+            ["sh", "-c", 'umask 077 && exec "$0" "$@"', rclone, *operation],
+            capture_output=True,
+            check=False,
+            timeout=COMMAND_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            env={"PATH": path, "HOME": str(root), "RCLONE_CONFIG": "/dev/null", "LC_ALL": "C"},
+        )
+        shown = " ".join(word.replace(str(root), "ROOT") for word in operation)
+        outcomes.append(Outcome(shown, ran.returncode, ran.stdout, contract_files(root)))
+    return outcomes
+
+
+def test_the_stand_in_rclone_does_what_the_real_one_does(
+    shells: dict[str, Shell], tmp_path: Path
+) -> None:
+    """tests/fakes/rclone, which the long simulations run (use_the_stand_in_rclone), against the
+    real rclone: the same operations from the same files give the same stdout, exit status and
+    files after each one, with this machine's tools and with busybox's (as each shell's tests
+    run it)."""
+    real = shutil.which("rclone")
+    assert real is not None
+    expected = run_the_contract(real, tmp_path / "real", os.environ["PATH"])
+    # The operations do fail, each way the script tells apart: 3 (not found), 1 (refused).
+    assert {outcome.status for outcome in expected} == {0, 1, 3}
+    assert sum(outcome.status != 0 for outcome in expected) >= 10
+    for shell in shells.values():
+        got = run_the_contract(
+            str(STAND_IN_RCLONE), tmp_path / f"stand-in-{shell.name}", shell.path
+        )
+        for want, have in zip(expected, got, strict=True):
+            assert have == want, f"{shell.name}: {want.operation}"
 
 
 # --- list -----------------------------------------------------------------------------------
@@ -1480,9 +1693,12 @@ def test_the_script_is_executable_in_the_repository() -> None:
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
-def test_the_script_passes_shellcheck_as_posix_sh() -> None:
+@pytest.mark.parametrize(
+    "script", [SCRIPT, STAND_IN_RCLONE], ids=["depot-backup", "stand-in-rclone"]
+)
+def test_the_script_passes_shellcheck_as_posix_sh(script: Path) -> None:
     checked = subprocess.run(
-        ["shellcheck", "--shell=sh", str(SCRIPT)],
+        ["shellcheck", "--shell=sh", str(script)],
         capture_output=True,
         text=True,
         check=False,
