@@ -76,7 +76,11 @@ class Postgres:
         return name
 
     def ready(self, name: str) -> bool:
-        return docker("exec", name, "pg_isready", "-U", "postgres", check=False).returncode == 0
+        """The server itself accepts connections: asked over TCP, because the entrypoint's
+        temporary server during initdb answers on the socket only (``listen_addresses=''``) and
+        would pass a socket probe before the postmaster that holds the lock has started."""
+        probe = ("pg_isready", "-U", "postgres", "-h", "127.0.0.1")
+        return docker("exec", name, *probe, check=False).returncode == 0
 
     def wait_ready(self, name: str) -> float:
         started = time.monotonic()
