@@ -80,6 +80,15 @@ def engine_in_use() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="module")
+def beside_the_single_engine_tests() -> Iterator[None]:
+    """For a private module whose objects all carry names of its own: it runs on the second
+    worker beside the single-engine tests (``PRIVATE_MODULES``), and the demo, which compares
+    the whole engine, waits until it is done (``engine_in_use``)."""
+    with engine_in_use():
+        yield
+
+
 @contextmanager
 def engine_to_itself() -> Iterator[None]:
     """Held (exclusive) by a test that compares every object on the engine before and after:

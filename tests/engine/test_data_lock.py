@@ -18,19 +18,11 @@ from pathlib import Path
 import pytest
 
 from depot.catalog import POSTGRES
-from tests.engine.conftest import FIGURES, engine_in_use
+from tests.engine.conftest import FIGURES
 from tests.engine.harness import TIER_LABEL, docker
 
-pytestmark = pytest.mark.engine
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _beside_the_single_engine_tests() -> Iterator[None]:
-    """Names of its own only (label ``depot.engine-tier=data-lock``): it runs on the second
-    worker beside the single-engine tests (conftest ``PRIVATE_MODULES``); the demo, which
-    compares the whole engine, waits until it is done."""
-    with engine_in_use():
-        yield
+# Objects of its own only: beside the single-engine tests (conftest PRIVATE_MODULES).
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("beside_the_single_engine_tests")]
 
 
 LABEL = f"{TIER_LABEL}=data-lock"

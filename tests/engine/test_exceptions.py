@@ -20,19 +20,10 @@ import pytest
 
 from depot.catalog import CONSOLE, POSTGRES, SCRATCH, ServiceSpec
 from depot.policy.exceptions import CAPABILITY_ALLOWLIST
-from tests.engine.conftest import engine_in_use
 from tests.engine.harness import TIER_LABEL, docker
 
-pytestmark = pytest.mark.engine
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _beside_the_single_engine_tests() -> Iterator[None]:
-    """Names of its own only (label ``depot.engine-tier=exceptions``): it runs on the second
-    worker beside the single-engine tests (conftest ``PRIVATE_MODULES``); the demo, which
-    compares the whole engine, waits until it is done."""
-    with engine_in_use():
-        yield
+# Objects of its own only: beside the single-engine tests (conftest PRIVATE_MODULES).
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("beside_the_single_engine_tests")]
 
 
 READY_SECONDS = 20  # the control must be ready within this
