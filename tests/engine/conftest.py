@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from xdist.scheduler import LoadGroupScheduling  # type: ignore[import-untyped]  # no py.typed
 
 from depot.catalog import SERVICES, longest_chain
 from depot.standins import BuildReport, StandinUnavailableError, ensure_standins
@@ -45,12 +44,12 @@ WAIT_TIMEOUT, _ = longest_chain(
 FIGURES: dict[str, str] = {}
 """Measured figures, printed in the test summary (README "Engine tier")."""
 TIER_PATH = "tests/engine/"  # node ids start with it
-# The work units on two xdist workers (``TierScheduling``): the single-engine tests on one, the
-# multi-node module and then the private modules on the other.
+# The work units on two xdist workers (``pytest_itemcollected``): the single-engine tests on one,
+# the multi-node module and then the private modules on the other.
 SINGLE_ENGINE_GROUP, MULTINODE_GROUP = "engine", "engine-multinode"
 MULTINODE_MODULE = "test_multinode.py"
 # Modules whose engine objects all have names of their own (no fixed name, no Compose depot):
-# on two workers they follow the multi-node module on its worker (``TierScheduling``).
+# on two workers they follow the multi-node module on its worker (``pytest_itemcollected``).
 PRIVATE_MODULES = ("test_backup_agent.py", "test_data_lock.py", "test_exceptions.py")
 # The stand-ins' builds, one at a time on this machine (each worker may ask for them).
 BUILD_LOCK = Path(tempfile.gettempdir()) / "depot-standins.lock"
@@ -174,31 +173,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = ahead + [item for item in items if item.path.name not in first]
 
 
-class TierScheduling(LoadGroupScheduling):  # type: ignore[misc]  # xdist's classes are untyped
-    """xdist's ``loadgroup`` with the tier's two groups, each a work unit that goes whole to one
-    worker, in collection order: every single-engine test in one; the multi-node module, then
-    the private modules, in the other (the multi-node module takes ~200 s, the single-engine
-    tests far longer: the private ones even that out). Any other test as ``loadgroup`` places it.
-
-    By path, not by ``xdist_group`` marks: xdist 3.8 names a marked test's group by setting
-    ``item._nodeid``, which pytest 9 no longer reads, so those marks group nothing here.
-    """
-
-    def _split_scope(self, nodeid: str) -> str:
-        path = nodeid.split("::", maxsplit=1)[0]
-        if path.startswith(TIER_PATH):
-            name = path.rsplit("/", maxsplit=1)[-1]
-            other = name == MULTINODE_MODULE or name in PRIVATE_MODULES
-            return MULTINODE_GROUP if other else SINGLE_ENGINE_GROUP
-        scope: str = super()._split_scope(nodeid)
-        return scope
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> TierScheduling | None:
-    """The tier's groups when run on xdist workers with ``--dist loadgroup`` (pyproject)."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    return TierScheduling(config, log)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """The tier's two xdist groups, each a work unit that goes whole to one worker, in collection
+    order: every single-engine test in one; the multi-node module, then the private modules, in
+    the other (the multi-node module takes ~200 s, the single-engine tests far longer: the
+    private ones even that out). By path, here, rather than a mark in every module; the marks
+    reach the scheduler through tests/conftest.py's suffix (xdist 3.8 under pytest 9.2)."""
+    part = _part(item.nodeid)
+    if part is not None:
+        group = SINGLE_ENGINE_GROUP if part == "single-engine" else MULTINODE_GROUP
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.hookimpl(wrapper=True)
