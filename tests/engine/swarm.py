@@ -274,7 +274,7 @@ class SwarmDepot:
         server = subprocess.Popen(
             [str(REGISTRY_BINARY), "serve", str(config)], stdout=log, stderr=log
         )
-        self._cleanup.callback(_stop, server)
+        self._cleanup.callback(stop_process, server)
         address = f"127.0.0.1:{port}"
         wait_until("the local registry answering /v2/", lambda: _answers(address), timeout=30)
         return address
@@ -427,13 +427,14 @@ def _answers(address: str) -> bool:
         return False
 
 
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
+def stop_process(process: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """A server this tier started (registry, sftp): asked to stop, killed after ``grace`` s."""
+    process.terminate()
     try:
-        server.wait(timeout=15)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=15)
+        process.kill()
+        process.wait(timeout=grace)
 
 
 @contextlib.contextmanager

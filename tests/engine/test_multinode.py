@@ -66,7 +66,7 @@ from tests.engine.multinode import (
     seeded_images,
     wait_until,
 )
-from tests.engine.swarm import age_keygen, swarm_override
+from tests.engine.swarm import age_keygen, stop_process, swarm_override
 
 pytestmark = pytest.mark.engine
 
@@ -164,7 +164,7 @@ def depot(request: pytest.FixtureRequest) -> Iterator[Depot]:
             finally:
                 _STARTED["removal"] = time.monotonic()
                 if "deployed" in locals() and deployed.sftp is not None:
-                    _stop(deployed.sftp)
+                    stop_process(deployed.sftp, grace=10)
         FIGURES["multinode: cluster removed"] = f"{time.monotonic() - _STARTED['removal']:.0f} s"
         left = leftovers(cluster)
         assert not left, f"the multi-node test left {left} on this machine"
@@ -261,15 +261,6 @@ def _serve_target(cluster: Cluster, folder: Path, password: str) -> subprocess.P
         timeout=20,
     )
     return server
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 def _deploy(
