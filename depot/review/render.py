@@ -21,7 +21,7 @@ from depot.resource_types import BUILD
 from depot.review.diff import PlanDiff, PropertyChange, ResourceChange
 from depot.review.graph import build_graph, to_mermaid
 from depot.review.planned import Plan, PlannedResource
-from depot.review.workload import is_workload, workload
+from depot.review.workload import Workload, is_workload, workload
 
 SECRET_CHANGED = "[secret] changed"  # noqa: S105 - a marker, not a secret
 
@@ -90,30 +90,25 @@ def _flags(resource: PlannedResource) -> str:
 def probed_late(plan: Plan) -> list[str]:
     """The workloads whose healthcheck has no start interval: their first probe waits one
     ``interval`` after every start (Swarm services: the provider has no such field)."""
+    return [seen.name for seen in _probed_late(plan)]
+
+
+def _probed_late(plan: Plan) -> list[Workload]:
     around = plan.by_key()
-    late = []
-    for resource in plan.resources:
-        if is_workload(resource):
-            seen = workload(resource, around)
-            if seen.healthcheck is not None and not seen.healthcheck.start_interval:
-                late.append(seen.name)
-    return late
+    seen = (workload(resource, around) for resource in plan.resources if is_workload(resource))
+    return [w for w in seen if w.healthcheck is not None and not w.healthcheck.start_interval]
 
 
-def rolling_floor(plan: Plan) -> tuple[str, int, int] | None:
-    """The workload whose rolling update waits longest without a start interval: its name,
-    its replicas and its healthcheck interval. Each replaced task is probed first one interval
+def rolling_floor(late: Iterable[Workload]) -> tuple[str, int, int] | None:
+    """Of the workloads probed late, the one whose rolling update waits longest: its name, its
+    replicas and its healthcheck interval. Each replaced task is probed first one interval
     after its start, and the next task starts only once it is healthy: replicas times interval at
     least (docs/swarm.md measures it)."""
-    around = plan.by_key()
     floors = []
-    for resource in plan.resources:
-        if is_workload(resource):
-            seen = workload(resource, around)
-            check, rollout = seen.healthcheck, seen.rollout
-            if check is not None and not check.start_interval and rollout is not None:
-                replicas = rollout.replicas or 1
-                floors.append((replicas * check.interval, seen.name, replicas, check.interval))
+    for seen in late:
+        if seen.rollout is not None and seen.healthcheck is not None:
+            replicas, interval = seen.rollout.replicas or 1, seen.healthcheck.interval
+            floors.append((replicas * interval, seen.name, replicas, interval))
     if not floors:
         return None
     _, name, replicas, interval = max(floors, key=lambda floor: floor[0])  # the first longest
@@ -122,10 +117,11 @@ def rolling_floor(plan: Plan) -> tuple[str, int, int] | None:
 
 def plan_notes(plan: Plan) -> list[str]:
     """What the plan cannot carry that the catalog asks for, said instead of dropped."""
-    late = probed_late(plan)
+    late = _probed_late(plan)
     if not late:
         return []
-    floor = rolling_floor(plan)
+    names = ", ".join(seen.name for seen in late)
+    floor = rolling_floor(late)
     rolling = (
         f", so a rolling update waits at least one interval per task it replaces ({floor[0]}: "
         f"{floor[1]} tasks of {floor[2]} s)"
@@ -133,7 +129,7 @@ def plan_notes(plan: Plan) -> list[str]:
         else ""
     )
     return [
-        f"note: no healthcheck start_interval on {', '.join(late)} (pulumi_docker 5.2.0's "
+        f"note: no healthcheck start_interval on {names} (pulumi_docker 5.2.0's "
         "docker.Service has no such field): a task's first probe waits one interval after "
         f"each start and update{rolling}; the stack file of `depot compose` carries it "
         '(README "Docker Swarm")'
