@@ -50,13 +50,13 @@ docs-build: setup
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
-# The engine tier first (skipped with its reason where no engine answers) on two workers: the
-# single-engine tests, in order, on one (they share the engine's fixed names); the multi-node
-# module (its own dockerds), then test_backup_agent.py (its own names), on the other. The path
-# makes the controller load the tier's conftest, which prints the figures. Then the unit tier on
-# both cores: many small, independent tests.
+# The engine tier first (skipped with its reason where no engine answers) on three workers, one
+# per part: the single-engine tests, in order (they share the engine's fixed names); the
+# multi-node module (its own dockerds); the private modules (their own names or dockerd). Three
+# on two cores: the tier mostly waits. The path makes the controller load the tier's conftest,
+# which prints the figures. Then the unit tier on both cores: many small, independent tests.
 pytest: setup
-	$(BIN)/pytest -m engine -n 2 tests/engine
+	$(BIN)/pytest -m engine -n 3 tests/engine
 	$(BIN)/pytest -n 2 -m "not engine"
 
 ## The main job: `pulumi up` of $(STACK) against the local Docker daemon.

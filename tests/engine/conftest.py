@@ -4,18 +4,19 @@ Every test here needs a Docker Engine and the docker-compose CLI; where either i
 engine already runs a depot whose fixed names would clash, the tier is skipped with that reason.
 Each stack is started once (``up --wait``) and removed afterwards, also when a test fails.
 
-The tier runs on two pytest-xdist workers (``make test``: ``pytest -m engine -n 2 tests/engine``).
-The single-engine tests go, in order, to one worker: they share the engine's fixed names
-(``depot-network``, ``depot-postgres`` …) and its one Swarm, so they cannot overlap. The other
-worker runs the multi-node module (``test_multinode.py``), which shares nothing with them but the
-stand-in images (its three dockerds, network namespaces and addresses are its own), then the
-private modules (``PRIVATE_MODULES``: every object of theirs named by them, on networks of their
-own). Both mostly wait, on the engine and on Swarm's timers, so the tier takes about as long as
-the longer worker. Each worker has its own session fixtures, so the stand-ins are built under a
+The tier runs on three pytest-xdist workers (``make test``: ``pytest -m engine -n 3 tests/engine``),
+one part each. The single-engine tests go, in order, to one worker: they share the engine's fixed
+names (``depot-network``, ``depot-postgres`` …) and its one Swarm, so they cannot overlap. The
+multi-node module (``test_multinode.py``) goes to another: it shares nothing with them but the
+stand-in images (its three dockerds, network namespaces and addresses are its own). The private
+modules (``PRIVATE_MODULES``) go to the third: every object of theirs is named by them, on
+networks of their own, or on a dockerd of their own. All three parts mostly wait, on the engine
+and on Swarm's timers (the tier uses a fraction of one core), so the tier takes about as long as
+the longest part. Each worker has its own session fixtures, so the stand-ins are built under a
 file lock (one build at a time on this machine); the demo, which compares every object on the
 engine before and after, waits until no private module has objects there (``engine_to_itself``).
 The figures are measured in the workers and reach the controller, which prints them, on each
-test's report (``user_properties``).
+test's report (``user_properties``). With fewer workers a worker runs parts one after another.
 """
 
 from __future__ import annotations
@@ -44,13 +45,22 @@ WAIT_TIMEOUT, _ = longest_chain(
 FIGURES: dict[str, str] = {}
 """Measured figures, printed in the test summary (README "Engine tier")."""
 TIER_PATH = "tests/engine/"  # node ids start with it
-# The work units on two xdist workers (``pytest_itemcollected``): the single-engine tests on one,
-# the multi-node module and then the private modules on the other.
-SINGLE_ENGINE_GROUP, MULTINODE_GROUP = "engine", "engine-multinode"
+# The work units, one per xdist worker (``pytest_itemcollected``), by part of the tier.
+GROUPS = {
+    "single-engine": "engine",
+    "multi-node module": "engine-multinode",
+    "private modules": "engine-private",
+}
 MULTINODE_MODULE = "test_multinode.py"
-# Modules whose engine objects all have names of their own (no fixed name, no Compose depot):
-# on two workers they follow the multi-node module on its worker (``pytest_itemcollected``).
-PRIVATE_MODULES = ("test_backup_agent.py", "test_data_lock.py", "test_exceptions.py")
+# Modules whose objects all have names of their own (no fixed name, no Compose depot) or live on
+# a dockerd of their own (the start_interval measurement's single-node swarm): they run beside
+# the single-engine tests and the multi-node module (``pytest_itemcollected``).
+PRIVATE_MODULES = (
+    "test_backup_agent.py",
+    "test_data_lock.py",
+    "test_exceptions.py",
+    "test_swarm_start_interval.py",
+)
 # The stand-ins' builds, one at a time on this machine (each worker may ask for them).
 BUILD_LOCK = Path(tempfile.gettempdir()) / "depot-standins.lock"
 # Shared by the private modules, exclusive for a test that compares the whole engine (the demo).
@@ -81,9 +91,9 @@ def engine_in_use() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def beside_the_single_engine_tests() -> Iterator[None]:
-    """For a private module whose objects all carry names of its own: it runs on the second
-    worker beside the single-engine tests (``PRIVATE_MODULES``), and the demo, which compares
-    the whole engine, waits until it is done (``engine_in_use``)."""
+    """For a private module whose objects on the engine all carry names of its own: it runs
+    beside the single-engine tests (``PRIVATE_MODULES``), and the demo, which compares the whole
+    engine, waits until it is done (``engine_in_use``)."""
     with engine_in_use():
         yield
 
@@ -91,7 +101,7 @@ def beside_the_single_engine_tests() -> Iterator[None]:
 @contextmanager
 def engine_to_itself() -> Iterator[None]:
     """Held (exclusive) by a test that compares every object on the engine before and after:
-    it waits until no private module of the other worker has objects there."""
+    it waits until no private module of another worker has objects there."""
     with file_lock(ENGINE_OBJECTS_LOCK):
         yield
 
@@ -157,11 +167,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     …) stay up until every test ran; the swarm test, the backup drill, the migration and `make
     demo` (each a stack of its own, with the same fixed names), which need those names free, run
     before. The multi-node module (it shares nothing with them) may run anywhere; it goes first,
-    so that on two workers it heads its worker's queue. Each worker keeps this order.
+    so that with fewer workers than parts it heads its worker's queue. Each worker keeps this
+    order.
     """
     first = (
-        MULTINODE_MODULE,  # on two workers: ahead of the private modules that share its worker
-        "test_demo.py",  # before the private modules start on the other worker (it waits for them)
+        MULTINODE_MODULE,  # with fewer workers than parts: ahead of the private modules
+        # Both at the start of their workers. The demo waits until no private module has objects
+        # on the engine; this private module puts none there (its swarm is a dockerd of its own)
+        # and takes longer than the demo, so the demo has the engine to itself at once.
+        "test_swarm_start_interval.py",
+        "test_demo.py",
         # The drill's bound (20 s for a 2 s backup) leaves room for the multi-node module's
         # busiest minute (its stand-ins loaded on three daemons): the swarm's pushes, 545 MB
         # compressed, come after it.
@@ -174,15 +189,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """The tier's two xdist groups, each a work unit that goes whole to one worker, in collection
-    order: every single-engine test in one; the multi-node module, then the private modules, in
-    the other (the multi-node module takes ~200 s, the single-engine tests far longer: the
-    private ones even that out). By path, here, rather than a mark in every module; the marks
+    """The tier's three xdist groups (``GROUPS``), each a work unit that goes whole to one
+    worker, in collection order: the single-engine tests (the longest part), the multi-node
+    module, the private modules. By path, here, rather than a mark in every module; the marks
     reach the scheduler through tests/conftest.py's suffix (xdist 3.8 under pytest 9.2)."""
     part = _part(item.nodeid)
     if part is not None:
-        group = SINGLE_ENGINE_GROUP if part == "single-engine" else MULTINODE_GROUP
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(GROUPS[part]))
 
 
 @pytest.hookimpl(wrapper=True)

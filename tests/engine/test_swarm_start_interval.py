@@ -3,17 +3,21 @@
 pulumi_docker 5.2.0's ``docker.Service`` has no ``start_interval``: a cluster deployed by ``pulumi
 up`` rolls without it, while the stack file (``docker stack deploy``) carries it. Two services
 made as the program makes discovery on the cluster stack — its replicas, healthcheck, update and
-rollback settings — differing only in ``start_interval``, are updated at once on a single-node
-swarm of the engine, and each timed until every task is replaced and healthy. Swarm's update
-monitor (the healthcheck's worst case) follows the last task either way before the update is
-``completed``, so it is not waited for here; the single-node swarm test measures a whole update
-(tests/engine/test_swarm.py).
+rollback settings — differing only in ``start_interval``, are updated at once, and each timed
+until every task is replaced and healthy. Swarm's update monitor (the healthcheck's worst case)
+follows the last task either way before the update is ``completed``, so it is not waited for
+here; the single-node swarm test measures a whole update (tests/engine/test_swarm.py).
+
+The swarm is one of its own: a ``dockerd`` in a network namespace (tests/engine/multinode.py),
+holding only the rust-service stand-in. It shares nothing with the engine's fixed names or its
+Swarm, so on three workers it runs beside the single-engine tests (tests/engine/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,8 +31,8 @@ from depot.model import deployments
 from depot.swarm import go_duration, update_policy
 from tests.conftest import stack_config
 from tests.engine.conftest import FIGURES
-from tests.engine.harness import docker
-from tests.engine.swarm import SWARM_NETWORKS, wait_until
+from tests.engine.multinode import Node, NodeRole, cluster_of, leftovers, multinode_unavailable
+from tests.engine.swarm import wait_until
 
 pytestmark = pytest.mark.engine
 
@@ -43,29 +47,31 @@ def _deployment() -> Any:
 
 
 @pytest.fixture(scope="module")
-def single_node_swarm() -> Iterator[None]:
-    state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
-    if state != "inactive":
-        pytest.skip(f"this engine is already in a swarm (state {state!r}): it is left alone")
-    networks_before = set(docker("network", "ls", "--format", "{{.Name}}").stdout.split())
-    docker("swarm", "init", "--advertise-addr", "127.0.0.1")
-    try:
-        yield
-    finally:
-        docker("swarm", "leave", "--force", check=False)
-        for network in SWARM_NETWORKS:
-            if network not in networks_before:
-                docker("network", "rm", network, check=False)
-    assert docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip() == "inactive"
+def own_swarm(standin_builds: dict[str, str]) -> Iterator[Node]:
+    """A single-node swarm of its own, holding the rust-service stand-in; removed afterwards."""
+    reason = multinode_unavailable()
+    if reason:
+        pytest.skip(f"a swarm of its own: {reason}")
+    with cluster_of([NodeRole("start-interval", {})]) as cluster:
+        (node,) = cluster.nodes
+        # 2 MB from the machine's engine: no registry, the services never resolve the image.
+        tag = standin_builds["rust-service"]
+        with subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE) as saved:
+            node.docker("load", "--quiet", stdin=saved.stdout, timeout=60)
+        assert saved.returncode == 0, f"docker save {tag} failed"
+        yield node
+    left = leftovers(cluster)
+    assert not left, f"the swarm of its own left {left} on this machine"
 
 
-def _create(name: str, image: str, check: Healthcheck, start_interval: bool) -> None:
+def _create(node: Node, name: str, image: str, check: Healthcheck, start_interval: bool) -> None:
     """The service as ``to_service_args`` makes discovery's, through the CLI (a shell form of
-    the same probe); ``start_interval`` only where asked."""
+    the same probe); ``start_interval`` only where asked. (``service update`` cannot take it
+    away: ``--health-start-interval 0s`` leaves it as it was.)"""
     deployment = _deployment()
     update = update_policy(deployment)
     probe = " ".join(check.test[1:])
-    docker(
+    node.docker(
         "service", "create", "--detach", "--no-resolve-image", "--name", name,
         "--replicas", str(deployment.replicas),
         "--env", f"PORT={deployment.spec.port}",
@@ -88,82 +94,84 @@ def _create(name: str, image: str, check: Healthcheck, start_interval: bool) -> 
     )  # fmt: skip
 
 
-def _tasks(name: str) -> list[dict[str, Any]]:
-    listed = docker("service", "ps", "--quiet", "--no-trunc", name, check=False).stdout.split()
+def _tasks(node: Node, name: str) -> list[dict[str, Any]]:
+    listed = node.docker("service", "ps", "--quiet", "--no-trunc", name, check=False).stdout.split()
     if not listed:
         return []
-    found: list[dict[str, Any]] = json.loads(docker("inspect", *listed).stdout)
+    found: list[dict[str, Any]] = json.loads(node.docker("inspect", *listed).stdout)
     return found
 
 
-def _healthy(task: dict[str, Any]) -> bool:
+def _healthy(node: Node, task: dict[str, Any]) -> bool:
     container = task["Status"].get("ContainerStatus", {}).get("ContainerID")
     if task["Status"]["State"] != "running" or not container:
         return False
-    health = docker("inspect", "--format", "{{.State.Health.Status}}", container, check=False)
+    health = node.docker("inspect", "--format", "{{.State.Health.Status}}", container, check=False)
     return health.stdout.strip() == "healthy"
 
 
-def _rolled(name: str, replicas: int, marker: str) -> bool:
+def _rolled(node: Node, name: str, replicas: int, marker: str) -> bool:
     """Every running task carries ``marker`` (the update) and is healthy, none of the old runs."""
-    wanted = [t for t in _tasks(name) if t["DesiredState"] == "running"]
-    running = [t for t in _tasks(name) if t["Status"]["State"] == "running"]
+    tasks = _tasks(node, name)
+    wanted = [t for t in tasks if t["DesiredState"] == "running"]
+    running = [t for t in tasks if t["Status"]["State"] == "running"]
     updated = [t for t in wanted if marker in (t["Spec"]["ContainerSpec"].get("Env") or [])]
     return (
         len(updated) == replicas == len(running)
         and all(marker in (t["Spec"]["ContainerSpec"].get("Env") or []) for t in running)
-        and all(_healthy(t) for t in updated)
+        and all(_healthy(node, t) for t in updated)
     )
 
 
+def _start_intervals(node: Node, name: str) -> set[int]:
+    """The healthcheck start_interval (ns; 0 where unset) of the tasks meant to run."""
+    return {
+        t["Spec"]["ContainerSpec"].get("Healthcheck", {}).get("StartInterval", 0)
+        for t in _tasks(node, name)
+        if t["DesiredState"] == "running"
+    }
+
+
 def test_a_rolling_update_without_start_interval_waits_an_interval_per_task(
-    single_node_swarm: None, standin_images: dict[str, str]
+    own_swarm: Node, standin_builds: dict[str, str]
 ) -> None:
+    node = own_swarm
     deployment = _deployment()
     check, replicas = deployment.spec.healthcheck, deployment.replicas
     names = {
         True: f"depot-start-interval-{secrets.token_hex(3)}",
         False: f"depot-no-start-interval-{secrets.token_hex(3)}",
     }
-    try:
-        for with_it, name in names.items():
-            _create(name, standin_images["rust-service"], check, start_interval=with_it)
-        port = f"PORT={deployment.spec.port}"
+    for with_it, name in names.items():
+        _create(node, name, standin_builds["rust-service"], check, start_interval=with_it)
+    port = f"PORT={deployment.spec.port}"
+    wait_until(
+        "both converged healthy",
+        lambda: all(_rolled(node, name, replicas, port) for name in names.values()),
+        ROLL_TIMEOUT,
+    )
+    # Both updated at once (a change of their environment), each timed on its own.
+    took: dict[bool, float] = {}
+
+    def roll(with_it: bool) -> None:
+        started = time.monotonic()
+        node.docker("service", "update", "--detach", "--env-add", "ROLL=1", names[with_it])
         wait_until(
-            "both converged healthy",
-            lambda: all(_rolled(name, replicas, port) for name in names.values()),
+            f"{names[with_it]} rolled",
+            lambda: _rolled(node, names[with_it], replicas, "ROLL=1"),
             ROLL_TIMEOUT,
+            POLL,
         )
-        # Both updated at once (a change of their environment), each timed on its own.
-        took: dict[bool, float] = {}
+        took[with_it] = time.monotonic() - started
 
-        def roll(with_it: bool) -> None:
-            started = time.monotonic()
-            docker("service", "update", "--detach", "--env-add", "ROLL=1", names[with_it])
-            wait_until(
-                f"{names[with_it]} rolled",
-                lambda: _rolled(names[with_it], replicas, "ROLL=1"),
-                ROLL_TIMEOUT,
-                POLL,
-            )
-            took[with_it] = time.monotonic() - started
-
-        threads = [threading.Thread(target=roll, args=(with_it,)) for with_it in names]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=ROLL_TIMEOUT + 30)
-    finally:
-        docker("service", "rm", *names.values(), check=False)
-        wait_until(
-            "the services' containers gone",
-            lambda: not docker(
-                "ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={names[True]}",
-                "--filter", f"label=com.docker.swarm.service.name={names[False]}",
-            ).stdout.split(),
-            60,
-        )  # fmt: skip
+    threads = [threading.Thread(target=roll, args=(with_it,)) for with_it in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=ROLL_TIMEOUT + 30)
+    intervals = {with_it: _start_intervals(node, name) for with_it, name in names.items()}
     assert set(took) == {True, False}, f"an update did not finish: {took}"
+    assert intervals == {True: {check.start_interval * 10**9}, False: {0}}, intervals
     monitor = update_policy(deployment).monitor_seconds
     FIGURES[f"swarm: start-first rolling update of {SERVICE} ({replicas} replicas)"] = (
         f"{took[False]:.1f} s without start_interval (as `pulumi up` creates the service), "
