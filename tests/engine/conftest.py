@@ -178,8 +178,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         "test_swarm_start_interval.py",
         "test_demo.py",
         # The drill's bound (20 s for a 2 s backup) leaves room for the multi-node module's
-        # busiest minute (its stand-ins loaded on three daemons): the swarm's pushes, 545 MB
-        # compressed, come after it.
+        # busiest minute (its stand-ins loaded on three daemons): the swarm's pushes (a 317 MB
+        # Debian root) come after it.
         "test_backup.py",
         "test_swarm.py",
         "test_migrate.py",

@@ -11,8 +11,8 @@ Proven, in order: rows written → ``depot backup`` → postgres' container, ``p
 ``postgres-backups`` removed (the host is lost; the off-host copy is not) → the stack up again
 on an empty database → ``depot restore --identity KEY`` → the rows are back. A dump corrupted on
 the target, and one that is well encrypted and checksummed but unreadable to ``pg_restore``,
-are both refused with the database untouched. Retention keeps exactly the grandfather-father-son
-set across a month of daily runs whose clock the test sets. No container log, no file of the
+are both refused with the database untouched. (The month of retention runs in
+tests/engine/test_backup_agent.py, on names of its own.) No container log, no file of the
 backup volume or of the target holds the database password or the target's, nothing there is a
 plain dump; while the backup and the restore run, the private key is in no process's command
 line or environment, and the database password in none but the postgres clients' environment.
@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -334,30 +334,6 @@ def stamp_of(name: str) -> datetime:
     return datetime.strptime(match.group(1), STAMP).replace(tzinfo=UTC)
 
 
-def gfs(
-    stamps: Iterable[datetime], hourly: int, daily: int, weekly: int, monthly: int
-) -> set[datetime]:
-    """Grandfather-father-son, written here from the promise, not from the script: the newest
-    backup in each of the newest N hours, days, ISO weeks and months that hold one."""
-    ordered = sorted(set(stamps), reverse=True)
-    periods: list[tuple[int, Callable[[datetime], object]]] = [
-        (hourly, lambda t: (t.date(), t.hour)),
-        (daily, lambda t: t.date()),
-        (weekly, lambda t: t.isocalendar()[:2]),
-        (monthly, lambda t: (t.year, t.month)),
-    ]
-    keep: set[datetime] = set()
-    for count, period in periods:
-        seen: list[object] = []
-        for stamp in ordered:
-            if len(seen) == count:
-                break
-            if period(stamp) not in seen:
-                seen.append(period(stamp))
-                keep.add(stamp)
-    return keep
-
-
 # --- the drill ---------------------------------------------------------------------------
 
 
@@ -484,35 +460,6 @@ def test_a_corrupted_dump_is_refused_and_the_database_kept(drill: Drill) -> None
         assert f"{bogus_name} cannot be read by pg_restore: not restored" in said, said
     finally:
         _remove(drill, bogus_name, f"{bogus_name}.sha256")
-
-
-def test_retention_keeps_exactly_the_promised_set_across_a_month(drill: Drill) -> None:
-    # A small database from here: the month is about retention, not dump sizes.
-    sql("DROP TABLE drill_rows")
-    before = good_backups(target_files(drill), "depot/drill")
-    first = datetime(datetime.now(UTC).year + 1, 1, 15, tzinfo=UTC)
-    days = [first + timedelta(days=n) for n in range(31)]  # 15 Jan .. 14 Feb, one run a day
-    began = time.monotonic()
-    ran = docker(
-        "exec", "depot-backup", "sh", "-c",
-        'for now in "$@"; do depot-backup run --now "$now" > /dev/null || exit 1; done',
-        "sh", *(day.strftime(STAMP) for day in days),
-        timeout=240, check=False,
-    )  # fmt: skip
-    month_seconds = time.monotonic() - began
-    assert ran.returncode == 0, ran.stderr[-1000:]
-
-    every = {stamp_of(name) for name in before} | set(days)
-    counts = {k: v for k, v in RETENTION.items() if k != "local"}
-    expected = gfs(every, **counts)
-    on_target = {stamp_of(name) for name in good_backups(target_files(drill), "depot/drill")}
-    assert sorted(on_target) == sorted(expected)
-    local = {stamp_of(name) for name in good_backups(local_files(drill))}
-    assert sorted(local) == sorted(every)[-RETENTION["local"] :]
-    FIGURES["backup retention"] = (
-        f"31 daily runs in {month_seconds:.0f} s; kept {len(on_target)} on the target "
-        f"(daily 7, weekly 4, monthly 6), {len(local)} on the host"
-    )
 
 
 def test_no_password_and_no_plain_dump_in_logs_volume_or_target(drill: Drill) -> None:

@@ -6,7 +6,9 @@ capabilities, the database password and an rclone config as secret files) and an
 (`rclone serve sftp`) as its off-host target. Faults are brought in from outside: wrappers of
 pg_dump and rclone on a read-only mount put first on PATH for one `docker exec`, and bytes
 changed on the volumes. Every name starts with ``agent-`` and a random suffix; all is removed
-at the end, also when a test fails.
+at the end, also when a test fails. The service keeps prod's rules (7 daily, 4 weekly, 6 monthly
+off the host, 2 on it), and retention keeps exactly the grandfather-father-son set across a month
+of daily runs whose clock the test sets.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import secrets
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,6 +40,9 @@ SEED_SQL = (
 )
 STACK = "agent"
 TARGET = "offsite:depot"
+TARGET_FOLDER = "depot/"  # TARGET's path on the SFTP server's volume
+STAMP = "%Y%m%dT%H%M%SZ"  # a backup's name: <stack>-<STAMP>.dump.age
+BACKUP_NAME = re.compile(rf"^{STACK}-(\d{{8}}T\d{{6}}Z)\.dump\.age$")
 READY_TIMEOUT = 90  # seconds for postgres, the SFTP server and the first backup
 POLL = 0.5
 BUSYBOX_APPLETS = "/tmp/busybox"  # in the service's tmpfs: `busybox --install -s` links
@@ -575,6 +581,76 @@ def test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it(site: 
     assert site.exec_backup("health").returncode == 0
     local = [f for f in site.volume_files("backups") if f.endswith(".dump.age")]
     assert local == sorted(copied[-2:])  # only now does KEEP_LOCAL=2 apply
+
+
+# --- a month of retention ---------------------------------------------------------------
+
+
+def good_backups(files: Iterable[str], folder: str = "") -> set[str]:
+    """The backups in ``folder`` that have their sidecar: the good ones."""
+    names = {path.removeprefix(folder) for path in files if path.startswith(folder)}
+    return {name for name in names if BACKUP_NAME.match(name) and f"{name}.sha256" in names}
+
+
+def stamp_of(name: str) -> datetime:
+    match = BACKUP_NAME.match(name)
+    assert match, name
+    return datetime.strptime(match.group(1), STAMP).replace(tzinfo=UTC)
+
+
+def gfs(
+    stamps: Iterable[datetime], hourly: int, daily: int, weekly: int, monthly: int
+) -> set[datetime]:
+    """Grandfather-father-son, written here from the promise, not from the script: the newest
+    backup in each of the newest N hours, days, ISO weeks and months that hold one."""
+    ordered = sorted(set(stamps), reverse=True)
+    periods: list[tuple[int, Callable[[datetime], object]]] = [
+        (hourly, lambda t: (t.date(), t.hour)),
+        (daily, lambda t: t.date()),
+        (weekly, lambda t: t.isocalendar()[:2]),
+        (monthly, lambda t: (t.year, t.month)),
+    ]
+    keep: set[datetime] = set()
+    for count, period in periods:
+        seen: list[object] = []
+        for stamp in ordered:
+            if len(seen) == count:
+                break
+            if period(stamp) not in seen:
+                seen.append(period(stamp))
+                keep.add(stamp)
+    return keep
+
+
+def test_retention_keeps_exactly_the_promised_set_across_a_month(site: Site) -> None:
+    """31 daily runs, each at a time the test gives it (``run --now``), in one ``docker exec``:
+    the target keeps exactly the grandfather-father-son set, the host the newest two."""
+    # A small database from here: the month is about retention, not dump sizes.
+    psql(site.postgres, "DROP TABLE engine_rows")
+    before = good_backups(site.volume_files("offsite"), TARGET_FOLDER)
+    first = datetime(datetime.now(UTC).year + 1, 1, 15, tzinfo=UTC)
+    days = [first + timedelta(days=n) for n in range(31)]  # 15 Jan .. 14 Feb, one run a day
+    began = time.monotonic()
+    ran = docker(
+        "exec", site.backup, "sh", "-c",
+        'for now in "$@"; do depot-backup run --now "$now" > /dev/null || exit 1; done',
+        "sh", *(day.strftime(STAMP) for day in days),
+        timeout=240, check=False,
+    )  # fmt: skip
+    month_seconds = time.monotonic() - began
+    assert ran.returncode == 0, ran.stderr[-1000:]
+
+    every = {stamp_of(name) for name in before} | set(days)
+    expected = gfs(every, hourly=0, daily=7, weekly=4, monthly=6)  # start_backup's rules
+    offsite = good_backups(site.volume_files("offsite"), TARGET_FOLDER)
+    on_target = {stamp_of(name) for name in offsite}
+    assert sorted(on_target) == sorted(expected)
+    local = {stamp_of(name) for name in good_backups(site.volume_files("backups"))}
+    assert sorted(local) == sorted(every)[-2:]  # DEPOT_BACKUP_KEEP_LOCAL=2
+    FIGURES["backup retention"] = (
+        f"31 daily runs in {month_seconds:.0f} s; kept {len(on_target)} on the target "
+        f"(daily 7, weekly 4, monthly 6), {len(local)} on the host"
+    )
 
 
 def test_no_password_and_no_plaintext_dump_in_the_volumes_or_the_logs(site: Site) -> None:
