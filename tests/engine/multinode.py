@@ -553,9 +553,14 @@ def _cgroup_pids(parent: str) -> list[int]:
     """Every process in the cgroups under ``parent`` (cgroup v1: each hierarchy; v2: one)."""
     pids: set[int] = set()
     for folder in _cgroup_folders(parent):
-        for procs in folder.rglob("cgroup.procs"):
-            with contextlib.suppress(OSError):
-                pids |= {int(pid) for pid in procs.read_text().split() if pid.isdigit()}
+        # os.walk, not rglob: a container's cgroup folder goes when its task stops, also while
+        # it is walked; rglob raised FileNotFoundError then (and ended the partition test's
+        # watch), os.walk passes over it.
+        for path, _folders, files in os.walk(folder):
+            if "cgroup.procs" in files:
+                with contextlib.suppress(OSError):
+                    procs = (Path(path) / "cgroup.procs").read_text()
+                    pids |= {int(pid) for pid in procs.split() if pid.isdigit()}
     return sorted(pids)
 
 

@@ -581,11 +581,18 @@ class Watch:
         self.most_servers = 0
         self.servers: list[str] = []  # the postgres servers when the most were seen
         self.evidence: list[str] = []  # postgres' containers when more than one ran
+        self.failure = ""  # why the watch ended before it was stopped: then it proves nothing
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._count()
+        except Exception as error:  # said by stop(), in the test's own thread
+            self.failure = f"{type(error).__name__}: {error}"
+
+    def _count(self) -> None:
         while not self._stop.is_set():
             servers = [f"{n.name}: {s}" for n in self.cluster.nodes for s in postmasters(n)]
             if len(servers) > self.most_servers:
@@ -600,6 +607,7 @@ class Watch:
     def stop(self) -> dict[str, int]:
         self._stop.set()
         self._thread.join(timeout=30)
+        assert not self.failure, f"the watch of postgres and discovery ended early: {self.failure}"
         return self.most
 
 
