@@ -364,14 +364,26 @@ class Probes:
     stop_file: Path
 
     def finish(self) -> tuple[ProbeResult, ProbeResult]:
-        self.node.docker("exec", self.client, "touch", "/tmp/stop", check=False, timeout=10)
+        began = time.monotonic()
+        told = self.node.docker("exec", self.client, "touch", "/tmp/stop", check=False, timeout=10)
+        told_after = time.monotonic() - began
         self.stop_file.touch()
         console_out, _ = self.console.communicate(timeout=20)
-        wait_until(
-            "the discovery probe ended",
-            lambda: "requests" in self.node.docker("logs", self.client, check=False).stdout,
-            timeout=20,
-        )
+        try:
+            wait_until(
+                "the discovery probe ended",
+                lambda: "requests" in self.node.docker("logs", self.client, check=False).stdout,
+                timeout=20,
+            )
+        except AssertionError as error:
+            # What the probe was doing, and whether it was told to stop: a round's DNS lookup
+            # or connection that hangs would show in its processes.
+            running = self.node.docker("top", self.client, check=False, timeout=10)
+            raise AssertionError(
+                f"{error}; told to stop after {told_after:.1f} s (exit {told.returncode}: "
+                f"{told.stderr.strip()[-300:]}); its processes: {running.stdout[-800:]}"
+                f"{running.stderr[-300:]}"
+            ) from None
         discovery_out = self.node.docker("logs", self.client).stdout
         self.node.docker("rm", "--force", self.client, check=False)
         return ProbeResult.parse(discovery_out), ProbeResult.parse(console_out)
