@@ -172,9 +172,10 @@ def depot(request: pytest.FixtureRequest) -> Iterator[Depot]:
     FIGURES["multinode: whole module (made, tested, removed)"] = (
         f"{seconds:.0f} s (target {BUDGET_SECONDS} s)"
     )
-    # The target is not met, only neared (181-197 s measured at loads of 4 to 8): some 140 s
-    # are Swarm's default timings, which the test keeps (docs/several-hosts.md). Not asserted
-    # on a shared 2-core machine; the bound catches a hang.
+    # The target is met in most runs (146-157 s at loads of 2.4 to 4.6), not in all (172-197
+    # s): the partition's leaderless window, Swarm's own (no pre-vote), ran to 36-44 s in three
+    # runs of ten (docs/several-hosts.md). Not asserted on a shared 2-core machine; the bound
+    # catches a hang.
     assert seconds < HANG_SECONDS, f"the multi-node module took {seconds:.0f} s"
 
 
@@ -756,9 +757,10 @@ def _leaderless_seconds(manager: Node, back: Node, limit: float = 90) -> tuple[f
     on a bare three-manager swarm, three restarts of a killed follower: it named the leader
     0.0-2.6 s after its engine answered, no election in the 10 s after; three partitions of
     21 s: the leader deposed 7.1-7.7 s after the heal, the healed node named the new leader
-    28-35 s after it, no deposition in the 10 s after. In this module: named 1.6-5.2 s after
-    a restart; after a heal (``_settle_after_heal``) deposed 5.6-11.1 s after it and named by
-    the healed node only after the election that followed.
+    28-35 s after it, no deposition in the 10 s after. In this module (thirteen runs): named
+    1.6-6.3 s after a restart, no leader lost after; after a heal (``_settle_after_heal``)
+    deposed 4.6-10.9 s after it, and named by the healed node only after the election that
+    followed.
     """
     started, leaderless, in_a_row = time.monotonic(), 0.0, 0
     while in_a_row < 3 and time.monotonic() - started < limit:
