@@ -216,14 +216,19 @@ class Cluster:
         self._make_network()
         for node in self.nodes:
             self._cleanup.callback(self._remove_node, node)
-            if self.seed is not None:
-                seed_node(node, self.seed)
-            self.start_daemon(node)
+        # Each node's store seeded (0.25 s of copies and links) and its daemon started beside
+        # the others': the last daemon no longer starts after the others' seeds.
+        side_by_side(self._begin, self.nodes, timeout=60)
         wait_until("every node's dockerd answering", self._all_answer, timeout=60)
         self.figures["daemons answering"] = time.monotonic() - started
         started = time.monotonic()
         self._form_swarm()
         self.figures["swarm formed"] = time.monotonic() - started
+
+    def _begin(self, node: Node) -> None:
+        if self.seed is not None:
+            seed_node(node, self.seed)
+        self.start_daemon(node)
 
     def _all_answer(self) -> bool:
         for node in self.nodes:
@@ -358,13 +363,13 @@ class Cluster:
                 "--token", token,
                 f"{lead.address}:{SWARM_PORT}",
             )  # fmt: skip
-        for node in self.nodes:
-            node.node_id = node.docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
-            labels = [
-                arg for k, v in node.role.labels.items() for arg in ("--label-add", f"{k}={v}")
-            ]
-            if labels:
-                lead.docker("node", "update", *labels, node.node_id)
+        side_by_side(lambda node: self._label(lead, node), self.nodes, timeout=60)
+
+    def _label(self, lead: Node, node: Node) -> None:
+        node.node_id = node.docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
+        labels = [arg for k, v in node.role.labels.items() for arg in ("--label-add", f"{k}={v}")]
+        if labels:
+            lead.docker("node", "update", *labels, node.node_id)
 
     def manager(self, *, avoiding: Sequence[Node] = ()) -> Node:
         """A node that answers and is not one of ``avoiding``."""
@@ -385,20 +390,13 @@ class Cluster:
 
     def load_images(self, archive: Path) -> None:
         """``docker load`` of ``archive`` on every node at once."""
-        errors: list[str] = []
 
         def load(node: Node) -> None:
             with archive.open("rb") as stream:
                 loaded = node.docker("load", "--quiet", timeout=300, check=False, stdin=stream)
-            if loaded.returncode != 0:
-                errors.append(f"{node.name}: {loaded.stderr[-500:]}")
+            assert loaded.returncode == 0, loaded.stderr[-500:]
 
-        threads = [threading.Thread(target=load, args=(node,)) for node in self.nodes]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=320)
-        assert not errors, errors
+        side_by_side(load, self.nodes, timeout=320)
 
     def close(self) -> None:
         """Every node killed at once, as machines die, then every trace removed.
@@ -420,6 +418,31 @@ class Cluster:
         for removal in removals:
             removal.join(timeout=120)
         self._cleanup.close()
+
+
+def side_by_side(action: Callable[[Node], None], nodes: Sequence[Node], timeout: float) -> None:
+    """``action`` on every node at once, each in a thread; AssertionError naming the nodes it
+    failed on (or did not end on within ``timeout``)."""
+    errors: list[str] = []
+
+    def run(node: Node) -> None:
+        try:
+            action(node)
+        except Exception as error:  # said for its node below, with the others'
+            errors.append(f"{node.name}: {error}")
+
+    threads = [threading.Thread(target=run, args=(node,), daemon=True) for node in nodes]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(timeout=max(deadline - time.monotonic(), 0))
+    errors += [
+        f"{node.name}: not done in {timeout:g} s"
+        for node, thread in zip(nodes, threads, strict=True)
+        if thread.is_alive()
+    ]
+    assert not errors, errors
 
 
 SEED_PARTS = ("image", "overlay2")  # a data root's image store, as the overlay2 driver keeps it
@@ -530,9 +553,14 @@ def _cgroup_pids(parent: str) -> list[int]:
     """Every process in the cgroups under ``parent`` (cgroup v1: each hierarchy; v2: one)."""
     pids: set[int] = set()
     for folder in _cgroup_folders(parent):
-        for procs in folder.rglob("cgroup.procs"):
-            with contextlib.suppress(OSError):
-                pids |= {int(pid) for pid in procs.read_text().split() if pid.isdigit()}
+        # os.walk, not rglob: a container's cgroup folder goes when its task stops, also while
+        # it is walked; rglob raised FileNotFoundError then (and ended the partition test's
+        # watch), os.walk passes over it.
+        for path, _folders, files in os.walk(folder):
+            if "cgroup.procs" in files:
+                with contextlib.suppress(OSError):
+                    procs = (Path(path) / "cgroup.procs").read_text()
+                    pids |= {int(pid) for pid in procs.split() if pid.isdigit()}
     return sorted(pids)
 
 

@@ -172,9 +172,10 @@ def depot(request: pytest.FixtureRequest) -> Iterator[Depot]:
     FIGURES["multinode: whole module (made, tested, removed)"] = (
         f"{seconds:.0f} s (target {BUDGET_SECONDS} s)"
     )
-    # The target is not met, only neared (181-197 s measured at loads of 4 to 8): some 140 s
-    # are Swarm's default timings, which the test keeps (docs/several-hosts.md). Not asserted
-    # on a shared 2-core machine; the bound catches a hang.
+    # The target is met in most runs (146-157 s at loads of 2.4 to 4.6), not in all (172-197
+    # s): the partition's leaderless window, Swarm's own (no pre-vote), ran to 36-44 s in three
+    # runs of ten (docs/several-hosts.md). Not asserted on a shared 2-core machine; the bound
+    # catches a hang.
     assert seconds < HANG_SECONDS, f"the multi-node module took {seconds:.0f} s"
 
 
@@ -364,14 +365,26 @@ class Probes:
     stop_file: Path
 
     def finish(self) -> tuple[ProbeResult, ProbeResult]:
-        self.node.docker("exec", self.client, "touch", "/tmp/stop", check=False, timeout=10)
+        began = time.monotonic()
+        told = self.node.docker("exec", self.client, "touch", "/tmp/stop", check=False, timeout=10)
+        told_after = time.monotonic() - began
         self.stop_file.touch()
         console_out, _ = self.console.communicate(timeout=20)
-        wait_until(
-            "the discovery probe ended",
-            lambda: "requests" in self.node.docker("logs", self.client, check=False).stdout,
-            timeout=20,
-        )
+        try:
+            wait_until(
+                "the discovery probe ended",
+                lambda: "requests" in self.node.docker("logs", self.client, check=False).stdout,
+                timeout=20,
+            )
+        except AssertionError as error:
+            # What the probe was doing, and whether it was told to stop: a round's DNS lookup
+            # or connection that hangs would show in its processes.
+            running = self.node.docker("top", self.client, check=False, timeout=10)
+            raise AssertionError(
+                f"{error}; told to stop after {told_after:.1f} s (exit {told.returncode}: "
+                f"{told.stderr.strip()[-300:]}); its processes: {running.stdout[-800:]}"
+                f"{running.stderr[-300:]}"
+            ) from None
         discovery_out = self.node.docker("logs", self.client).stdout
         self.node.docker("rm", "--force", self.client, check=False)
         return ProbeResult.parse(discovery_out), ProbeResult.parse(console_out)
@@ -581,11 +594,18 @@ class Watch:
         self.most_servers = 0
         self.servers: list[str] = []  # the postgres servers when the most were seen
         self.evidence: list[str] = []  # postgres' containers when more than one ran
+        self.failure = ""  # why the watch ended before it was stopped: then it proves nothing
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._count()
+        except Exception as error:  # said by stop(), in the test's own thread
+            self.failure = f"{type(error).__name__}: {error}"
+
+    def _count(self) -> None:
         while not self._stop.is_set():
             servers = [f"{n.name}: {s}" for n in self.cluster.nodes for s in postmasters(n)]
             if len(servers) > self.most_servers:
@@ -600,6 +620,7 @@ class Watch:
     def stop(self) -> dict[str, int]:
         self._stop.set()
         self._thread.join(timeout=30)
+        assert not self.failure, f"the watch of postgres and discovery ended early: {self.failure}"
         return self.most
 
 
@@ -663,14 +684,31 @@ def test_a_node_without_data_lost_and_back(depot: Depot) -> None:
     assert discovery.failed == 0, f"discovery (2 replicas) failed requests: {discovery}"
     started = time.monotonic()
     cluster.restart_node(victim)
+    # The leader watched from the moment the engine answers, beside the waits for the node
+    # to be ready and for its orphaned tasks to end (they do not depend on each other).
+    watched: list[tuple[float, float]] = []
+    failed: list[str] = []
+
+    def watch_the_leader() -> None:
+        try:
+            watched.append(_leaderless_seconds(manager, victim))
+        except AssertionError as error:
+            failed.append(str(error))
+
+    watch = threading.Thread(target=watch_the_leader, daemon=True)
+    watch.start()
     wait_until(f"{victim.name} ready again", lambda: _node_state(manager, victim) == "ready", 60)
-    # The restarted engine ends its orphaned tasks; nothing moves back by itself.
     ready = time.monotonic() - started
-    leaderless, _ = _leaderless_seconds(manager)
+    # The restarted engine ends its orphaned tasks; nothing moves back by itself.
     wait_until(f"{victim.name}'s orphaned tasks ended", lambda: _stateless_on(victim) == 0, 30)
+    watch.join(timeout=100)
+    assert not failed, failed
+    assert watched, "the leader watch after the rejoin did not end within 100 s"
+    ((leaderless, agreed),) = watched
     FIGURES[f"multinode: {victim.name} rejoined"] = (
-        f"ready {ready:.1f} s after its engine restarted, then no leader for {leaderless:.1f} s; "
-        "its orphaned tasks ended, none moved back"
+        f"ready {ready:.1f} s after its engine restarted; no leader for {leaderless:.1f} s "
+        f"(it named the leader {agreed:.1f} s after its engine answered); its orphaned tasks "
+        "ended, none moved back"
     )
     counts = _running_on(manager, depot.replicas, set())
     assert counts == depot.replicas, counts
@@ -705,22 +743,38 @@ def _reachable(manager: Node, node: Node) -> bool:
     return found.stdout.strip() == "reachable"
 
 
-def _leaderless_seconds(manager: Node, limit: float = 90) -> tuple[float, float]:
-    """From now: the seconds ``manager`` saw no leader, and until a leader answered three
-    times in a row, watched for at least ``HEAL_WATCH_SECONDS`` (a rejoined manager's
-    election comes a few seconds after it is back)."""
+def _leaderless_seconds(manager: Node, back: Node, limit: float = 90) -> tuple[float, float]:
+    """From now: the seconds ``manager`` saw no leader, and until ``back`` (a manager that
+    was away) named the leader ``manager`` names, three times in a row.
+
+    Why that is long enough to see the election it is there for: a manager that was away
+    deposes the leader only by elections of its own, which it starts while it hears from no
+    leader for its election timeout (10 to 20 one-second Raft ticks; a cut-off manager does so
+    all the while it is cut off, and comes back with a higher term). It names a leader only
+    once it has heard from one in a term at least its own: any deposition it brings has
+    happened by then, and the election after it is over; from then on the leader's heartbeat
+    (every tick) keeps it a follower. This replaces a fixed 20 s watch. Measured (load 2-4):
+    on a bare three-manager swarm, three restarts of a killed follower: it named the leader
+    0.0-2.6 s after its engine answered, no election in the 10 s after; three partitions of
+    21 s: the leader deposed 7.1-7.7 s after the heal, the healed node named the new leader
+    28-35 s after it, no deposition in the 10 s after. In this module (thirteen runs): named
+    1.6-6.3 s after a restart, no leader lost after; after a heal (``_settle_after_heal``)
+    deposed 4.6-10.9 s after it, and named by the healed node only after the election that
+    followed.
+    """
     started, leaderless, in_a_row = time.monotonic(), 0.0, 0
-    while (
-        in_a_row < 3 or time.monotonic() - started < HEAL_WATCH_SECONDS
-    ) and time.monotonic() - started < limit:
+    while in_a_row < 3 and time.monotonic() - started < limit:
         began = time.monotonic()
-        if _leader_via(manager):
+        leader = _leader_name(manager)
+        if not leader:
+            in_a_row = 0
+            leaderless += max(time.monotonic() - began, 0.5)
+        elif _leader_name(back) == leader:
             in_a_row += 1
         else:
             in_a_row = 0
-            leaderless += max(time.monotonic() - began, 0.5)
         time.sleep(0.5)
-    assert in_a_row >= 3, f"no stable leader within {limit:.0f} s"
+    assert in_a_row >= 3, f"no leader {back.name} and {manager.name} agree on within {limit:.0f} s"
     return leaderless, time.monotonic() - started
 
 
@@ -747,7 +801,7 @@ def test_the_data_node_cut_off_and_healed_never_runs_two_postgres(depot: Depot) 
         )
         whole = time.monotonic() - cut
         cluster.heal(data)
-        leaderless, back = _settle_after_heal(depot, manager)
+        leaderless, back, deposed = _settle_after_heal(depot, manager)
         time.sleep(1)
     finally:
         cluster.heal(data)  # also when a wait above failed: the tests after need the node
@@ -761,9 +815,11 @@ def test_the_data_node_cut_off_and_healed_never_runs_two_postgres(depot: Depot) 
         f"({len(waited)} waited on the data lock), {most['discovery']} discovery containers "
         "at once"
     )
+    deposition = "never" if deposed is None else f"{deposed:.1f} s after the heal"
     FIGURES["multinode: the data node's link healed"] = (
-        f"no leader for {leaderless:.1f} s, every service whole and postgres back on the data "
-        f"node after {back:.1f} s; discovery probe {discovery} "
+        f"leader deposed {deposition}, no leader for {leaderless:.1f} s, every service whole, "
+        f"postgres back on the data node and the data node naming the leader after {back:.1f} "
+        f"s; discovery probe {discovery} "
         f"({discovery.first_try_failed} first tries failed), console probe {console}"
     )
     assert discovery.failed <= discovery.requests // 20, discovery
@@ -795,24 +851,31 @@ def _settled(depot: Depot, manager: Node) -> bool:
     return healthy and _whole(manager, depot.replicas)
 
 
-HEAL_WATCH_SECONDS = 20  # the deposition comes a few seconds after the link does
-
-
-def _settle_after_heal(depot: Depot, manager: Node) -> tuple[float, float]:
-    """After a heal: the seconds ``manager`` saw no leader, and until everything settled
-    (every service whole, postgres healthy on the data node and seen there by the managers),
-    watched for at least ``HEAL_WATCH_SECONDS``."""
-    started, leaderless = time.monotonic(), 0.0
+def _settle_after_heal(depot: Depot, manager: Node) -> tuple[float, float, float | None]:
+    """After a heal: the seconds ``manager`` saw no leader, until everything settled (every
+    service whole, postgres healthy on the data node and seen there by the managers, and the
+    data node naming the leader ``manager`` names three times in a row: why that is long
+    enough to see the deposition, ``_leaderless_seconds``), and when the leader was first
+    seen gone (None if it never was)."""
+    data = depot.cluster.node(DATA)
+    started, leaderless, deposed, in_a_row = time.monotonic(), 0.0, None, 0
     while time.monotonic() - started < FAULT_SECONDS:
         began = time.monotonic()
-        if not _leader_via(manager):
+        leader = _leader_name(manager)
+        if not leader:
+            in_a_row = 0
             leaderless += max(time.monotonic() - began, 0.5)
-        elif (
-            time.monotonic() - started >= HEAL_WATCH_SECONDS
-            and _settled(depot, manager)
-            and _placed(manager, "postgres") == [DATA]
-        ):
-            return leaderless, time.monotonic() - started
+            deposed = began - started if deposed is None else deposed
+        elif _leader_name(data) != leader:
+            in_a_row = 0
+        else:
+            in_a_row += 1
+            if (
+                in_a_row >= 3
+                and _settled(depot, manager)
+                and _placed(manager, "postgres") == [DATA]
+            ):
+                return leaderless, time.monotonic() - started, deposed
         time.sleep(0.5)
     raise AssertionError(f"not settled within {FAULT_SECONDS} s of healing")
 
@@ -911,8 +974,13 @@ def test_the_data_node_lost_for_good_and_postgres_restored_elsewhere(depot: Depo
 def test_quorum_lost_services_keep_serving_and_depot_says_no_leader(depot: Depot) -> None:
     cluster = depot.cluster
     gpu, rtk = cluster.node(GPU), cluster.node(RTK)
-    # The survivor runs a discovery task, so the probe has something to reach on it.
-    survivor = gpu if len(_task_containers(gpu, "discovery")) else rtk
+    # The survivor runs a discovery task, so the probe has something to reach on it; of two
+    # that do, the follower, and the leader is lost. A surviving leader goes on naming itself
+    # until it steps down for want of a majority, which took 20 s and more (no leader after
+    # 23.0 s, against 3.5 s when the follower survived, load 2-4); the commands below are
+    # asked once the survivor says there is no leader, either way.
+    runs = [node for node in (gpu, rtk) if _task_containers(node, "discovery")]
+    survivor = next((node for node in runs if _leader_name(node) != node.name), (*runs, rtk)[0])
     other = rtk if survivor is gpu else gpu
     probes = _start_probes(depot, survivor, "quorum")
     try:
@@ -921,32 +989,46 @@ def test_quorum_lost_services_keep_serving_and_depot_says_no_leader(depot: Depot
         depot.lost.add(other.name)
         wait_until("the last manager without a leader", lambda: not _leader_via(survivor), 60)
         leaderless = time.monotonic() - lost
-        timings = {}
-        for command in ("doctor", "drift"):
+        # The depot's two commands and a change asked by hand, all at once, as an operator
+        # and a monitor would: each depot command must still fail within its bound, in one
+        # line; the change must be refused. One after the other they took 10.3 s, 10.6 s (each
+        # at its 10 s bound on the manager's answer) and then 0.0 s or 20.0 s for the change
+        # (its own bound, unless the manager had by then given up on a leader: 20-30 s after
+        # the loss), load 2-4. The probes keep running meanwhile.
+        timings: dict[str, float] = {}
+        said: dict[str, subprocess.CompletedProcess[str]] = {}
+
+        def ask(what: str) -> None:
             began = time.monotonic()
-            ran = _depot(command, host=survivor, timeout=60)
-            timings[command] = time.monotonic() - began
+            if what == "update":
+                said[what] = survivor.docker(
+                    "service", "update", "--detach", "--env-add", "X=1",
+                    f"{STACK_NAME}_discovery", timeout=60, check=False,
+                )  # fmt: skip
+            else:
+                said[what] = _depot(what, host=survivor, timeout=60)
+            timings[what] = time.monotonic() - began
+
+        asked = [threading.Thread(target=ask, args=(w,)) for w in ("doctor", "drift", "update")]
+        for thread in asked:
+            thread.start()
+        for thread in asked:
+            thread.join(timeout=70)
+        assert not [t for t in asked if t.is_alive()], f"not all answered in 70 s: {timings}"
+        for command in ("doctor", "drift"):
+            ran = said[command]
             lines = ran.stderr.strip().splitlines()
             assert ran.returncode == 2, (command, ran.stdout[-500:], ran.stderr[-500:])
             assert len(lines) == 1, (command, lines)
             assert "the swarm has no leader" in lines[0], (command, lines)
             assert timings[command] < 20, (command, timings[command])
-        # A change asked of the leaderless swarm, after the depot's commands (run beside them,
-        # it held the manager's answers to the doctor up to its 10 s bound): not answered at
-        # once, but refused. The probes keep running meanwhile.
-        began = time.monotonic()
-        failed_update = survivor.docker(
-            "service", "update", "--detach", "--env-add", "X=1", f"{STACK_NAME}_discovery",
-            timeout=60, check=False,
-        )  # fmt: skip
-        refused = time.monotonic() - began
-        assert failed_update.returncode != 0, "a leaderless swarm accepted an update"
+        assert said["update"].returncode != 0, "a leaderless swarm accepted an update"
     finally:
         discovery, console = probes.finish()
     FIGURES["multinode: quorum lost (1 of 2 managers left)"] = (
-        f"no leader after {leaderless:.1f} s; docker service update failed after "
-        f"{refused:.1f} s; depot doctor {timings['doctor']:.1f} s, depot "
-        f"drift {timings['drift']:.1f} s, each one line 'the swarm has no leader'; discovery "
-        f"probe {discovery} on {survivor.name}, console probe {console}"
+        f"no leader after {leaderless:.1f} s; then at once: docker service update failed "
+        f"after {timings['update']:.1f} s, depot doctor {timings['doctor']:.1f} s and depot "
+        f"drift {timings['drift']:.1f} s, each one line 'the swarm has no leader'; "
+        f"discovery probe {discovery} on {survivor.name}, console probe {console}"
     )
     assert discovery.failed <= discovery.requests // 20, discovery
