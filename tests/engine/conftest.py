@@ -65,6 +65,11 @@ PRIVATE_MODULES = (
 BUILD_LOCK = Path(tempfile.gettempdir()) / "depot-standins.lock"
 # Shared by the private modules, exclusive for a test that compares the whole engine (the demo).
 ENGINE_OBJECTS_LOCK = Path(tempfile.gettempdir()) / "depot-engine-objects.lock"
+# Exclusive while the engine is in a swarm (the single-node swarm test), shared by a private
+# module whose containers find each other by name through the engine's DNS: `docker swarm leave`
+# drops the names of the containers already running on bridge networks (moby/moby#45144; seen
+# here as "lookup sftp on 127.0.0.11:53: no such host"), so none of theirs may span a leave.
+ENGINE_SWARM_LOCK = Path(tempfile.gettempdir()) / "depot-engine-swarm.lock"
 _FIGURES_PROPERTY = "engine tier figures"  # a report's user property carrying new figures
 _SENT: dict[str, str] = {}  # figures this process already put on a report
 # Wall-clock starts and ends of each part, in the process that prints the summary.
@@ -95,6 +100,22 @@ def beside_the_single_engine_tests() -> Iterator[None]:
     beside the single-engine tests (``PRIVATE_MODULES``), and the demo, which compares the whole
     engine, waits until it is done (``engine_in_use``)."""
     with engine_in_use():
+        yield
+
+
+@contextmanager
+def names_resolved_by_the_engine() -> Iterator[None]:
+    """Held (shared) by a private module whose containers reach each other by name: the engine
+    stays out of a swarm meanwhile (``ENGINE_SWARM_LOCK``)."""
+    with file_lock(ENGINE_SWARM_LOCK, shared=True):
+        yield
+
+
+@contextmanager
+def engine_in_a_swarm() -> Iterator[None]:
+    """Held (exclusive) while the engine is in a swarm: no private module has containers that
+    find each other by name meanwhile (``ENGINE_SWARM_LOCK``)."""
+    with file_lock(ENGINE_SWARM_LOCK):
         yield
 
 
@@ -177,15 +198,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         # and takes longer than the demo, so the demo has the engine to itself at once.
         "test_swarm_start_interval.py",
         "test_demo.py",
-        # The drill's bound (20 s for a 2 s backup) leaves room for the multi-node module's
-        # busiest minute (its stand-ins loaded on three daemons): the swarm's pushes (a 317 MB
-        # Debian root) come after it.
-        "test_backup.py",
+        # The engine's swarm early, while the private modules that need the engine out of one
+        # (``engine_in_a_swarm``) wait behind those that do not (``last``).
         "test_swarm.py",
+        "test_backup.py",
         "test_migrate.py",
     )
+    last = ("test_backup_agent.py",)  # its containers find each other by name
     ahead = [item for name in first for item in items if item.path.name == name]
-    items[:] = ahead + [item for item in items if item.path.name not in first]
+    behind = [item for name in last for item in items if item.path.name == name]
+    rest = [item for item in items if item.path.name not in first + last]
+    items[:] = ahead + rest + behind
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

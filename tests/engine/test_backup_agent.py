@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from depot.standins import ensure_backup_image
-from tests.engine.conftest import FIGURES, engine_in_use
+from tests.engine.conftest import FIGURES, engine_in_use, names_resolved_by_the_engine
 from tests.engine.harness import docker
 
 pytestmark = pytest.mark.engine
@@ -311,8 +311,9 @@ def age_identity(image: str) -> tuple[bytes, str]:
 @pytest.fixture(scope="module")
 def site(standin_builds: dict[str, str]) -> Iterator[Site]:
     """Everything the module runs, on names of its own: it may share the engine with the other
-    engine tests (conftest ``PRIVATE_MODULES``), so it needs no stand-in depot's names free."""
-    with engine_in_use():
+    engine tests (conftest ``PRIVATE_MODULES``), so it needs no stand-in depot's names free; but
+    not with the engine in a swarm, whose leave would drop the names its containers use."""
+    with engine_in_use(), names_resolved_by_the_engine():
         yield from _site(standin_builds)
 
 

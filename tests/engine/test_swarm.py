@@ -28,7 +28,7 @@ import pytest
 from depot.catalog import SERVICES, Healthcheck
 from depot.outputs.secret_files import SECRETS_DIR, secret_file_name
 from depot.swarm import go_duration
-from tests.engine.conftest import FIGURES
+from tests.engine.conftest import FIGURES, engine_in_a_swarm
 from tests.engine.harness import docker, logged_first_probe_delay
 from tests.engine.swarm import (
     NAMESPACE_LABEL,
@@ -80,6 +80,7 @@ def swarm(standin_images: dict[str, str]) -> Iterator[SwarmDepot]:
     if reason:
         pytest.skip(f"swarm test: {reason}")
     with (
+        engine_in_a_swarm(),
         tempfile.TemporaryDirectory(prefix="depot-engine-swarm-") as directory,
         swarm_depot(standin_images, Path(directory), CONVERGE_TIMEOUT) as depot,
     ):
