@@ -19,7 +19,8 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks, rpc, settings
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime import resource as sdk_resource
+from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
@@ -238,6 +239,34 @@ def record(
     """
     recording = into if into is not None else Recording(stack=stack)
     stand_ins = stand_ins or DepotMocks()
+    # At each registration the SDK extracts and converts the whole Python stack, for the source
+    # position the engine shows; a run under mocks has no engine, and a Registration keeps none
+    # of it (~15% of a run's CPU). The SDK's own is back once the run ends.
+    traced = sdk_resource._get_stack_trace
+    sdk_resource._get_stack_trace = _no_stack_trace
+    try:
+        _run(
+            program,
+            stack=stack,
+            config=config,
+            preview=preview,
+            recording=recording,
+            stand_ins=stand_ins,
+        )
+    finally:
+        sdk_resource._get_stack_trace = traced
+    return recording
+
+
+def _run(
+    program: Callable[[], None],
+    *,
+    stack: str,
+    config: RawConfig,
+    preview: bool,
+    recording: Recording,
+    stand_ins: DepotMocks,
+) -> None:
     settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
         stand_ins,
@@ -257,4 +286,8 @@ def record(
     finally:
         if collecting:
             gc.enable()
-    return recording
+
+
+def _no_stack_trace() -> source_pb2.StackTrace:
+    """What the SDK sends when it finds no frame of the program: no source position."""
+    return source_pb2.StackTrace()

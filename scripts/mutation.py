@@ -529,15 +529,49 @@ def _statement_starts(tree: ast.Module) -> list[int]:
     return starts
 
 
-def _with_mutation(tree: ast.Module, starts: list[int], index: int, replace: Replacement) -> str:
+def _statement_text(statement: ast.stmt, first: bool, type_ignores: list[ast.TypeIgnore]) -> str:
+    """``statement``'s part of its module's text as ``ast.unparse`` writes the whole module.
+
+    A top-level statement's text depends on nothing around it but whether it comes first (the
+    blank lines before a ``def`` or ``class``, a docstring): after the first, it is what
+    follows a ``pass`` put in front of it."""
+    if first:
+        return ast.unparse(ast.Module(body=[statement], type_ignores=type_ignores))
+    body: list[ast.stmt] = [ast.Pass(), statement]
+    return ast.unparse(ast.Module(body=body, type_ignores=type_ignores)).removeprefix("pass")
+
+
+class _Texts:
+    """The module's text, one part per top-level statement: a mutant's text is the parts with
+    its one mutated statement unparsed again (unparsing the whole module for each mutant took
+    most of the run). Where the parts do not add up to ``ast.unparse`` of the whole module,
+    every mutant is unparsed whole, as before."""
+
+    def __init__(self, tree: ast.Module, unmutated: str) -> None:
+        self.tree = tree
+        self.parts = [
+            _statement_text(statement, index == 0, tree.type_ignores)
+            for index, statement in enumerate(tree.body)
+        ]
+        self.exact = "".join(self.parts) == unmutated
+
+    def with_statement(self, at: int, statement: ast.stmt) -> str:
+        tree = self.tree
+        if not self.exact:
+            body = [*tree.body[:at], statement, *tree.body[at + 1 :]]
+            return ast.unparse(ast.Module(body=body, type_ignores=tree.type_ignores))
+        text = _statement_text(statement, at == 0, tree.type_ignores)
+        return "".join([*self.parts[:at], text, *self.parts[at + 1 :]])
+
+
+def _with_mutation(texts: _Texts, starts: list[int], index: int, replace: Replacement) -> str:
     """The module's text with node ``index`` replaced. Only the top-level statement holding it
     is copied and mutated (copying the whole tree for each mutant took most of the run); the
-    other statements are the unchanged originals, and the whole module is unparsed as before."""
+    other statements are the unchanged originals (see ``_Texts``)."""
     at = bisect.bisect_right(starts, index) - 1
-    statement = _Apply(index - starts[at], replace).visit(copy.deepcopy(tree.body[at]))
+    statement = _Apply(index - starts[at], replace).visit(copy.deepcopy(texts.tree.body[at]))
     assert isinstance(statement, ast.stmt)  # a statement's mutant is a statement
-    body = [*tree.body[:at], ast.fix_missing_locations(statement), *tree.body[at + 1 :]]
-    return ast.unparse(ast.Module(body=body, type_ignores=tree.type_ignores))
+    return texts.with_statement(at, ast.fix_missing_locations(statement))
 
 
 def mutants(module: str, source: str) -> list[Mutant]:
@@ -547,12 +581,13 @@ def mutants(module: str, source: str) -> list[Mutant]:
     walk.visit(tree, "<module>", quiet=False, regex=False)
     found, seen, unmutated = [], Counter[str](), ast.unparse(tree)
     starts = _statement_starts(tree)
+    texts = _Texts(tree, unmutated)
     for index, scope, line, candidate in walk.found:
         if index == 0:  # the module itself: no candidate mutates it, but copy it all if one did
             mutated = _Apply(index, candidate.replace).visit(copy.deepcopy(tree))
             text = ast.unparse(ast.fix_missing_locations(mutated))
         else:
-            text = _with_mutation(tree, starts, index, candidate.replace)
+            text = _with_mutation(texts, starts, index, candidate.replace)
         if text == unmutated:
             continue  # the mutation changed nothing
         key = f"{scope}: {candidate.description}"

@@ -3,11 +3,11 @@
 The script is run by this machine's ``sh`` (dash, with GNU coreutils) and by ``busybox sh`` with
 only busybox applets on PATH (as in the Alpine postgres image), plus the real ``age`` and
 ``rclone``; targets are rclone paths on the local disk. The long simulations of retention and
-ordering run a stand-in for rclone instead (tests/fakes/rclone, held to the real one by a
-contract test; each names the tests that prove its path with the real one). Where a database
-would be needed, ``pg_dump`` and ``pg_restore`` are fakes that record how they were called;
-the real ones run in the engine tier (tests/engine/test_backup_agent.py). Time is driven with
-``--now``.
+ordering, and the tests whose point is the script's own logic rather than rclone's, run a
+stand-in for rclone instead (tests/fakes/rclone, held to the real one by a contract test; each
+names the tests that prove its path with the real one). Where a database would be needed,
+``pg_dump`` and ``pg_restore`` are fakes that record how they were called; the real ones run in
+the engine tier (tests/engine/test_backup_agent.py). Time is driven with ``--now``.
 """
 
 from __future__ import annotations
@@ -774,6 +774,10 @@ def test_a_target_down_costs_a_run_one_copy_with_retries_and_nothing_more(box: B
     """The copy spends rclone's retries; its cleanup tries once, and pruning does not list the
     target again (each would wait as long on a vanished host: tests/engine/test_backup_agent.py
     times that). The target's pruning counts as failed, as when its list cannot be read."""
+    # The calls while the target is down stop in FAKE_RCLONE, before any rclone; the first
+    # run's copy goes through the stand-in. The same copy with the real rclone: test_copies_
+    # failing_for_three_days_leave_the_host_oldest_first_before_any_is_pruned, just below.
+    use_the_stand_in_rclone(box)
     target = str(box.offsite)
     first = box.run("run", "--now", "20250301T000000Z", DEPOT_BACKUP_TARGETS=target)
     assert first.returncode == 0, first.stderr
@@ -795,6 +799,11 @@ def test_a_target_down_costs_a_run_one_copy_with_retries_and_nothing_more(box: B
 def test_a_local_backup_that_no_longer_matches_its_checksum_never_leaves_the_host(
     box: Box,
 ) -> None:
+    # The script checks the local checksum before it asks rclone to copy: the stand-in rclone
+    # (use_the_stand_in_rclone) does the copies of the good ones, as the test above does them
+    # with the real rclone; in the real image, tests/engine/test_backup_agent.py::
+    # test_a_local_copy_that_rotted_is_skipped_and_a_rotten_everywhere_backup_is_refused.
+    use_the_stand_in_rclone(box)
     target = str(box.offsite)
     days = daily("20250301T000000Z", 4)
     for day in days[:2]:  # two backups wait: the target is down
@@ -1115,6 +1124,9 @@ def test_health_without_any_good_backup_is_unhealthy_and_says_the_last_failure(b
 def test_health_counts_the_backups_waiting_to_leave_the_host_and_fails_after_an_interval(
     box: Box,
 ) -> None:
+    # What health reads is the script's own records: the stand-in rclone makes the first copy
+    # (the same with the real rclone: test_copies_failing_for_three_days_leave_the_host_...).
+    use_the_stand_in_rclone(box)
     target = str(box.offsite)
     day0, day1 = daily("20250301T000000Z", 2)
     assert box.run("run", "--now", stamp(day0), DEPOT_BACKUP_TARGETS=target).returncode == 0
@@ -1261,6 +1273,12 @@ def restore_from_the_target(box: Box, identity: Identity, target: str) -> str:
 
 
 def test_during_a_restore_only_age_sees_the_identity(box: Box, identity: Identity) -> None:
+    # FAKE_RCLONE looks at the descriptors it is started with, which are those the script gives
+    # rclone, then runs the stand-in (use_the_stand_in_rclone). A restore that lists and fetches
+    # from a target with the real rclone: test_a_target_with_backslashes_is_listed_and_restored_
+    # from_as_written, below; in the real image, tests/engine/test_backup_agent.py::
+    # test_a_run_of_100000_rows_and_a_restore_from_the_target_after_losing_everything.
+    use_the_stand_in_rclone(box)
     target = str(box.offsite)
     name = restore_from_the_target(box, identity, target)
 
@@ -1305,6 +1323,11 @@ def test_a_target_with_backslashes_is_listed_and_restored_from_as_written(
 
 
 def test_a_target_with_glob_characters_is_never_expanded(box: Box) -> None:
+    # The stand-in rclone (use_the_stand_in_rclone) is held to the real one on a target named
+    # with glob characters (test_the_stand_in_rclone_does_what_the_real_one_does); what could
+    # expand it is the script. A run and a list with the real rclone: test_a_run_encrypts_
+    # places_copies_verifies_and_leaves_no_secret_or_plaintext.
+    use_the_stand_in_rclone(box)
     target = str(box.root / "off*site[1]")
     decoy = box.root / "offXsite1"  # what the pattern would match
     decoy.mkdir()
@@ -1579,7 +1602,10 @@ def test_a_rebuilt_host_waits_when_a_target_holds_a_fresh_backup(
 ) -> None:
     # The lost host's backup of a minute ago is on the target; the new host's volume is empty.
     # Backing up its new, empty database now would make that the newest backup and prune the
-    # real one of the same day from the target.
+    # real one of the same day from the target. The target is read by the stand-in rclone
+    # (use_the_stand_in_rclone); a target listed by the real one: the tests of `list` and
+    # test_a_target_is_pruned_by_its_rules_through_the_real_rclone.
+    use_the_stand_in_rclone(box)
     target = str(box.offsite)
     taken = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     ran = box.run("run", "--now", stamp(taken), DEPOT_BACKUP_TARGETS=target)
@@ -1635,6 +1661,9 @@ def test_a_failed_copy_is_retried_without_a_new_dump_until_it_is_off_the_host(
 ) -> None:
     if DAY - time.time() % DAY < 30:  # the retries must start before the next slot
         time.sleep(DAY - time.time() % DAY + 1)
+    # The copy, once the target is back, by the stand-in rclone (use_the_stand_in_rclone); with
+    # the real one: test_copies_failing_for_three_days_leave_the_host_oldest_first_before_....
+    use_the_stand_in_rclone(box)
     target = str(box.offsite)
     loop = box.start(
         "schedule", DEPOT_BACKUP_RETRY_DELAY="1", DEPOT_BACKUP_TARGETS=target, FAKE_DOWN=target

@@ -25,6 +25,7 @@ from depot.program import deploy
 from depot.recording import Recording, record
 from depot.types import INLINE_TARGET_OPTIONS, WRAPPED_REMOTE_OPTIONS, parse_rclone_target
 from tests.conftest import PROJECT_DIR, run_depot, stack_config
+from tests.test_review import main_in_project
 
 RECIPIENT = "age1xk72a7fvfupmssj73newmhv3pz0exes6n7tzwqytn4aepy3sjecq4q2jpc"
 S3 = ":s3,provider=AWS,env_auth=true,region=eu-central-1:depot-backups/prod"
@@ -531,15 +532,19 @@ HOSTILE = [
 
 
 def test_nothing_refused_reaches_plan_compose_or_check(tmp_path: Path) -> None:
+    # The three commands in one interpreter in the copy (tests/test_review.py: main_in_project);
+    # a setting refused by `depot plan` as a process of its own, exit 2 and the one line:
+    # tests/test_review.py::test_a_bad_config_gives_the_programs_message.
     project = _project_copy(tmp_path, [S3, *HOSTILE])
-    env = {"PYTHONPATH": str(project), "PATH": "/usr/bin:/bin"}
-    for command in (["plan", "--stack", "prod"], ["compose", "--stack", "prod"],
-                    ["check", "--stack", "prod"]):  # fmt: skip
-        completed = run_depot(*command, cwd=project, env=env)
-        assert completed.returncode == 2, (command, completed.stderr)
-        assert SECRET not in completed.stdout + completed.stderr
+    commands = (["plan", "--stack", "prod"], ["compose", "--stack", "prod"],
+                ["check", "--stack", "prod"])  # fmt: skip
+    runs = main_in_project(project, *commands, env={"PATH": "/usr/bin:/bin"})
+    assert len(runs) == len(commands)
+    for command, (status, stdout, stderr) in zip(commands, runs, strict=True):
+        assert status == 2, (command, stderr)
+        assert SECRET not in stdout + stderr
         for index in range(1, len(HOSTILE) + 1):
-            assert f"depot:backup.targets[{index}]: [withheld] " in completed.stderr
+            assert f"depot:backup.targets[{index}]: [withheld] " in stderr
 
 
 def test_an_accepted_target_is_what_the_plain_environment_carries(tmp_path: Path) -> None:

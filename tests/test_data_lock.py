@@ -10,7 +10,8 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +99,64 @@ def test_the_compose_export_and_the_stack_file_start_postgres_behind_the_lock(
 # --- the script itself, with this machine's sh and util-linux flock ----------------------------
 
 
-@pytest.fixture
-def data(tmp_path: Path) -> Iterator[Path]:
+# --- the waiting tests, side by side --------------------------------------------------------
+#
+# Each of them gives a script that must wait about 1.3 s to (wrongly) go on: one after another
+# they kept a worker idle for 4 s. Each is written as an ordinary test on its own data
+# directory; @side_by_side runs it in a thread started together with the others the first time
+# one of them is reached, and the test then waits for its own and fails as it would have (its
+# assertions run in that thread, unchanged). They are one xdist group, so a single worker runs
+# them all (`--dist loadgroup`, pyproject.toml).
+
+Scenario = Callable[[Path], None]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def side_by_side(scenario: Scenario) -> Callable[[Callable[[str], None]], None]:
+    SCENARIOS[scenario.__name__] = scenario
+
+    def run(waits: Callable[[str], None]) -> None:
+        waits(scenario.__name__)
+
+    run.__name__ = scenario.__name__
+    run.__doc__ = scenario.__doc__
+    marked: Callable[[Callable[[str], None]], None] = pytest.mark.xdist_group("data-lock-waits")(
+        run
+    )
+    return marked
+
+
+def _in_a_data_directory(scenario: Scenario, root: Path) -> None:
+    directory = root / "data"
+    directory.mkdir()
+    scenario(directory)
+    assert list(directory.iterdir()) == [], "the lock must leave the data directory empty"
+
+
+@pytest.fixture(scope="module")
+def waits(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], None]]:
+    """Waits for one scenario's outcome; the first call starts all this session runs."""
     if shutil.which("flock") is None:
         pytest.skip("util-linux flock is not installed")
-    directory = tmp_path / "data"
-    directory.mkdir()
-    yield directory
-    assert list(directory.iterdir()) == [], "the lock must leave the data directory empty"
+    wanted = [
+        item.originalname
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.originalname in SCENARIOS
+    ]
+    pool = ThreadPoolExecutor(max_workers=max(1, len(wanted)))
+    futures: dict[str, Future[None]] = {}
+
+    def outcome(name: str) -> None:
+        if not futures:
+            for each in wanted:
+                root = tmp_path_factory.mktemp(each[5:40])
+                futures[each] = pool.submit(_in_a_data_directory, SCENARIOS[each], root)
+        futures[name].result(timeout=60)  # raises what the scenario raised
+
+    yield outcome
+    pool.shutdown(wait=True)
 
 
 def _start(data: Path, *command: str) -> subprocess.Popen[str]:
@@ -124,6 +175,7 @@ def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
     return process.communicate(timeout=10)
 
 
+@side_by_side
 def test_the_second_waits_until_the_first_exits_and_then_runs(data: Path) -> None:
     first = _start(data, "sleep", "30")  # the "postmaster": it holds the lock through exec
     time.sleep(0.3)
@@ -142,6 +194,7 @@ def test_the_second_waits_until_the_first_exits_and_then_runs(data: Path) -> Non
     assert "is free; starting postgres" in err
 
 
+@side_by_side
 def test_the_lock_is_the_directorys_inode_whatever_path_reaches_it(data: Path) -> None:
     # Containers mount the same volume at their own paths; here a second name for the directory.
     other_path = data.parent / "elsewhere"
@@ -158,6 +211,7 @@ def test_the_lock_is_the_directorys_inode_whatever_path_reaches_it(data: Path) -
     other_path.unlink()
 
 
+@side_by_side
 def test_a_waiting_script_ends_at_once_on_the_stop_signal(data: Path) -> None:
     first = _start(data, "sleep", "30")
     time.sleep(0.3)

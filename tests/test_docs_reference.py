@@ -12,6 +12,7 @@ from typing import get_args
 
 import pytest
 import yaml
+from pydantic import Field
 
 from depot.cli import main
 from depot.config.settings import DepotSettings, SettingsModel
@@ -142,8 +143,33 @@ def test_the_manual_links_each_reference_page_from_its_nav() -> None:
     assert "docs/hooks/reference.py" in nav
 
 
-def test_the_settings_models_keep_docstrings_as_descriptions() -> None:
-    assert DepotSettings.model_config.get("use_attribute_docstrings") is True
+def test_a_settings_description_is_the_docstring_under_its_field() -> None:
+    class Parent(SettingsModel):
+        kept: int = 1
+        """Said  in the parent,
+        over two lines."""
+        redeclared: int = 2
+        """The parent's."""
+        given: int = Field(3, description="Given.")
+        """Not this one: a description given wins, as in pydantic."""
+
+    class Child(Parent):
+        redeclared: int = 5
+        """The child's."""
+
+    assert {row.name: row.description for row in settings(Child)} == {
+        "depot:kept": "Said in the parent, over two lines.",
+        "depot:redeclared": "The child's.",
+        "depot:given": "Given.",
+    }
+    restart = next(row for row in settings() if row.name == "depot:restart")
+    assert restart.description.startswith("The restart policy of every container, written as")
+
+
+def test_only_the_manual_reads_the_settings_docstrings() -> None:
+    # pydantic's use_attribute_docstrings would read and parse depot/config/settings.py again for
+    # each model on every start of every command; the generator reads them instead (above).
+    assert "use_attribute_docstrings" not in DepotSettings.model_config
 
 
 def test_the_readmes_links_into_the_repository_reach_files() -> None:

@@ -10,6 +10,7 @@ import ast
 import json
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -72,18 +73,23 @@ def test_the_crossguard_pack_loads_its_rules_without_a_provider() -> None:
     assert loaded.isdisjoint(PROGRAM), loaded & set(PROGRAM)
 
 
-def _third_party(loaded: set[str]) -> set[str]:
+def _third_party(loaded: frozenset[str]) -> set[str]:
     """The installed packages among ``loaded``: neither the standard library nor the depot."""
     tops = {name.split(".")[0] for name in loaded}
     return {t for t in tops - set(sys.stdlib_module_names) if not t.startswith(("_", "depot"))}
 
 
-def _loaded_by_command(*argv: str) -> set[str]:
-    return _loaded_after(
-        "import contextlib, io\n"
-        "from depot.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    assert main({list(argv)!r}) == 0\n"
+@cache
+def _loaded_by_command(*argv: str) -> frozenset[str]:
+    """What one command loads, probed once per test process: the probe runs in an interpreter
+    of its own, so a second probe of the same command would see the same modules."""
+    return frozenset(
+        _loaded_after(
+            "import contextlib, io\n"
+            "from depot.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main({list(argv)!r}) == 0\n"
+        )
     )
 
 
@@ -98,6 +104,11 @@ HEAVY = ("pulumi", "grpc", "google")
 """Packages whose import alone costs more than a command's whole budget."""
 
 
+# One group (`--dist loadgroup`): a single worker probes each command once for both tests.
+COMMAND_PROBES = pytest.mark.xdist_group("command-imports")
+
+
+@COMMAND_PROBES
 @pytest.mark.parametrize(
     "argv",
     [
@@ -117,6 +128,7 @@ def test_graph_and_compose_load_no_pulumi_sdk_and_not_the_program(argv: tuple[st
     assert not {name for name in loaded if name.startswith(HEAVY)}
 
 
+@COMMAND_PROBES
 def test_graph_loads_no_package_that_compose_does_not() -> None:
     graph = _third_party(_loaded_by_command("graph", "--stack", "prod"))
     compose = _third_party(_loaded_by_command("compose", "--stack", "prod"))

@@ -67,12 +67,12 @@ def test_module_constants_and_patterns_are_mutated() -> None:
     assert "<module>: regex class [a-z_] also takes a leading '-'" in found
 
 
-def test_each_mutant_is_the_whole_module_with_its_one_node_replaced() -> None:
-    # mutants() copies only the top-level statement that holds the node: its text must be
-    # that of a copy of the whole module with that node replaced.
-    source = (
-        DECORATED + "\nclass Limits:\n    def within(self, n: int) -> bool:\n        return n < 3\n"
-    )
+CLASS = "\nclass Limits:\n    def within(self, n: int) -> bool:\n        return n < 3\n"
+
+
+def _whole_copies(source: str) -> list[str]:
+    """Each mutant of ``source`` made the slow way: the whole module copied, its node replaced,
+    the whole copy unparsed (the mutants that change nothing left out)."""
     tree = ast.parse(source)
     walk = mutation._Walk(source)
     walk.visit(tree, "<module>", quiet=False, regex=False)
@@ -84,9 +84,34 @@ def test_each_mutant_is_the_whole_module_with_its_one_node_replaced() -> None:
         )
         for index, _, _, candidate in walk.found
     ]
-    expected = [text for text in whole_copies if text != ast.unparse(tree)]
+    return [text for text in whole_copies if text != ast.unparse(tree)]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        DECORATED + CLASS,
+        '"""A module\'s docstring, written first."""\n' + DECORATED + CLASS,
+        "LIMIT = (3, 4)\n" + DECORATED,  # the first statement mutated too
+    ],
+    ids=["functions", "docstring", "constant-first"],
+)
+def test_each_mutant_is_the_whole_module_with_its_one_node_replaced(source: str) -> None:
+    # mutants() copies only the top-level statement that holds the node, and unparses only
+    # that statement: its text must be that of a copy of the whole module with that node
+    # replaced, whether the module starts with a docstring, a definition or a mutated statement.
+    expected = _whole_copies(source)
     assert len(expected) > 20
     assert [m.source for m in mutation.mutants("m.py", source)] == expected
+
+
+def test_where_the_parts_do_not_make_the_module_each_mutant_is_unparsed_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mutation, "_statement_text", lambda *args: "")
+    source = DECORATED + CLASS
+    assert not mutation._Texts(ast.parse(source), ast.unparse(ast.parse(source))).exact
+    assert [m.source for m in mutation.mutants("m.py", source)] == _whole_copies(source)
 
 
 def test_alternatives_are_found_inside_groups_and_outside_classes() -> None:

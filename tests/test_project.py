@@ -10,7 +10,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
+from pulumi.runtime import resource as sdk_resource
+from pulumi.runtime.proto import source_pb2
 
 import depot
 from depot.program import deploy
@@ -111,3 +114,20 @@ def test_the_import_check_would_see_a_registration() -> None:
     recording = Recording(stack="dev")
     record(deploy, stack="dev", config=stack_config("dev"), into=recording)
     assert recording.registrations
+
+
+def test_a_run_under_mocks_skips_the_sdks_source_positions_and_restores_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # record() leaves out the stack walk the SDK makes at each registration for the engine's
+    # source positions (no engine reads them under mocks); the SDK's own is back after the run.
+    walks: list[source_pb2.StackTrace] = []
+
+    def walk() -> source_pb2.StackTrace:
+        walks.append(source_pb2.StackTrace())
+        return walks[-1]
+
+    monkeypatch.setattr(sdk_resource, "_get_stack_trace", walk)  # fails if the SDK renames it
+    assert record(deploy, stack="dev", config=stack_config("dev")).registrations
+    assert walks == []
+    assert sdk_resource._get_stack_trace is walk

@@ -68,14 +68,18 @@ checks of a secret's content skip it, since the real value is unknown there."""
 
 class SettingsModel(BaseModel):
     """Base for every settings model: immutable, camelCase keys, unknown keys rejected, and
-    each field described by the docstring under it."""
+    each field described by the docstring under it.
+
+    The docstrings are read by the manual's generator (``depot.tools.reference_docs``), the only
+    reader of a field's description, and not here: pydantic's ``use_attribute_docstrings`` reads
+    and parses this module's source again for each model, on every start of every command
+    (~30 ms of each ``depot`` run)."""
 
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
         alias_generator=to_camel,
         populate_by_name=True,
-        use_attribute_docstrings=True,
     )
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import itertools
 import os
 import re
+import textwrap
 import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -230,8 +232,40 @@ def _default(field: FieldInfo, parent_default: object) -> str:
     return f"{show_value(inherited)}; {shown} in a parent written without it"
 
 
-def _description(field: FieldInfo) -> str:
-    return " ".join((field.description or "").split())
+def _docstrings_of(klass: type) -> dict[str, str]:
+    """The docstring written under each field ``klass`` itself declares (an annotated name
+    followed by a string), as pydantic's ``use_attribute_docstrings`` reads them."""
+    try:
+        source = textwrap.dedent(inspect.getsource(klass))
+    except (OSError, TypeError):
+        return {}
+    [statement] = ast.parse(source).body
+    assert isinstance(statement, ast.ClassDef), klass
+    found: dict[str, str] = {}
+    for field, after in itertools.pairwise(statement.body):
+        text = after.value if isinstance(after, ast.Expr) else None
+        docstring = text.value if isinstance(text, ast.Constant) else None
+        target = field.target if isinstance(field, ast.AnnAssign) else None
+        if isinstance(target, ast.Name) and isinstance(docstring, str):
+            found[target.id] = inspect.cleandoc(docstring)
+    return found
+
+
+@cache
+def _field_docstrings(model: type[BaseModel]) -> dict[str, str]:
+    """Each field's docstring: the one under it where ``model`` declares it, else the one in the
+    nearest model it extends that does."""
+    found: dict[str, str] = {}
+    for klass in reversed(model.__mro__):
+        if issubclass(klass, BaseModel) and klass is not BaseModel:
+            found.update(_docstrings_of(klass))
+    return found
+
+
+def _description(model: type[BaseModel], name: str, field: FieldInfo) -> str:
+    """A field's description: the one it was given, else the docstring under it."""
+    described = field.description or _field_docstrings(model).get(name, "")
+    return " ".join(described.split())
 
 
 def settings(
@@ -249,7 +283,7 @@ def settings(
             type=_type_of(model, name, field),
             default=_default(field, parent_default),
             allowed=_allowed(field),
-            description=_description(field),
+            description=_description(model, name, field),
             field_of=f"{model.__name__}.{name}",
         )
         nested = _nested_model(field.annotation)
