@@ -159,10 +159,17 @@ def waits(
     pool.shutdown(wait=True)
 
 
+DEFAULT_SIGNALS = ("env", "--default-signal=INT,QUIT,TERM")  # coreutils' env, 8.31 and later
+
+
 def _start(data: Path, *command: str) -> subprocess.Popen[str]:
-    """The lock script on ``data`` running ``command`` in its place, as the entrypoint does."""
+    """The lock script on ``data`` running ``command`` in its place, as the entrypoint does.
+
+    Its signals at their defaults, as a container's process starts: a shell cannot trap a signal
+    ignored when it started, and a test run started in the background (``pytest … &`` from a
+    script) ignores SIGINT."""
     return subprocess.Popen(
-        [*data_lock_entrypoint(str(data)), *command],
+        [*DEFAULT_SIGNALS, *data_lock_entrypoint(str(data)), *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
