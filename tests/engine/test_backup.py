@@ -44,7 +44,7 @@ import pytest
 from depot.catalog import POSTGRES_BACKUPS_VOLUME, POSTGRES_DATA_VOLUME
 from depot.outputs.secret_files import SECRETS_DIR, secret_file_name
 from tests.engine.conftest import FIGURES, WAIT_TIMEOUT
-from tests.engine.harness import TIER_LABEL, TierDepot, docker
+from tests.engine.harness import TIER_LABEL, VOLUME_MOUNT, TierDepot, docker, volume_archive
 
 pytestmark = pytest.mark.engine
 
@@ -299,25 +299,26 @@ def target_files(drill: Drill) -> dict[str, bytes]:
 
 
 def local_files(drill: Drill) -> dict[str, bytes]:
-    """Every file of the postgres-backups volume, read by a helper container."""
-    return _files(
-        [
-            "docker", "run", "--rm", "--label", f"{TIER_LABEL}={drill.depot.project}",
-            "--volume", f"{POSTGRES_BACKUPS_VOLUME}:/backups:ro", drill.helper_image,
-            "tar", "-C", "/backups", "-cf", "-", ".",
-        ]
-    )  # fmt: skip
+    """Every file of the postgres-backups volume, copied out of a helper container."""
+    label = f"{TIER_LABEL}={drill.depot.project}"
+    archive = volume_archive(POSTGRES_BACKUPS_VOLUME, drill.helper_image, label=label)
+    return _members(archive, f"{VOLUME_MOUNT}/")
 
 
 def _files(command: list[str]) -> dict[str, bytes]:
     ran = subprocess.run(command, capture_output=True, check=False, timeout=120)
     assert ran.returncode == 0, ran.stderr[-500:]
+    return _members(ran.stdout, "./")
+
+
+def _members(archive: bytes, folder: str) -> dict[str, bytes]:
+    """Each file of a tar stream by its path under ``folder``."""
     files = {}
-    with tarfile.open(fileobj=io.BytesIO(ran.stdout)) as archive:
-        for member in archive.getmembers():
-            extracted = archive.extractfile(member) if member.isfile() else None
+    with tarfile.open(fileobj=io.BytesIO(archive)) as opened:
+        for member in opened.getmembers():
+            extracted = opened.extractfile(member) if member.isfile() else None
             if extracted is not None:
-                files[member.name.removeprefix("./")] = extracted.read()
+                files[member.name.removeprefix(folder)] = extracted.read()
     return files
 
 

@@ -13,9 +13,11 @@ of daily runs whose clock the test sets.
 
 from __future__ import annotations
 
+import io
 import re
 import secrets
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -27,7 +29,7 @@ import pytest
 
 from depot.standins import ensure_backup_image
 from tests.engine.conftest import FIGURES, engine_in_use, names_resolved_by_the_engine
-from tests.engine.harness import docker
+from tests.engine.harness import TIER_LABEL, VOLUME_MOUNT, docker, volume_archive
 
 pytestmark = pytest.mark.engine
 
@@ -179,24 +181,13 @@ class Site:
 
     def volume_bytes(self, role: str) -> bytes:
         """Every file of a volume, as one tar stream (names and contents)."""
-        command = [
-            "docker", "run", "--rm", "--user", "0", "--entrypoint", "tar", "--network", "none",
-            "-v", f"{self.volume(role)}:/v:ro", self.image, "-C", "/v", "-cf", "-", ".",
-        ]  # fmt: skip
-        ran = subprocess.run(
-            command,
-            capture_output=True,
-            check=True,
-            timeout=120,
-        )
-        return ran.stdout
+        label = f"{TIER_LABEL}={self.name('helper')}"
+        return volume_archive(self.volume(role), self.image, label=label)
 
     def volume_files(self, role: str) -> list[str]:
-        ran = docker(
-            "run", "--rm", "--user", "0", "--entrypoint", "find", "--network", "none",
-            "-v", f"{self.volume(role)}:/v:ro", self.image, "/v", "-type", "f",
-        )  # fmt: skip
-        return sorted(line.removeprefix("/v/") for line in ran.stdout.split())
+        with tarfile.open(fileobj=io.BytesIO(self.volume_bytes(role))) as archive:
+            names = [member.name for member in archive.getmembers() if member.isfile()]
+        return sorted(name.removeprefix(f"{VOLUME_MOUNT}/") for name in names)
 
     def databases(self) -> list[str]:
         listed = psql(self.postgres, "SELECT datname FROM pg_database ORDER BY 1", "postgres")
