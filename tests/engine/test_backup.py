@@ -36,13 +36,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from depot.catalog import POSTGRES_BACKUPS_VOLUME, POSTGRES_DATA_VOLUME
 from depot.outputs.secret_files import SECRETS_DIR, secret_file_name
+from tests.engine.backup_names import backup_name, good_backups, stamp_of
 from tests.engine.conftest import FIGURES, WAIT_TIMEOUT
 from tests.engine.harness import TIER_LABEL, VOLUME_MOUNT, TierDepot, docker, volume_archive
 
@@ -56,8 +56,7 @@ TARGET_DIR = "/data/depot/drill"  # the same folder, inside the sftp container
 SFTP_PORT = 2022
 SFTP_USER = "depot"
 RETENTION = {"hourly": 0, "daily": 7, "weekly": 4, "monthly": 6, "local": 2}  # prod's
-STAMP = "%Y%m%dT%H%M%SZ"
-NAME = re.compile(rf"^{STACK}-(\d{{8}}T\d{{6}}Z)\.dump\.age$")
+NAME = backup_name(STACK)
 AGE_HEADER = b"age-encryption.org/v1\n"
 PGDMP = b"PGDMP"  # the first bytes of every custom-format dump
 COMMAND_TIMEOUT = 300  # seconds: `depot backup` and `depot restore` of the drill's database
@@ -322,19 +321,6 @@ def _members(archive: bytes, folder: str) -> dict[str, bytes]:
     return files
 
 
-def good_backups(files: dict[str, bytes], folder: str = "") -> set[str]:
-    """The backups in ``folder`` of ``files`` that have their sidecar: the good ones."""
-    prefix = f"{folder}/" if folder else ""
-    names = {path.removeprefix(prefix) for path in files if path.startswith(prefix)}
-    return {name for name in names if NAME.match(name) and f"{name}.sha256" in names}
-
-
-def stamp_of(name: str) -> datetime:
-    match = NAME.match(name)
-    assert match, name
-    return datetime.strptime(match.group(1), STAMP).replace(tzinfo=UTC)
-
-
 # --- the drill ---------------------------------------------------------------------------
 
 
@@ -370,7 +356,7 @@ def test_a_lost_host_is_restored_from_the_off_host_copy(drill: Drill) -> None:
     # The new service saw the target's backup younger than its interval and took none of the
     # empty database: the lost host's backup is still the newest, on the target.
     assert f"the newest good backup is on {TARGET}" in _logs("depot-backup")
-    assert max(good_backups(target_files(drill), "depot/drill"), key=stamp_of) == newest
+    assert max(good_backups(target_files(drill), NAME, "depot/drill/"), key=stamp_of) == newest
 
     kept = databases()
     dry = depot_cli("restore", "--dry-run")  # needs no identity: nothing is decrypted
@@ -435,7 +421,10 @@ def _remove(drill: Drill, *names: str) -> None:
 def test_a_corrupted_dump_is_refused_and_the_database_kept(drill: Drill) -> None:
     files = target_files(drill)
     # One the host does not hold (taken before the host was lost): a restore fetches it there.
-    name = max(good_backups(files, "depot/drill") - good_backups(local_files(drill)), key=stamp_of)
+    name = max(
+        good_backups(files, NAME, "depot/drill/") - good_backups(local_files(drill), NAME),
+        key=stamp_of,
+    )
     original = files[f"depot/drill/{name}"]
     # One byte changed on the target after its checksum was written: bit rot, a bad copy.
     flipped = bytearray(original)
@@ -473,7 +462,7 @@ def test_no_password_and_no_plain_dump_in_logs_volume_or_target(drill: Drill) ->
 
     target = target_files(drill)
     local = local_files(drill)
-    assert good_backups(target, "depot/drill")
+    assert good_backups(target, NAME, "depot/drill/")
     for where, files in (("target", target), ("postgres-backups", local)):
         for path, content in files.items():
             assert not [c for c in canaries if c.encode() in content], f"{where}: {path}"

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from depot.standins import ensure_backup_image
+from tests.engine.backup_names import STAMP, backup_name, good_backups, stamp_of
 from tests.engine.conftest import FIGURES, engine_in_use, names_resolved_by_the_engine
 from tests.engine.harness import TIER_LABEL, VOLUME_MOUNT, docker, volume_archive
 
@@ -43,8 +44,7 @@ SEED_SQL = (
 STACK = "agent"
 TARGET = "offsite:depot"
 TARGET_FOLDER = "depot/"  # TARGET's path on the SFTP server's volume
-STAMP = "%Y%m%dT%H%M%SZ"  # a backup's name: <stack>-<STAMP>.dump.age
-BACKUP_NAME = re.compile(rf"^{STACK}-(\d{{8}}T\d{{6}}Z)\.dump\.age$")
+BACKUP_NAME = backup_name(STACK)
 READY_TIMEOUT = 90  # seconds for postgres, the SFTP server and the first backup
 POLL = 0.5
 BUSYBOX_APPLETS = "/tmp/busybox"  # in the service's tmpfs: `busybox --install -s` links
@@ -578,18 +578,6 @@ def test_backups_taken_while_the_target_is_down_stay_until_they_are_on_it(site: 
 # --- a month of retention ---------------------------------------------------------------
 
 
-def good_backups(files: Iterable[str], folder: str = "") -> set[str]:
-    """The backups in ``folder`` that have their sidecar: the good ones."""
-    names = {path.removeprefix(folder) for path in files if path.startswith(folder)}
-    return {name for name in names if BACKUP_NAME.match(name) and f"{name}.sha256" in names}
-
-
-def stamp_of(name: str) -> datetime:
-    match = BACKUP_NAME.match(name)
-    assert match, name
-    return datetime.strptime(match.group(1), STAMP).replace(tzinfo=UTC)
-
-
 def gfs(
     stamps: Iterable[datetime], hourly: int, daily: int, weekly: int, monthly: int
 ) -> set[datetime]:
@@ -619,7 +607,7 @@ def test_retention_keeps_exactly_the_promised_set_across_a_month(site: Site) -> 
     the target keeps exactly the grandfather-father-son set, the host the newest two."""
     # A small database from here: the month is about retention, not dump sizes.
     psql(site.postgres, "DROP TABLE engine_rows")
-    before = good_backups(site.volume_files("offsite"), TARGET_FOLDER)
+    before = good_backups(site.volume_files("offsite"), BACKUP_NAME, TARGET_FOLDER)
     first = datetime(datetime.now(UTC).year + 1, 1, 15, tzinfo=UTC)
     days = [first + timedelta(days=n) for n in range(31)]  # 15 Jan .. 14 Feb, one run a day
     began = time.monotonic()
@@ -634,10 +622,10 @@ def test_retention_keeps_exactly_the_promised_set_across_a_month(site: Site) -> 
 
     every = {stamp_of(name) for name in before} | set(days)
     expected = gfs(every, hourly=0, daily=7, weekly=4, monthly=6)  # start_backup's rules
-    offsite = good_backups(site.volume_files("offsite"), TARGET_FOLDER)
+    offsite = good_backups(site.volume_files("offsite"), BACKUP_NAME, TARGET_FOLDER)
     on_target = {stamp_of(name) for name in offsite}
     assert sorted(on_target) == sorted(expected)
-    local = {stamp_of(name) for name in good_backups(site.volume_files("backups"))}
+    local = {stamp_of(name) for name in good_backups(site.volume_files("backups"), BACKUP_NAME)}
     assert sorted(local) == sorted(every)[-2:]  # DEPOT_BACKUP_KEEP_LOCAL=2
     FIGURES["backup retention"] = (
         f"31 daily runs in {month_seconds:.0f} s; kept {len(on_target)} on the target "
