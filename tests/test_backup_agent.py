@@ -20,16 +20,17 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
 from tests.conftest import PROJECT_DIR
+from tests.together import Together
 
 SCRIPT = PROJECT_DIR / "docker" / "backup" / "depot-backup"
 DOCKERFILE = PROJECT_DIR / "docker" / "backup.Dockerfile"
@@ -386,10 +387,8 @@ def stop() -> Iterator[Callable[[subprocess.Popen[str]], tuple[int, str, str]]]:
 #
 # These tests mostly wait on the script's clock (slots, retry delays, the 2 s poll for postgres):
 # one after another, both shells, they kept a worker waiting for over 40 s. Each is written as
-# an ordinary test; @side_by_side runs it, with a box of its own, in a thread started together
-# with the others the first time one of them is reached, and the test then waits for its own
-# and fails as it would have (its assertions run in that thread, unchanged). They are one
-# xdist group, so a single worker runs them all (`--dist loadgroup`, pyproject.toml).
+# an ordinary test; @side_by_side runs it, with a box of its own, with the others
+# (tests/together.py).
 
 TimedTest = Callable[..., None]
 SIDE_BY_SIDE: dict[str, TimedTest] = {}
@@ -409,7 +408,7 @@ def side_by_side(test: TimedTest) -> Callable[[Shell, SideBySide], None]:
 
 
 class SideBySide:
-    """The time-driven tests this session runs, all started at once (see above)."""
+    """The time-driven tests this session runs, all started at once (tests/together.py)."""
 
     def __init__(
         self,
@@ -420,17 +419,18 @@ class SideBySide:
         self.wanted = wanted
         self.identity = identity
         self.factory = factory
-        self.pool = ThreadPoolExecutor(max_workers=max(1, len(wanted)))
-        self.futures: dict[tuple[str, str], Future[None]] = {}
+        self.together = Together(self._boxed, timeout=180)
+
+    def _boxed(self) -> dict[Hashable, Callable[[], None]]:
+        """Each test with a box of its own, made here before any starts."""
+        started: dict[Hashable, Callable[[], None]] = {}
+        for name, shell in self.wanted:
+            box = make_box(shell, self.factory.mktemp(f"{shell.name}-{name[5:40]}"), self.identity)
+            started[(name, shell.name)] = partial(_run_timed, SIDE_BY_SIDE[name], box)
+        return started
 
     def outcome(self, name: str, shell: Shell) -> None:
-        if not self.futures:
-            for wanted_name, wanted_shell in self.wanted:
-                root = self.factory.mktemp(f"{wanted_shell.name}-{wanted_name[5:40]}")
-                box = make_box(wanted_shell, root, self.identity)
-                future = self.pool.submit(_run_timed, SIDE_BY_SIDE[wanted_name], box)
-                self.futures[(wanted_name, wanted_shell.name)] = future
-        self.futures[(name, shell.name)].result(timeout=180)  # raises what the test raised
+        self.together.wait((name, shell.name))  # raises what the test raised
 
 
 def _run_timed(test: TimedTest, box: Box) -> None:
@@ -458,7 +458,7 @@ def timed(
     ]
     side = SideBySide(wanted, identity, tmp_path_factory)
     yield side
-    side.pool.shutdown(wait=True)
+    side.together.close()
 
 
 # --- seeded backups and an independent retention model --------------------------------------

@@ -10,8 +10,8 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from depot.outputs.swarm_stack import stack_yaml
 from depot.recording import Recording
 from depot.resource_types import CONTAINER, SERVICE
 from tests.conftest import STACKS, stack_config
+from tests.together import Together
 
 WAITING = "another postgres holds the data directory"
 SETTLE = 1.0  # seconds a waiting script is given to (wrongly) go on
@@ -103,10 +104,7 @@ def test_the_compose_export_and_the_stack_file_start_postgres_behind_the_lock(
 #
 # Each of them gives a script that must wait about 1.3 s to (wrongly) go on: one after another
 # they kept a worker idle for 4 s. Each is written as an ordinary test on its own data
-# directory; @side_by_side runs it in a thread started together with the others the first time
-# one of them is reached, and the test then waits for its own and fails as it would have (its
-# assertions run in that thread, unchanged). They are one xdist group, so a single worker runs
-# them all (`--dist loadgroup`, pyproject.toml).
+# directory; @side_by_side runs it with the others (tests/together.py).
 
 Scenario = Callable[[Path], None]
 SCENARIOS: dict[str, Scenario] = {}
@@ -145,18 +143,18 @@ def waits(
         for item in request.session.items
         if isinstance(item, pytest.Function) and item.originalname in SCENARIOS
     ]
-    pool = ThreadPoolExecutor(max_workers=max(1, len(wanted)))
-    futures: dict[str, Future[None]] = {}
 
-    def outcome(name: str) -> None:
-        if not futures:
-            for each in wanted:
-                root = tmp_path_factory.mktemp(each[5:40])
-                futures[each] = pool.submit(_in_a_data_directory, SCENARIOS[each], root)
-        futures[name].result(timeout=60)  # raises what the scenario raised
+    def prepare() -> dict[Hashable, Callable[[], None]]:
+        return {
+            each: partial(
+                _in_a_data_directory, SCENARIOS[each], tmp_path_factory.mktemp(each[5:40])
+            )
+            for each in wanted
+        }
 
-    yield outcome
-    pool.shutdown(wait=True)
+    together = Together(prepare, timeout=60)
+    yield together.wait  # raises what the scenario raised
+    together.close()
 
 
 DEFAULT_SIGNALS = ("env", "--default-signal=INT,QUIT,TERM")  # coreutils' env, 8.31 and later
