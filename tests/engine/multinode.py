@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.engine.swarm import wait_until as swarm_wait_until
 
@@ -411,13 +411,13 @@ class Cluster:
                 node.process.kill()
         # Each node's removal (its leftovers killed, mounts, cgroups, folders of ~600 MB of
         # image layers) beside the others'; the cleanup stack then finds them done and removes
-        # the namespaces and the root.
-        removals = [threading.Thread(target=self._remove_node, args=(n,)) for n in self.nodes]
-        for removal in removals:
-            removal.start()
-        for removal in removals:
-            removal.join(timeout=120)
-        self._cleanup.close()
+        # the namespaces and the root. A removal that fails here is tried again by the stack,
+        # and ``leftovers`` names whatever stays.
+        try:
+            with contextlib.suppress(AssertionError):
+                side_by_side(self._remove_node, self.nodes, timeout=120)
+        finally:
+            self._cleanup.close()
 
 
 def side_by_side(action: Callable[[Node], None], nodes: Sequence[Node], timeout: float) -> None:
@@ -443,6 +443,35 @@ def side_by_side(action: Callable[[Node], None], nodes: Sequence[Node], timeout:
         if thread.is_alive()
     ]
     assert not errors, errors
+
+
+_T = TypeVar("_T")
+
+
+def in_the_background(what: str, action: Callable[[], _T]) -> Callable[[float], _T]:
+    """``action`` started now in a thread of its own (a daemon: a hung one never holds the
+    interpreter); the returned call waits up to its timeout for the result, and raises what
+    ``action`` raised, or an AssertionError naming ``what`` if it is not done by then."""
+    outcome: list[_T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(action())
+        except BaseException as error:  # raised by the wait, in the caller's thread
+            failed.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def wait(timeout: float) -> _T:
+        thread.join(timeout=timeout)
+        if failed:
+            raise failed[0]
+        assert outcome, f"{what}: not done within {timeout:g} s"
+        return outcome[0]
+
+    return wait
 
 
 SEED_PARTS = ("image", "overlay2")  # a data root's image store, as the overlay2 driver keeps it

@@ -58,6 +58,7 @@ from tests.engine.multinode import (
     NodeRole,
     ProbeResult,
     cluster_of,
+    in_the_background,
     leftovers,
     multinode_unavailable,
     postmasters,
@@ -181,25 +182,15 @@ def depot(request: pytest.FixtureRequest) -> Iterator[Depot]:
 
 def _loading(cluster: Cluster, archive: Path) -> Callable[[], None]:
     """The stand-ins loaded on every node in the background (while the deployment is
-    prepared: the sftp target, keys, files); the returned call waits for it, once."""
-    started, failed = time.monotonic(), []
+    prepared: the sftp target, keys, files); the returned call waits for it."""
+    started = time.monotonic()
 
     def load() -> None:
-        try:
-            cluster.load_images(archive)
-        except AssertionError as error:
-            failed.append(str(error))
+        cluster.load_images(archive)
         FIGURES["multinode: stand-ins loaded on every node"] = f"{time.monotonic() - started:.0f} s"
 
-    loader = threading.Thread(target=load, daemon=True)
-    loader.start()
-
-    def wait() -> None:
-        loader.join(timeout=330)
-        assert not loader.is_alive(), "the stand-ins were not loaded within 330 s"
-        assert not failed, failed
-
-    return wait
+    loading = in_the_background("the stand-ins loaded on every node", load)
+    return lambda: loading(330)
 
 
 def _save(request: pytest.FixtureRequest, names: Any, target: Path) -> None:
@@ -686,25 +677,14 @@ def test_a_node_without_data_lost_and_back(depot: Depot) -> None:
     cluster.restart_node(victim)
     # The leader watched from the moment the engine answers, beside the waits for the node
     # to be ready and for its orphaned tasks to end (they do not depend on each other).
-    watched: list[tuple[float, float]] = []
-    failed: list[str] = []
-
-    def watch_the_leader() -> None:
-        try:
-            watched.append(_leaderless_seconds(manager, victim))
-        except AssertionError as error:
-            failed.append(str(error))
-
-    watch = threading.Thread(target=watch_the_leader, daemon=True)
-    watch.start()
+    watching = in_the_background(
+        "the leader watch after the rejoin", lambda: _leaderless_seconds(manager, victim)
+    )
     wait_until(f"{victim.name} ready again", lambda: _node_state(manager, victim) == "ready", 60)
     ready = time.monotonic() - started
     # The restarted engine ends its orphaned tasks; nothing moves back by itself.
     wait_until(f"{victim.name}'s orphaned tasks ended", lambda: _stateless_on(victim) == 0, 30)
-    watch.join(timeout=100)
-    assert not failed, failed
-    assert watched, "the leader watch after the rejoin did not end within 100 s"
-    ((leaderless, agreed),) = watched
+    leaderless, agreed = watching(100)
     FIGURES[f"multinode: {victim.name} rejoined"] = (
         f"ready {ready:.1f} s after its engine restarted; no leader for {leaderless:.1f} s "
         f"(it named the leader {agreed:.1f} s after its engine answered); its orphaned tasks "
